@@ -1,0 +1,1 @@
+//! LLM diagnosis for AIAnalysis (kube-free core).

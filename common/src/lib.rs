@@ -1,0 +1,5 @@
+//! Process plumbing shared by fabricwatch binaries. See the crate README.
+
+pub mod serve;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,1 @@
+//! The `fabricwatch.io/v1alpha1` API: MonitorTarget, AlertRule, AIAnalysis.

@@ -1,0 +1,1 @@
+//! The fabricwatch node agent.

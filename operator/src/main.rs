@@ -1,0 +1,45 @@
+//! `fabricwatch-operator`: one binary, three workloads.
+
+use clap::{Parser, Subcommand};
+use fabricwatch_common::telemetry::{self, LogFormat};
+
+mod controller;
+
+#[derive(Debug, Parser)]
+#[command(name = "fabricwatch-operator", version, about = "fabricwatch Kubernetes operator")]
+struct Cli {
+    /// Log format: text or json.
+    #[arg(long, env = "FABRICWATCH_LOG_FORMAT", default_value = "text", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Reconcile MonitorTargets, AlertRules and AIAnalyses into agents and central workloads.
+    Controller(controller::Args),
+    /// Ingest agent reports, compute health, evaluate alerts, run AI analyses, write status.
+    Analytics(fabricwatch_analytics::Args),
+    /// Deliver notifications to Slack, Telegram, email, webhooks and Alertmanager.
+    Notifier(fabricwatch_notifier::Args),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format, "info,kube=warn,tower=warn,hyper=warn");
+    let result = match cli.command {
+        Command::Controller(args) => controller::run(args).await,
+        Command::Analytics(args) => fabricwatch_analytics::run(args).await,
+        Command::Notifier(args) => fabricwatch_notifier::run(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("fabricwatch-operator: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

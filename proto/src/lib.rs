@@ -1,0 +1,40 @@
+//! Versioned wire types exchanged between fabricwatch components.
+//!
+//! * [`report`]: what a node agent pushes to analytics every interval, and the answer.
+//! * [`notify`]: what analytics asks the notifier to deliver.
+//!
+//! All types serialize as camelCase JSON. Durations are seconds as `f64`, times are
+//! RFC 3339 UTC, rates are per second unless the field name says otherwise.
+
+pub mod notify;
+pub mod report;
+
+/// Reference to a namespaced Kubernetes object, by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    /// Namespace of the object.
+    pub namespace: String,
+    /// Name of the object.
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Severity shared by health, alerts and findings, ordered from least to most severe.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum Severity {
+    /// Informational.
+    #[default]
+    Info,
+    /// Needs attention soon.
+    Warning,
+    /// Needs attention now.
+    Critical,
+}
