@@ -4,7 +4,11 @@
 #[derive(Clone, Debug, clap::Args)]
 pub struct Args {
     /// Address to serve agent reports, the JSON API, /metrics and health on.
-    #[arg(long, env = "FABRICWATCH_ANALYTICS_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "FABRICWATCH_ANALYTICS_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
     pub listen: std::net::SocketAddr,
 }
 

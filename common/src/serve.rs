@@ -43,8 +43,17 @@ pub fn ops_router(registry: Registry, ready: Readiness) -> Router {
 async fn metrics(State(s): State<OpsState>) -> impl IntoResponse {
     let mut buf = Vec::with_capacity(16 * 1024);
     match TextEncoder::new().encode(&s.registry.gather(), &mut buf) {
-        Ok(()) => (StatusCode::OK, [("content-type", TextEncoder::new().format_type().to_string())], buf).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics failed: {e}")).into_response(),
+        Ok(()) => (
+            StatusCode::OK,
+            [("content-type", TextEncoder::new().format_type().to_string())],
+            buf,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics failed: {e}"),
+        )
+            .into_response(),
     }
 }
 
@@ -69,6 +78,8 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     tracing::info!(%addr, "serving");
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }

@@ -18,7 +18,9 @@ impl std::str::FromStr for LogFormat {
         match s {
             "text" => Ok(Self::Text),
             "json" => Ok(Self::Json),
-            other => Err(format!("unknown log format {other:?}: expected text or json")),
+            other => Err(format!(
+                "unknown log format {other:?}: expected text or json"
+            )),
         }
     }
 }
@@ -26,7 +28,8 @@ impl std::str::FromStr for LogFormat {
 /// Installs the global `tracing` subscriber. The filter comes from `RUST_LOG`, else `default_filter`
 /// (e.g. `"info"`). Calling it twice is harmless (the second call does nothing).
 pub fn init(format: LogFormat, default_filter: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

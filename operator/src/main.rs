@@ -6,10 +6,19 @@ use fabricwatch_common::telemetry::{self, LogFormat};
 mod controller;
 
 #[derive(Debug, Parser)]
-#[command(name = "fabricwatch-operator", version, about = "fabricwatch Kubernetes operator")]
+#[command(
+    name = "fabricwatch-operator",
+    version,
+    about = "fabricwatch Kubernetes operator"
+)]
 struct Cli {
     /// Log format: text or json.
-    #[arg(long, env = "FABRICWATCH_LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "FABRICWATCH_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,

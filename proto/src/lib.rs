@@ -2,15 +2,28 @@
 //!
 //! * [`report`]: what a node agent pushes to analytics every interval, and the answer.
 //! * [`notify`]: what analytics asks the notifier to deliver.
+//! * [`agent_config`]: the node agent's config file, rendered by the controller.
 //!
 //! All types serialize as camelCase JSON. Durations are seconds as `f64`, times are
 //! RFC 3339 UTC, rates are per second unless the field name says otherwise.
 
+pub mod agent_config;
 pub mod notify;
 pub mod report;
 
 /// Reference to a namespaced Kubernetes object, by namespace and name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
     /// Namespace of the object.
@@ -27,7 +40,17 @@ impl std::fmt::Display for ObjectRef {
 
 /// Severity shared by health, alerts and findings, ordered from least to most severe.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub enum Severity {
     /// Informational.

@@ -287,7 +287,10 @@ mod tests {
     fn report_round_trips_and_omits_empty_sections() {
         let r = AgentReport {
             schema_version: REPORT_SCHEMA_VERSION,
-            target: ObjectRef { namespace: "ns".into(), name: "mt".into() },
+            target: ObjectRef {
+                namespace: "ns".into(),
+                name: "mt".into(),
+            },
             node: "n1".into(),
             agent_version: "0.1.0".into(),
             seq: 7,
@@ -296,7 +299,10 @@ mod tests {
         };
         let json = serde_json::to_value(&r).expect("serialize");
         assert_eq!(json["schemaVersion"], 1);
-        assert!(json.get("ping").is_none(), "empty ping list is omitted: {json}");
+        assert!(
+            json.get("ping").is_none(),
+            "empty ping list is omitted: {json}"
+        );
         let back: AgentReport = serde_json::from_value(json).expect("deserialize");
         assert_eq!(back, r);
     }
