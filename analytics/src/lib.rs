@@ -1,4 +1,23 @@
-//! Central analytics workload (`fabricwatch-operator analytics`).
+//! Central analytics workload (`fabricwatch-operator analytics`). See the crate README.
+
+pub mod alert;
+pub mod anomaly;
+pub mod derive;
+pub mod evaluator;
+pub mod fleet;
+pub mod health;
+pub mod http;
+pub mod k8s;
+pub mod metrics;
+pub mod notify;
+pub mod peers;
+pub mod policy;
+pub mod rules;
+pub mod score;
+pub mod state;
+pub mod stats;
+pub mod trigger;
+pub mod window;
 
 /// Command-line flags of `fabricwatch-operator analytics`.
 #[derive(Clone, Debug, clap::Args)]

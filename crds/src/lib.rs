@@ -1,1 +1,60 @@
-//! The `fabricwatch.io/v1alpha1` API: MonitorTarget, AlertRule, AIAnalysis.
+//! The `fabricwatch.io/v1alpha1` API: [`MonitorTarget`], [`AlertRule`], [`AIAnalysis`].
+//!
+//! * [`monitor_target`], [`alert_rule`], [`ai_analysis`]: the kinds, their specs and status.
+//! * [`notify`]: notification channels shared by AlertRule and AIAnalysis.
+//! * [`common`]: references, durations, cron schedules, severities, conditions.
+//! * [`validation`]: what the OpenAPI schema cannot check (`validate()` on each spec).
+//! * [`crd`]: the CustomResourceDefinitions, made structural for Kubernetes 1.20+, and their YAML.
+//!
+//! Status is shared by several writers through server-side apply, each with its own field
+//! manager ([`FIELD_MANAGER_OPERATOR`], [`FIELD_MANAGER_ANALYTICS`], [`FIELD_MANAGER_NOTIFIER`]);
+//! every status field is optional and skipped when unset so an apply patch carries only what
+//! its writer owns.
+
+pub mod ai_analysis;
+pub mod alert_rule;
+pub mod common;
+pub mod crd;
+pub mod monitor_target;
+pub mod notify;
+pub mod validation;
+
+pub use ai_analysis::{AIAnalysis, AIAnalysisSpec, AIAnalysisStatus};
+pub use alert_rule::{AlertRule, AlertRuleSpec, AlertRuleStatus};
+pub use common::{Condition, CronSchedule, Duration, Severity, Time};
+pub use monitor_target::{MonitorTarget, MonitorTargetSpec, MonitorTargetStatus};
+pub use validation::{Errors, FieldError};
+
+/// API group.
+pub const GROUP: &str = "fabricwatch.io";
+/// API version.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` of the three kinds.
+pub const API_VERSION: &str = "fabricwatch.io/v1alpha1";
+/// Category listing all three kinds (`kubectl get fabricwatch`).
+pub const CATEGORY: &str = "fabricwatch";
+
+/// Field manager of the operator's controller (spec children, `observedGeneration`,
+/// conditions Accepted and Ready, `status.nodes.desired`/`ready`).
+pub const FIELD_MANAGER_OPERATOR: &str = "fabricwatch-operator";
+/// Field manager of analytics (health, summaries, alert state, AI results).
+pub const FIELD_MANAGER_ANALYTICS: &str = "fabricwatch-analytics";
+/// Field manager of the notifier (AlertRule `status.notifications`).
+pub const FIELD_MANAGER_NOTIFIER: &str = "fabricwatch-notifier";
+
+/// Condition types used across the kinds.
+pub mod condition_types {
+    /// The spec is valid and its references resolve (operator).
+    pub const ACCEPTED: &str = "Accepted";
+    /// MonitorTarget: agents rolled out (operator). AlertRule/AIAnalysis: evaluated (analytics).
+    pub const READY: &str = "Ready";
+    /// MonitorTarget: every node within thresholds (analytics).
+    pub const HEALTHY: &str = "Healthy";
+    /// MonitorTarget: some node beyond a threshold or silent (analytics).
+    pub const DEGRADED: &str = "Degraded";
+    /// AIAnalysis: the daily budget is spent (analytics).
+    pub const BUDGET_EXCEEDED: &str = "BudgetExceeded";
+    /// AIAnalysis: the last provider call failed (analytics); reasons Timeout, RateLimited,
+    /// AuthFailed, InvalidResponse.
+    pub const PROVIDER_ERROR: &str = "ProviderError";
+}

@@ -23,30 +23,58 @@ K8S_CACHE=$CACHE/k8s-$K8S_DEB_VERSION
 STATE=${FABRICWATCH_E2E_DIR:-/var/tmp/fabricwatch-e2e}
 
 # --- network / ports --------------------------------------------------------------------
+# All addresses live in 10.78.0.0/16:
+#   10.78.0.0/24     node network on bridge fwbr0: host (control plane) .1, node N .(10+N)
+#   10.78.64.0/18    Service ClusterIPs (kubernetes.default = 10.78.64.1)
+#   10.78.128.0/17   pod network: node N owns 10.78.(128+N).0/24
 BRIDGE=fwbr0
-NET_PREFIX=10.78.0            # node network 10.78.0.0/24: bridge .1, node N = .(10+N)
+NET_PREFIX=10.78.0
 BRIDGE_IP=$NET_PREFIX.1
-POD_PREFIX=10.78             # pod network: node N gets 10.78.(100+N).0/24
-CLUSTER_CIDR=10.78.0.0/16
-SERVICE_CIDR=10.79.0.0/16
-KUBERNETES_SVC_IP=10.79.0.1
-ETCD_CLIENT_PORT=32479
-ETCD_PEER_PORT=32480
-API_PORT=36643
-KCM_PORT=30457
-SCHED_PORT=30459
-MAX_NODES=9
-NODE_PREFIX=fw-n             # node names fw-n1 .. fw-nN
-NETNS_PREFIX=fwn             # network namespaces fwn1 .. fwnN
-VETH_PREFIX=fwv              # host side of node N's veth: fwvN
-CGROUP_PREFIX=fabricwatch-n  # kubelet cgroupRoot /fabricwatch-nN
+CLUSTER_CIDR=10.78.128.0/17
+SERVICE_CIDR=10.78.64.0/18
+KUBERNETES_SVC_IP=10.78.64.1
+ETCD_CLIENT_PORT=32479        # 127.0.0.1 only
+ETCD_PEER_PORT=32480          # 127.0.0.1 only
+API_PORT=36643                # kube-apiserver on $BRIDGE_IP only
+KCM_PORT=30457                # kube-controller-manager secure port, 127.0.0.1
+SCHED_PORT=30459              # kube-scheduler secure port, 127.0.0.1
+MAX_NODES=20
+NODE_PREFIX=fw-n              # node names fw-n1 .. fw-nN
+NETNS_PREFIX=fwn              # network namespaces fwn1 .. fwnN (ip netns list)
+VETH_PREFIX=fwv               # host side of node N's veth: fwvN (node side: eth0)
+CGROUP_PREFIX=fabricwatch     # cgroups /fabricwatch-cp (control plane), /fabricwatch-nN (node N)
 # Where each node's private copy of the RoCE sysfs fixture is mounted (node mount ns only).
 FIXTURE_MOUNT=/var/lib/fabricwatch-e2e/sys
 
-node_ip()    { echo "$NET_PREFIX.$((10 + $1))"; }
-pod_cidr()   { echo "$POD_PREFIX.$((100 + $1)).0/24"; }
-node_name()  { echo "$NODE_PREFIX$1"; }
-node_netns() { echo "$NETNS_PREFIX$1"; }
+node_ip()     { echo "$NET_PREFIX.$((10 + $1))"; }
+pod_cidr()    { echo "10.78.$((128 + $1)).0/24"; }
+node_name()   { echo "$NODE_PREFIX$1"; }
+node_netns()  { echo "$NETNS_PREFIX$1"; }
+node_cgroup() { echo "$CGROUP_PREFIX-n$1"; }
+CP_CGROUP=$CGROUP_PREFIX-cp
+
+# --- cgroups ----------------------------------------------------------------------------
+# Every process the cluster starts lives in /fabricwatch-cp or /fabricwatch-nN (in the pids
+# hierarchy on cgroup v1, the unified tree on v2), so `down` finds all of them, pod
+# containers and shims included, and nothing else.
+cgroup_v2() { [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" = cgroup2fs ]; }
+# The hierarchies a node's cgroup root must exist in (kubelet's cgroupfs driver uses them all).
+cgroup_hierarchies() {
+  if cgroup_v2; then echo /sys/fs/cgroup; return; fi
+  local h
+  for h in /sys/fs/cgroup/*; do
+    [ -d "$h" ] && [ ! -L "$h" ] && [ "${h##*/}" != unified ] && echo "$h"
+  done
+}
+# The hierarchy used to track processes.
+cgroup_track() { if cgroup_v2; then echo /sys/fs/cgroup; else echo /sys/fs/cgroup/pids; fi; }
+# PIDs in cgroup $1 (relative name) and all its descendants.
+cgroup_pids() {
+  local root
+  root=$(cgroup_track)/$1
+  [ -d "$root" ] || return 0
+  find "$root" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -un
+}
 
 # --- helpers ----------------------------------------------------------------------------
 T0=${T0:-$(date +%s%N)}

@@ -1,4 +1,137 @@
-fn main() {
-    eprintln!("fabricwatch-agent is not built yet");
-    std::process::exit(2);
+//! `fabricwatch-agent`: the per-node agent (see README.md).
+//!
+//! * `fabricwatch-agent [--standalone] [--config FILE] [flags]`: run the agent.
+//! * `fabricwatch-agent probe [options] TARGET...`: one ping round printed as JSON (for
+//!   troubleshooting, tests and benchmarks).
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use fabricwatch_agent::{
+    agent::{Agent, Identity},
+    config::{self, FlagOverrides},
+    ping::{build_targets, PingCollector, RoundSettings},
+};
+use fabricwatch_common::telemetry::{self, LogFormat};
+use fabricwatch_proto::report::ProbeProtocol;
+
+#[derive(Parser, Debug)]
+#[command(name = "fabricwatch-agent", version, about = "fabricwatch node agent: RDMA, ping-mesh and host collectors")]
+struct Cli {
+    /// YAML config file (every field optional; see README.md).
+    #[arg(long, env = "FABRICWATCH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Monitor this host only: no analytics, probe the default gateway unless
+    /// `ping.externalTargets` says otherwise.
+    #[arg(long)]
+    standalone: bool,
+    /// Root under which `class/infiniband` is read (overrides `sysfsRoot`).
+    #[arg(long)]
+    sysfs_root: Option<String>,
+    /// Root of the proc filesystem (overrides `procfsRoot`).
+    #[arg(long)]
+    procfs_root: Option<String>,
+    /// Address of `/metrics`, `/healthz`, `/readyz`, `/status` (overrides `listen`).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Directory for periodic JSON snapshots (overrides `snapshotDir`).
+    #[arg(long)]
+    snapshot_dir: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, env = "FABRICWATCH_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Probe targets once (COUNT probes each, INTERVAL apart) and print per-peer JSON.
+    Probe {
+        /// Probes per target.
+        #[arg(long, default_value_t = 10)]
+        count: u32,
+        /// Milliseconds between probes to one target.
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+        /// Per-probe timeout in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+        /// icmp or tcp.
+        #[arg(long, default_value = "icmp")]
+        protocol: String,
+        /// Port for TCP probes.
+        #[arg(long, default_value_t = 22)]
+        tcp_port: u16,
+        /// Targets (IPs, IP:port, host names).
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format, "info");
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fabricwatch-agent: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fabricwatch-agent: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Probe { count, interval_ms, timeout_ms, protocol, tcp_port, targets }) = cli.command {
+        let protocol = match protocol.as_str() {
+            "icmp" => ProbeProtocol::Icmp,
+            "tcp" => ProbeProtocol::Tcp,
+            other => anyhow::bail!("--protocol: {other:?} is not icmp or tcp"),
+        };
+        let timeout = Duration::from_millis(timeout_ms);
+        let settings = RoundSettings {
+            protocol,
+            tcp_port,
+            timeout,
+            packets: count.max(1),
+            window: Duration::from_millis(interval_ms) * count.max(1) + timeout,
+        };
+        let mut c = PingCollector::new();
+        let out = c.run_round(&build_targets(&[], &targets), &settings).await;
+        if let Some(e) = out.setup_error {
+            anyhow::bail!(e);
+        }
+        let json = serde_json::json!({
+            "socket": c.icmp_kind(),
+            "peers": out.reports,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
+    let flags = FlagOverrides {
+        sysfs_root: cli.sysfs_root,
+        procfs_root: cli.procfs_root,
+        listen: cli.listen,
+        snapshot_dir: cli.snapshot_dir,
+    };
+    let cfg = config::load(cli.config.as_deref(), std::env::vars(), &flags)?;
+    if !cli.standalone && cfg.analytics.is_none() {
+        anyhow::bail!(
+            "analytics.url is not configured: set it (config file or FABRICWATCH_ANALYTICS__URL) or run with --standalone"
+        );
+    }
+    let identity = Identity::from_env(|k| std::env::var(k).ok());
+    let agent = Agent::new(cfg, identity, cli.standalone)?;
+    agent.run(fabricwatch_common::shutdown::signal()).await
 }

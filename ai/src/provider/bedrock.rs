@@ -1,0 +1,189 @@
+//! Amazon Bedrock through the Converse API (`POST /model/{modelId}/converse`), using
+//! `aws-sdk-bedrockruntime` so SigV4 signing, credential refresh (IRSA web identity, ECS,
+//! IMDS) and endpoint resolution are the SDK's.
+//!
+//! The SDK's own retries are switched off (one attempt per `send`) so that the shared loop in
+//! [`super::complete`] decides; its attempt and operation timeouts are both set to the
+//! attempt timeout, because the SDK sets none by default.
+
+use std::time::Duration;
+
+use aws_sdk_bedrockruntime::config::http::HttpResponse;
+use aws_sdk_bedrockruntime::config::retry::RetryConfig;
+use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
+use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_bedrockruntime::error::{DisplayErrorContext, SdkError};
+use aws_sdk_bedrockruntime::operation::converse::ConverseError;
+use aws_sdk_bedrockruntime::types::{
+    ContentBlock, ConversationRole, ConverseOutput, InferenceConfiguration, Message,
+    SystemContentBlock,
+};
+use aws_sdk_bedrockruntime::Client;
+
+use super::{
+    AttemptError, ChatProvider, ChatRequest, ChatResponse, FailureReason, ProviderConfig,
+    ProviderCredentials, ProviderFailure,
+};
+
+/// A Bedrock Converse client for one model.
+#[derive(Debug, Clone)]
+pub struct BedrockProvider {
+    client: Client,
+    model: String,
+}
+
+impl BedrockProvider {
+    /// Builds the client: region and credentials from `cfg` or `aws-config`'s default chain,
+    /// `cfg.endpoint` as endpoint override. Fails with `InvalidConfig` when no region is set
+    /// anywhere or the model id is empty.
+    pub async fn build(cfg: &ProviderConfig) -> Result<BedrockProvider, ProviderFailure> {
+        let invalid = |message: String| ProviderFailure {
+            reason: FailureReason::InvalidConfig,
+            message,
+            attempts: 0,
+            status: None,
+        };
+        if cfg.model.trim().is_empty() {
+            return Err(invalid("bedrock needs a model id".into()));
+        }
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &cfg.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        match &cfg.credentials {
+            ProviderCredentials::AwsKeys {
+                access_key_id,
+                secret_access_key,
+                session_token,
+            } => {
+                loader = loader.credentials_provider(Credentials::new(
+                    access_key_id.expose(),
+                    secret_access_key.expose(),
+                    session_token.as_ref().map(|t| t.expose().to_string()),
+                    None,
+                    "fabricwatch-secret",
+                ));
+            }
+            ProviderCredentials::Default => {}
+            ProviderCredentials::ApiKey(_) => {
+                return Err(invalid(
+                    "bedrock takes AWS keys or the default chain, not an API key".into(),
+                ));
+            }
+        }
+        let sdk = loader.load().await;
+        if sdk.region().is_none() {
+            return Err(invalid(
+                "no AWS region: set spec.provider.region or AWS_REGION".into(),
+            ));
+        }
+        let attempt = cfg.effective_attempt_timeout();
+        let mut builder = aws_sdk_bedrockruntime::config::Builder::from(&sdk)
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(attempt.min(Duration::from_secs(10)))
+                    .operation_attempt_timeout(attempt)
+                    .operation_timeout(attempt)
+                    .build(),
+            );
+        if let Some(endpoint) = &cfg.endpoint {
+            builder = builder.endpoint_url(endpoint.clone());
+        }
+        Ok(BedrockProvider {
+            client: Client::from_conf(builder.build()),
+            model: cfg.model.clone(),
+        })
+    }
+}
+
+impl ChatProvider for BedrockProvider {
+    async fn attempt(&self, req: &ChatRequest) -> Result<ChatResponse, AttemptError> {
+        let message = Message::builder()
+            .role(ConversationRole::User)
+            .content(ContentBlock::Text(req.user.clone()))
+            .build()
+            .map_err(|e| AttemptError {
+                reason: FailureReason::InvalidConfig,
+                message: e.to_string(),
+                status: None,
+            })?;
+        let out = self
+            .client
+            .converse()
+            .model_id(&self.model)
+            .system(SystemContentBlock::Text(req.system.clone()))
+            .messages(message)
+            .inference_config(
+                InferenceConfiguration::builder()
+                    .max_tokens(i32::try_from(req.max_output_tokens).unwrap_or(i32::MAX))
+                    .temperature(0.0)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(classify)?;
+        let text = match out.output() {
+            Some(ConverseOutput::Message(m)) => m
+                .content()
+                .iter()
+                .filter_map(|b| match b {
+                    ContentBlock::Text(t) => Some(t.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join(""),
+            _ => String::new(),
+        };
+        let usage = out.usage();
+        Ok(ChatResponse {
+            text,
+            input_tokens: usage.and_then(|u| u64::try_from(u.input_tokens()).ok()),
+            output_tokens: usage.and_then(|u| u64::try_from(u.output_tokens()).ok()),
+            attempts: 1,
+        })
+    }
+}
+
+/// Maps an SDK error to a failure reason: modelled exceptions first, then the HTTP status.
+fn classify(err: SdkError<ConverseError, HttpResponse>) -> AttemptError {
+    let message = DisplayErrorContext(&err).to_string();
+    let (reason, status) = match &err {
+        SdkError::TimeoutError(_) => (FailureReason::Timeout, None),
+        SdkError::DispatchFailure(d) if d.is_timeout() => (FailureReason::Timeout, None),
+        SdkError::DispatchFailure(d) if d.is_user() => (FailureReason::InvalidConfig, None),
+        SdkError::DispatchFailure(_) => (FailureReason::Unavailable, None),
+        SdkError::ConstructionFailure(_) => (FailureReason::InvalidConfig, None),
+        SdkError::ResponseError(_) => (FailureReason::InvalidResponse, None),
+        SdkError::ServiceError(ctx) => {
+            let status = Some(ctx.raw().status().as_u16());
+            let reason = match ctx.err() {
+                ConverseError::ThrottlingException(_) => FailureReason::RateLimited,
+                ConverseError::AccessDeniedException(_) => FailureReason::AuthFailed,
+                ConverseError::ModelTimeoutException(_) => FailureReason::Timeout,
+                ConverseError::InternalServerException(_)
+                | ConverseError::ServiceUnavailableException(_)
+                | ConverseError::ModelNotReadyException(_) => FailureReason::Unavailable,
+                ConverseError::ValidationException(_)
+                | ConverseError::ResourceNotFoundException(_) => FailureReason::InvalidConfig,
+                _ => status
+                    .map(FailureReason::from_status)
+                    .unwrap_or(FailureReason::InvalidResponse),
+            };
+            (reason, status)
+        }
+        _ => (FailureReason::Unavailable, None),
+    };
+    // Credential-chain failures surface as dispatch/construction errors.
+    let reason =
+        if message.contains("failed to load credentials") || message.contains("no credentials") {
+            FailureReason::AuthFailed
+        } else {
+            reason
+        };
+    AttemptError {
+        reason,
+        message,
+        status,
+    }
+}

@@ -1,0 +1,750 @@
+//! In-memory state of every MonitorTarget's nodes: windows, detectors, health, problems,
+//! peers and the values AlertRules evaluate. Pure: time is passed in, no IO.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use fabricwatch_crds::alert_rule::{Metric, Scope};
+use fabricwatch_proto::{
+    agent_config::ThresholdsConfig,
+    report::{AgentReport, Peer},
+    ObjectRef,
+};
+use serde::Serialize;
+
+use crate::{
+    alert::SeriesKey,
+    anomaly::{Ewma, Mahalanobis},
+    derive::{derive, CounterSnapshot, NodeSample, PortKey},
+    health::{findings, is_stale, node_health, target_health, Finding, Health},
+    peers::{assign, Candidate},
+    stats::quantile,
+    window::{Sample, Window},
+};
+
+/// Anomaly scores are scaled so that a detector's alarm threshold is this value, matching the
+/// `anomaly_score` metric's documented meaning ("above 3 is unusual", in σ-equivalents).
+pub const ANOMALY_THRESHOLD: f64 = 3.0;
+
+/// Window of the `rdma_link_flaps` metric (the AlertRule API documents "last 10 minutes").
+pub const LINK_FLAP_WINDOW_MINUTES: i64 = 10;
+
+/// Series kept in rolling windows per node, with the noise floor `σ_min` of their EWMA
+/// detector (changes smaller than this are not anomalies whatever the history): loss 0.5 %,
+/// RTT p99 200 µs, jitter 100 µs, score 2 points, CPU 5 %, memory 2 %, RDMA errors 1/min.
+pub const SERIES: [(&str, f64); 7] = [
+    ("ping_loss_percent", 0.5),
+    ("ping_rtt_p99_seconds", 0.0002),
+    ("ping_jitter_seconds", 0.0001),
+    ("network_score", 2.0),
+    ("cpu_usage_percent", 5.0),
+    ("memory_used_percent", 2.0),
+    ("rdma_errors_per_minute", 1.0),
+];
+
+/// Per-target settings, from the MonitorTarget spec.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetConfig {
+    /// Agent interval, seconds (staleness is three of these).
+    pub interval_seconds: f64,
+    /// Health thresholds.
+    pub thresholds: ThresholdsConfig,
+    /// `spec.ping.peers.maxPeers`.
+    pub max_peers: Option<usize>,
+    /// `spec.ping.peers.topologyKey`: the node label whose value is a node's domain.
+    pub topology_key: Option<String>,
+    /// `metadata.generation`, echoed so status writers can tell spec changes apart.
+    pub generation: Option<i64>,
+}
+
+impl Default for TargetConfig {
+    fn default() -> Self {
+        Self {
+            interval_seconds: 10.0,
+            thresholds: ThresholdsConfig::default(),
+            max_peers: None,
+            topology_key: None,
+            generation: None,
+        }
+    }
+}
+
+/// Process-wide settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Samples per rolling window (at the default 10 s interval, 60 = 10 minutes).
+    pub window: usize,
+    /// Problems kept in a target view (the CRD's `problems` holds at most 20).
+    pub max_problems: usize,
+    /// A node silent this long is forgotten (bounded memory when nodes leave for good).
+    pub forget_after: Duration,
+    /// EWMA smoothing λ.
+    pub ewma_lambda: f64,
+    /// Points before a detector scores.
+    pub warmup: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { window: 60, max_problems: 20, forget_after: Duration::hours(1), ewma_lambda: 0.1, warmup: 12 }
+    }
+}
+
+/// Anomaly state of a node after its latest report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnomalyState {
+    /// Largest detector score, in σ-equivalents ([`ANOMALY_THRESHOLD`] = alarm).
+    pub score: f64,
+    /// Score per series (EWMA) and `multivariate` (Mahalanobis), for those that scored.
+    pub scores: BTreeMap<String, f64>,
+    /// Series at or above the threshold.
+    pub flagged: Vec<String>,
+    /// Since when some series is flagged.
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug)]
+struct NodeState {
+    address: Option<String>,
+    domain: Option<String>,
+    pod: Option<String>,
+    last_report: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    interval_seconds: f64,
+    seq: u64,
+    restarts: u64,
+    sample: NodeSample,
+    counters: CounterSnapshot,
+    windows: BTreeMap<&'static str, Window>,
+    port_flaps: BTreeMap<PortKey, Window>,
+    ewma: BTreeMap<&'static str, Ewma>,
+    multivariate: Mahalanobis,
+    anomaly: AnomalyState,
+    findings: Vec<Finding>,
+    problem_since: BTreeMap<String, DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct TargetState {
+    config: TargetConfig,
+    nodes: BTreeMap<String, NodeState>,
+    last_report: Option<DateTime<Utc>>,
+}
+
+/// What an accepted report produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IngestOutcome {
+    /// Peers for the push response.
+    pub peers: Vec<Peer>,
+    /// The node's anomaly state went from nothing flagged to something flagged.
+    pub new_anomaly: Option<AnomalyState>,
+    /// The agent's `seq` went down: it restarted.
+    pub agent_restarted: bool,
+}
+
+/// One top-N problem of a target.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// Node.
+    pub node: String,
+    /// Component path, e.g. `rdma/mlx5_0/1`; its first segment is `rdma`, `ping`, `host` or
+    /// `agent`.
+    pub component: String,
+    /// Warning or Critical.
+    pub severity: Health,
+    /// Human text.
+    pub message: String,
+    /// Since when it is continuously present.
+    pub since: DateTime<Utc>,
+}
+
+/// Fabric-wide figures of a target, over its reporting nodes' latest samples.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Highest loss of any reporting node to any peer, percent.
+    pub worst_loss_percent: Option<f64>,
+    /// 99th percentile (type 7) over every node-to-peer RTT p99, seconds.
+    pub rtt_p99_seconds: Option<f64>,
+    /// RDMA ports ACTIVE.
+    pub rdma_ports_active: u32,
+    /// RDMA ports down and not disabled.
+    pub rdma_ports_down: u32,
+    /// RDMA error increments per minute, all ports.
+    pub rdma_errors_per_minute: Option<f64>,
+    /// Flagged anomalous series, all nodes.
+    pub anomalies: u32,
+}
+
+/// Node counts of a target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeCounts {
+    /// Nodes known (reported at least once, not forgotten).
+    pub known: u32,
+    /// Reported within three intervals.
+    pub reporting: u32,
+    /// In Warning.
+    pub warning: u32,
+    /// In Critical.
+    pub critical: u32,
+}
+
+/// A target as dashboards and the status writer see it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetView {
+    /// The MonitorTarget.
+    pub target: ObjectRef,
+    /// Overall health.
+    pub health: Health,
+    /// Node counts.
+    pub nodes: NodeCounts,
+    /// Fabric-wide figures.
+    pub summary: Summary,
+    /// Worst problems first, at most `Settings::max_problems`.
+    pub problems: Vec<Problem>,
+    /// Latest report received from any node.
+    pub last_report_time: Option<DateTime<Utc>>,
+}
+
+/// Rolling statistics of one series of one node.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeriesStats {
+    /// Latest value.
+    pub last: Option<f64>,
+    /// Window mean.
+    pub mean: Option<f64>,
+    /// Window standard deviation.
+    pub std_dev: Option<f64>,
+    /// Window median.
+    pub p50: Option<f64>,
+    /// Window 99th percentile.
+    pub p99: Option<f64>,
+    /// Samples in the window.
+    pub samples: usize,
+}
+
+/// One node as dashboards see it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    /// Node name.
+    pub node: String,
+    /// Health.
+    pub health: Health,
+    /// Address peers probe.
+    pub address: Option<String>,
+    /// Topology domain.
+    pub domain: Option<String>,
+    /// Agent pod.
+    pub pod: Option<String>,
+    /// Collection time of the latest report.
+    pub last_report_time: DateTime<Utc>,
+    /// Agent restarts seen (sequence number drops).
+    pub agent_restarts: u64,
+    /// Findings of the latest report.
+    pub findings: Vec<Finding>,
+    /// Anomaly state.
+    pub anomaly: AnomalyState,
+    /// Rolling statistics per series.
+    pub series: BTreeMap<String, SeriesStats>,
+    /// Link flaps per port over the last 10 minutes.
+    pub link_flaps: BTreeMap<String, f64>,
+    /// The latest derived sample.
+    pub latest: NodeSample,
+}
+
+/// All targets' state.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    settings: Settings,
+    targets: BTreeMap<ObjectRef, TargetState>,
+}
+
+fn series_value(s: &NodeSample, name: &str) -> Option<f64> {
+    match name {
+        "ping_loss_percent" => s.loss_percent,
+        "ping_rtt_p99_seconds" => s.rtt_p99_seconds,
+        "ping_jitter_seconds" => s.jitter_seconds,
+        "network_score" => s.network_score,
+        "cpu_usage_percent" => s.cpu_usage_percent,
+        "memory_used_percent" => s.memory_used_percent,
+        "rdma_errors_per_minute" => s.rdma_errors_per_minute,
+        _ => None,
+    }
+}
+
+impl Fleet {
+    /// An empty fleet.
+    pub fn new(settings: Settings) -> Self {
+        Self { settings, targets: BTreeMap::new() }
+    }
+
+    /// Sets (or updates) a target's configuration; its nodes' state is kept.
+    pub fn configure(&mut self, target: ObjectRef, config: TargetConfig) {
+        self.targets.entry(target).or_default().config = config;
+    }
+
+    /// Forgets a target (deleted MonitorTarget).
+    pub fn remove(&mut self, target: &ObjectRef) {
+        self.targets.remove(target);
+    }
+
+    /// The configured or reporting targets.
+    pub fn targets(&self) -> impl Iterator<Item = &ObjectRef> {
+        self.targets.keys()
+    }
+
+    /// A target's configuration.
+    pub fn config(&self, target: &ObjectRef) -> Option<&TargetConfig> {
+        self.targets.get(target).map(|t| &t.config)
+    }
+
+    /// Total nodes held, all targets (for memory accounting).
+    pub fn node_count(&self) -> usize {
+        self.targets.values().map(|t| t.nodes.len()).sum()
+    }
+
+    /// Takes one report in. `domain` is the node's topology domain (value of the target's
+    /// `topologyKey` label), `now` the receive time. A target not configured yet is created
+    /// with defaults (its spec may still be on its way through the watch).
+    pub fn ingest(&mut self, report: &AgentReport, domain: Option<String>, now: DateTime<Utc>) -> IngestOutcome {
+        let settings = self.settings.clone();
+        let t = self.targets.entry(report.target.clone()).or_default();
+        let thresholds = t.config.thresholds.clone();
+        t.last_report = Some(t.last_report.map_or(now, |l| l.max(now)));
+        let interval = if report.interval_seconds.is_finite() && report.interval_seconds > 0.0 {
+            report.interval_seconds
+        } else {
+            t.config.interval_seconds
+        };
+        let node = t.nodes.entry(report.node.clone()).or_insert_with(|| NodeState {
+            address: None,
+            domain: None,
+            pod: None,
+            last_report: report.collected_at,
+            received_at: now,
+            interval_seconds: interval,
+            seq: report.seq,
+            restarts: 0,
+            sample: derive(report, None),
+            counters: CounterSnapshot::default(),
+            windows: SERIES.iter().map(|(n, _)| (*n, Window::new(settings.window))).collect(),
+            port_flaps: BTreeMap::new(),
+            ewma: SERIES
+                .iter()
+                .map(|(n, floor)| (*n, Ewma::new(settings.ewma_lambda, ANOMALY_THRESHOLD, *floor, settings.warmup)))
+                .collect(),
+            multivariate: Mahalanobis::new(SERIES.iter().map(|(_, f)| *f).collect(), settings.window, settings.warmup as usize),
+            anomaly: AnomalyState::default(),
+            findings: Vec::new(),
+            problem_since: BTreeMap::new(),
+        });
+        let agent_restarted = report.seq < node.seq;
+        if agent_restarted {
+            node.restarts += 1;
+            // A restarted agent's counters may have been reset with the driver; no rates from them.
+            node.counters = CounterSnapshot::default();
+        }
+        node.seq = report.seq;
+        node.address = report.node_ip.clone().or(node.address.take());
+        node.pod = report.pod.clone().or(node.pod.take());
+        node.domain = domain.or(node.domain.take());
+        node.interval_seconds = interval;
+        node.received_at = now;
+        let sample = derive(report, Some(&node.counters));
+        node.counters = CounterSnapshot::of(report);
+        node.last_report = node.last_report.max(report.collected_at);
+        let at = report.collected_at;
+        let mut features = Vec::with_capacity(SERIES.len());
+        let mut scores = BTreeMap::new();
+        for (name, _) in SERIES {
+            let v = series_value(&sample, name);
+            if let (Some(v), Some(w)) = (v, node.windows.get_mut(name)) {
+                w.push(at, v);
+            }
+            if let (Some(v), Some(d)) = (v, node.ewma.get_mut(name)) {
+                if let Some(s) = d.observe(v) {
+                    scores.insert(name.to_string(), s * ANOMALY_THRESHOLD);
+                }
+            }
+            // Absent sections are a constant 0 for the multivariate detector: no spurious
+            // correlation, and the ridge keeps the covariance invertible.
+            features.push(v.unwrap_or(0.0));
+        }
+        if let Some(s) = node.multivariate.observe(&features) {
+            scores.insert("multivariate".into(), s * ANOMALY_THRESHOLD);
+        }
+        for p in &sample.ports {
+            node.port_flaps
+                .entry((p.device.clone(), p.port))
+                .or_insert_with(|| Window::new(settings.window))
+                .push(at, p.link_flaps_total as f64);
+        }
+        let flagged: Vec<String> = scores.iter().filter(|(_, s)| **s >= ANOMALY_THRESHOLD).map(|(k, _)| k.clone()).collect();
+        let was_flagged = !node.anomaly.flagged.is_empty();
+        let since = if flagged.is_empty() { None } else { node.anomaly.since.or(Some(at)) };
+        node.anomaly = AnomalyState { score: scores.values().copied().fold(0.0, f64::max), scores, flagged, since };
+        let new_anomaly = (!was_flagged && !node.anomaly.flagged.is_empty()).then(|| node.anomaly.clone());
+        node.findings = findings(&sample, &thresholds);
+        let current: BTreeSet<&str> = node.findings.iter().map(|f| f.component.as_str()).collect();
+        node.problem_since.retain(|k, _| current.contains(k.as_str()));
+        for f in &node.findings {
+            node.problem_since.entry(f.component.clone()).or_insert(at);
+        }
+        node.sample = sample;
+        let peers = Self::peers_of(t, &report.node, now);
+        IngestOutcome { peers, new_anomaly, agent_restarted }
+    }
+
+    fn peers_of(t: &TargetState, me: &str, now: DateTime<Utc>) -> Vec<Peer> {
+        let candidates: Vec<Candidate> = t
+            .nodes
+            .iter()
+            .filter(|(_, n)| !is_stale(Some(n.received_at), n.interval_seconds, now))
+            .filter_map(|(name, n)| {
+                Some(Candidate { node: name.clone(), address: n.address.clone()?, domain: n.domain.clone() })
+            })
+            .collect();
+        let my_domain = t.nodes.get(me).and_then(|n| n.domain.as_deref()).filter(|_| t.config.topology_key.is_some());
+        assign(me, my_domain, &candidates, t.config.max_peers)
+    }
+
+    /// The peers `node` of `target` should probe: the other reporting agents with an address,
+    /// all of them or `maxPeers` by rendezvous hashing.
+    pub fn peers(&self, target: &ObjectRef, node: &str, now: DateTime<Utc>) -> Vec<Peer> {
+        self.targets.get(target).map(|t| Self::peers_of(t, node, now)).unwrap_or_default()
+    }
+
+    /// Drops nodes silent for longer than `Settings::forget_after`; returns how many.
+    pub fn forget_silent(&mut self, now: DateTime<Utc>) -> usize {
+        let horizon = self.settings.forget_after;
+        let mut dropped = 0;
+        for t in self.targets.values_mut() {
+            let before = t.nodes.len();
+            t.nodes.retain(|_, n| now - n.received_at <= horizon);
+            dropped += before - t.nodes.len();
+        }
+        dropped
+    }
+
+    fn health_of(n: &NodeState, now: DateTime<Utc>) -> Health {
+        // Staleness goes by receive time: agent clocks may be skewed.
+        node_health(&n.findings, Some(n.received_at), n.interval_seconds, now)
+    }
+
+    /// The view of `target` at `now`; `None` when unknown.
+    pub fn view(&self, target: &ObjectRef, now: DateTime<Utc>) -> Option<TargetView> {
+        let t = self.targets.get(target)?;
+        let mut counts = NodeCounts { known: t.nodes.len() as u32, ..Default::default() };
+        let mut summary = Summary::default();
+        let mut problems = Vec::new();
+        let mut healths = Vec::new();
+        let mut p99s = Vec::new();
+        for (name, n) in &t.nodes {
+            let h = Self::health_of(n, now);
+            healths.push(h);
+            match h {
+                Health::Unknown => {
+                    problems.push(Problem {
+                        node: name.clone(),
+                        component: "agent".into(),
+                        severity: Health::Critical,
+                        message: format!("agent has not reported since {}", n.received_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                        since: n.received_at,
+                    });
+                    continue;
+                }
+                Health::Warning => counts.warning += 1,
+                Health::Critical => counts.critical += 1,
+                Health::Healthy => {}
+            }
+            counts.reporting += 1;
+            let s = &n.sample;
+            summary.worst_loss_percent = [summary.worst_loss_percent, s.loss_percent].into_iter().flatten().reduce(f64::max);
+            p99s.extend(s.peers.iter().filter_map(|p| p.rtt_p99_seconds));
+            summary.rdma_ports_active += s.rdma_ports_active;
+            summary.rdma_ports_down += s.rdma_ports_down;
+            if let Some(e) = s.rdma_errors_per_minute {
+                *summary.rdma_errors_per_minute.get_or_insert(0.0) += e;
+            }
+            summary.anomalies += n.anomaly.flagged.len() as u32;
+            for f in &n.findings {
+                problems.push(Problem {
+                    node: name.clone(),
+                    component: f.component.clone(),
+                    severity: f.severity,
+                    message: f.message.clone(),
+                    since: n.problem_since.get(&f.component).copied().unwrap_or(n.last_report),
+                });
+            }
+        }
+        summary.rtt_p99_seconds = quantile(&p99s, 0.99);
+        problems.sort_by(|a, b| {
+            b.severity.rank().cmp(&a.severity.rank()).then(a.since.cmp(&b.since)).then_with(|| (&a.node, &a.component).cmp(&(&b.node, &b.component)))
+        });
+        problems.truncate(self.settings.max_problems);
+        Some(TargetView {
+            target: target.clone(),
+            health: target_health(healths),
+            nodes: counts,
+            summary,
+            problems,
+            last_report_time: t.last_report,
+        })
+    }
+
+    /// Views of every node of `target`.
+    pub fn nodes(&self, target: &ObjectRef, now: DateTime<Utc>) -> Option<Vec<NodeView>> {
+        let t = self.targets.get(target)?;
+        let since = now - Duration::minutes(LINK_FLAP_WINDOW_MINUTES);
+        Some(
+            t.nodes
+                .iter()
+                .map(|(name, n)| NodeView {
+                    node: name.clone(),
+                    health: Self::health_of(n, now),
+                    address: n.address.clone(),
+                    domain: n.domain.clone(),
+                    pod: n.pod.clone(),
+                    last_report_time: n.last_report,
+                    agent_restarts: n.restarts,
+                    findings: n.findings.clone(),
+                    anomaly: n.anomaly.clone(),
+                    series: n
+                        .windows
+                        .iter()
+                        .map(|(k, w)| {
+                            (
+                                k.to_string(),
+                                SeriesStats {
+                                    last: w.last().map(|s| s.value),
+                                    mean: w.mean(),
+                                    std_dev: w.std_dev(),
+                                    p50: w.quantile(0.5),
+                                    p99: w.quantile(0.99),
+                                    samples: w.len(),
+                                },
+                            )
+                        })
+                        .collect(),
+                    link_flaps: n.port_flaps.iter().map(|((d, p), w)| (format!("{d}/{p}"), w.increase_since(since))).collect(),
+                    latest: n.sample.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    /// The window of one series of one node, oldest first; `None` when unknown.
+    pub fn history(&self, target: &ObjectRef, node: &str, series: &str) -> Option<Vec<Sample>> {
+        let w = self.targets.get(target)?.nodes.get(node)?.windows.get(series)?;
+        Some(w.samples().copied().collect())
+    }
+
+    /// The values an AlertRule on `metric` with `scope` evaluates at `now`, one per series.
+    ///
+    /// Per node: ping metrics per (node, peer); RDMA error rates and link flaps per
+    /// (node, device, port); `disk_free_percent` per (node, mount point); others per node.
+    /// Only reporting nodes count, except for `agents_not_reporting` (1 for a silent node,
+    /// else 0). `target` scope folds them into one value: the sum for counts
+    /// (`rdma_ports_down`, `rdma_link_flaps`, `agents_not_reporting`), the minimum for
+    /// `disk_free_percent` and `network_score` (lower is worse), else the maximum.
+    pub fn series_values(&self, target: &ObjectRef, metric: Metric, scope: Scope, now: DateTime<Utc>) -> BTreeMap<SeriesKey, f64> {
+        let mut out = BTreeMap::new();
+        let Some(t) = self.targets.get(target) else { return out };
+        let flap_since = now - Duration::minutes(LINK_FLAP_WINDOW_MINUTES);
+        for (name, n) in &t.nodes {
+            let stale = is_stale(Some(n.received_at), n.interval_seconds, now);
+            let node_key = || SeriesKey::node(name);
+            if metric == Metric::AgentsNotReporting {
+                out.insert(node_key(), if stale { 1.0 } else { 0.0 });
+                continue;
+            }
+            if stale {
+                continue;
+            }
+            let s = &n.sample;
+            let peer_key = |p: &str| SeriesKey { peer: Some(p.to_string()), ..node_key() };
+            let port_key = |d: &str, p: u32| SeriesKey { device: Some(d.to_string()), port: Some(p), ..node_key() };
+            let port_rate = |names: &[&str]| -> Vec<(SeriesKey, f64)> {
+                s.ports
+                    .iter()
+                    .filter_map(|p| {
+                        let v: Vec<f64> = names.iter().filter_map(|c| p.error_rates_per_minute.get(*c).copied()).collect();
+                        (!v.is_empty()).then(|| (port_key(&p.device, p.port), v.iter().sum::<f64>()))
+                    })
+                    .collect()
+            };
+            match metric {
+                Metric::PingLossPercent => out.extend(s.peers.iter().map(|p| (peer_key(&p.peer), p.loss_percent))),
+                Metric::PingRttP99Seconds => {
+                    out.extend(s.peers.iter().filter_map(|p| Some((peer_key(&p.peer), p.rtt_p99_seconds?))))
+                }
+                Metric::PingJitterSeconds => {
+                    out.extend(s.peers.iter().filter_map(|p| Some((peer_key(&p.peer), p.jitter_seconds?))))
+                }
+                Metric::RdmaSymbolErrorsPerMinute => out.extend(port_rate(&["symbol_error"])),
+                Metric::RdmaLinkErrorsPerMinute => out.extend(port_rate(&["link_error_recovery", "link_downed"])),
+                Metric::RdmaRcvErrorsPerMinute => out.extend(port_rate(&["port_rcv_errors"])),
+                Metric::RdmaPortsDown => {
+                    out.insert(node_key(), f64::from(s.rdma_ports_down));
+                }
+                Metric::RdmaLinkFlaps => out.extend(
+                    n.port_flaps.iter().map(|((d, p), w)| (port_key(d, *p), w.increase_since(flap_since))),
+                ),
+                Metric::CpuUsagePercent => out.extend(s.cpu_usage_percent.map(|v| (node_key(), v))),
+                Metric::MemoryUsedPercent => out.extend(s.memory_used_percent.map(|v| (node_key(), v))),
+                Metric::DiskFreePercent => out.extend(
+                    s.disk_free_percent.as_ref().map(|(m, v)| (SeriesKey { device: Some(m.clone()), ..node_key() }, *v)),
+                ),
+                Metric::NetworkScore => out.extend(s.network_score.map(|v| (node_key(), v))),
+                Metric::AnomalyScore => {
+                    out.insert(node_key(), n.anomaly.score);
+                }
+                Metric::AgentsNotReporting => {}
+            }
+        }
+        if scope == Scope::Target {
+            let values = out.values().copied();
+            let folded = match metric {
+                Metric::RdmaPortsDown | Metric::RdmaLinkFlaps | Metric::AgentsNotReporting => Some(values.sum()),
+                Metric::DiskFreePercent | Metric::NetworkScore => values.reduce(f64::min),
+                _ => values.reduce(f64::max),
+            };
+            return folded.map(|v| BTreeMap::from([(SeriesKey::default(), v)])).unwrap_or_default();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::derive::tests::{peer, port, t};
+    use fabricwatch_proto::report::HostReport;
+
+    fn target() -> ObjectRef {
+        ObjectRef { namespace: "ns".into(), name: "fabric".into() }
+    }
+
+    fn report(node: &str, seq: u64, at: i64, loss: f64) -> AgentReport {
+        AgentReport {
+            schema_version: 1,
+            target: target(),
+            node: node.into(),
+            node_ip: Some(format!("10.0.0.{}", node.len())),
+            seq,
+            collected_at: t(at),
+            interval_seconds: 10.0,
+            ping: vec![peer("other", loss, 0.001)],
+            host: Some(HostReport { cpu_usage_percent: 20.0, memory_used_percent: 30.0, ..Default::default() }),
+            rdma: vec![port("mlx5_0", "ACTIVE", "LinkUp", seq * 10)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn health_summary_and_problems_follow_reports() {
+        let mut f = Fleet::new(Settings::default());
+        f.ingest(&report("a", 1, 0, 0.0), None, t(0));
+        f.ingest(&report("bb", 1, 0, 2.0), None, t(0));
+        let v = f.view(&target(), t(1)).expect("view");
+        assert_eq!(v.health, Health::Warning);
+        assert_eq!(v.nodes, NodeCounts { known: 2, reporting: 2, warning: 1, critical: 0 });
+        assert_eq!(v.summary.worst_loss_percent, Some(2.0));
+        assert_eq!(v.summary.rdma_ports_active, 2);
+        assert_eq!(v.problems.len(), 1);
+        assert_eq!((v.problems[0].node.as_str(), v.problems[0].component.as_str()), ("bb", "ping/other"));
+        // Second report: the problem keeps its first-seen time; RDMA rates now exist.
+        f.ingest(&report("bb", 2, 10, 3.0), None, t(10));
+        let v = f.view(&target(), t(11)).expect("view");
+        let ping = v.problems.iter().find(|p| p.component == "ping/other").expect("ping problem");
+        assert_eq!(ping.since, t(0));
+        // symbol_error went 10 → 20 in 10 s: 60 per minute → Critical for rdma errors,
+        // listed first.
+        assert_eq!(v.health, Health::Critical);
+        assert_eq!((v.problems[0].component.as_str(), v.problems[0].since), ("rdma/mlx5_0/1/errors", t(10)));
+        assert_eq!(v.summary.rdma_errors_per_minute, Some(60.0));
+    }
+
+    #[test]
+    fn silent_node_is_unknown_and_reported_as_a_problem() {
+        let mut f = Fleet::new(Settings::default());
+        f.ingest(&report("a", 1, 0, 0.0), None, t(0));
+        f.ingest(&report("bb", 1, 0, 0.0), None, t(0));
+        f.ingest(&report("a", 2, 40, 0.0), None, t(40));
+        let v = f.view(&target(), t(40)).expect("view");
+        assert_eq!(v.nodes.reporting, 1);
+        assert_eq!(v.health, Health::Critical, "a silent node makes the target Critical (API doc)");
+        assert_eq!(v.problems[0].component, "agent");
+        let nodes = f.nodes(&target(), t(40)).expect("nodes");
+        assert_eq!(nodes.iter().find(|n| n.node == "bb").map(|n| n.health), Some(Health::Unknown));
+        let silent = f.series_values(&target(), Metric::AgentsNotReporting, Scope::Target, t(40));
+        assert_eq!(silent.values().copied().collect::<Vec<_>>(), vec![1.0]);
+        // And a silent node is no longer anyone's peer.
+        assert!(f.peers(&target(), "a", t(40)).is_empty());
+        assert_eq!(f.forget_silent(t(40) + Duration::hours(2)), 2);
+    }
+
+    #[test]
+    fn peers_exclude_self_and_honour_max_peers() {
+        let mut f = Fleet::new(Settings::default());
+        for i in 0..10 {
+            f.ingest(&AgentReport { node_ip: Some(format!("10.0.0.{i}")), ..report(&format!("n{i}"), 1, 0, 0.0) }, None, t(0));
+        }
+        let out = f.ingest(&AgentReport { node_ip: Some("10.0.0.0".into()), ..report("n0", 2, 10, 0.0) }, None, t(10));
+        assert_eq!(out.peers.len(), 9);
+        assert!(out.peers.iter().all(|p| p.node != "n0"));
+        f.configure(target(), TargetConfig { max_peers: Some(3), ..TargetConfig::default() });
+        assert_eq!(f.peers(&target(), "n0", t(10)).len(), 3);
+    }
+
+    #[test]
+    fn anomaly_is_flagged_once_on_a_step() {
+        let mut f = Fleet::new(Settings { warmup: 5, ..Settings::default() });
+        for i in 0..20 {
+            let out = f.ingest(&report("a", i + 1, 10 * i as i64, 0.0), None, t(10 * i as i64));
+            assert!(out.new_anomaly.is_none(), "steady state is not anomalous");
+        }
+        let out = f.ingest(&report("a", 21, 200, 40.0), None, t(200));
+        let a = out.new_anomaly.expect("step is an anomaly");
+        assert!(a.flagged.contains(&"ping_loss_percent".to_string()), "{a:?}");
+        assert!(a.score >= ANOMALY_THRESHOLD);
+        let again = f.ingest(&report("a", 22, 210, 40.0), None, t(210));
+        assert!(again.new_anomaly.is_none(), "a continuing anomaly is not new");
+        let v = f.series_values(&target(), Metric::AnomalyScore, Scope::PerNode, t(210));
+        assert_eq!(v.len(), 1);
+    }
+
+    #[test]
+    fn series_values_per_peer_port_and_target() {
+        let mut f = Fleet::new(Settings::default());
+        f.ingest(&report("a", 1, 0, 1.0), None, t(0));
+        f.ingest(&report("a", 2, 60, 4.0), None, t(60));
+        f.ingest(&report("bb", 1, 60, 7.0), None, t(60));
+        let loss = f.series_values(&target(), Metric::PingLossPercent, Scope::PerNode, t(61));
+        assert_eq!(loss.get(&SeriesKey { node: Some("a".into()), peer: Some("other".into()), ..Default::default() }), Some(&4.0));
+        let sym = f.series_values(&target(), Metric::RdmaSymbolErrorsPerMinute, Scope::PerNode, t(61));
+        // node a: 10 → 20 over 60 s = 10/min on mlx5_0/1; bb has no previous counters.
+        assert_eq!(sym.len(), 1);
+        assert_eq!(sym.values().next(), Some(&10.0));
+        let worst = f.series_values(&target(), Metric::PingLossPercent, Scope::Target, t(61));
+        assert_eq!(worst, BTreeMap::from([(SeriesKey::default(), 7.0)]));
+        assert!(f.series_values(&target(), Metric::CpuUsagePercent, Scope::Target, t(1000)).is_empty(), "all stale");
+    }
+
+    #[test]
+    fn agent_restart_is_detected_and_does_not_invent_rates() {
+        let mut f = Fleet::new(Settings::default());
+        f.ingest(&report("a", 5, 0, 0.0), None, t(0));
+        let out = f.ingest(&report("a", 1, 10, 0.0), None, t(10));
+        assert!(out.agent_restarted);
+        let n = f.nodes(&target(), t(10)).expect("nodes");
+        assert_eq!(n[0].agent_restarts, 1);
+        assert_eq!(n[0].latest.rdma_errors_per_minute, None);
+    }
+}

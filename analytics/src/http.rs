@@ -1,0 +1,265 @@
+//! HTTP edge: `POST /api/v1/reports` (agent ingest) and the read-only JSON API.
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `POST /api/v1/reports` | `PushResponse` (200), or `{"error", "reason"}` with 400/401/403/413/503 |
+//! | `GET /api/v1/targets` | every target's `TargetView` |
+//! | `GET /api/v1/targets/{ns}/{name}` | one `TargetView` (404 when unknown) |
+//! | `GET /api/v1/targets/{ns}/{name}/nodes` | `NodeView`s: health, findings, anomaly, rolling stats, latest sample |
+//! | `GET /api/v1/targets/{ns}/{name}/nodes/{node}/history/{series}` | the window of one series (`[{at, value}]`) |
+//! | `GET /api/v1/alerts` | every AlertRule's last evaluation |
+//! | `GET /api/v1/events?namespace=&name=&limit=` | latest events, newest first |
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    body::Body,
+    extract::{Path, Query, State},
+    http::{header, Request, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use chrono::Utc;
+use fabricwatch_common::auth::{bearer_token, AuthError, Identity};
+use fabricwatch_proto::{
+    report::{AgentReport, PushResponse, REPORT_PATH, REPORT_SCHEMA_VERSION},
+    ObjectRef,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    policy::authorize,
+    state::{lock, Shared},
+    trigger::Trigger,
+};
+
+/// Upper bounds on list sizes in a report, so one report cannot make analytics hold
+/// unbounded memory: peers, RDMA ports, counters per port, collector errors.
+pub const MAX_PEERS: usize = 1024;
+/// See [`MAX_PEERS`].
+pub const MAX_PORTS: usize = 256;
+/// See [`MAX_PEERS`].
+pub const MAX_COUNTERS: usize = 512;
+/// See [`MAX_PEERS`].
+pub const MAX_COLLECTOR_ERRORS: usize = 256;
+
+/// Error body of every non-2xx answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Human-readable message.
+    pub error: String,
+    /// Machine-readable reason, also the `result` label of the reports counter.
+    pub reason: String,
+}
+
+fn fail(shared: &Shared, status: StatusCode, reason: &str, error: String) -> Response {
+    shared.metrics.reports.with_label_values(&[reason]).inc();
+    tracing::debug!(reason, %status, "report refused: {error}");
+    let mut r = (status, Json(ErrorBody { error, reason: reason.into() })).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    }
+    r
+}
+
+/// The router of analytics' own API (merge it with `fabricwatch_common::serve::ops_router`).
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(REPORT_PATH, post(ingest))
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/targets/{ns}/{name}", get(target))
+        .route("/api/v1/targets/{ns}/{name}/nodes", get(nodes))
+        .route("/api/v1/targets/{ns}/{name}/nodes/{node}/history/{series}", get(history))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/events", get(events))
+        .with_state(shared)
+}
+
+/// Checks a report's content beyond its JSON shape.
+///
+/// # Errors
+/// What is wrong, naming the field.
+pub fn validate(r: &AgentReport) -> Result<(), String> {
+    let name_ok = |s: &str| !s.is_empty() && s.len() <= 253;
+    if !name_ok(&r.node) {
+        return Err("node must be 1-253 characters".into());
+    }
+    if !name_ok(&r.target.namespace) || !name_ok(&r.target.name) {
+        return Err("target.namespace and target.name must be 1-253 characters".into());
+    }
+    if !(r.interval_seconds.is_finite() && r.interval_seconds > 0.0) {
+        return Err(format!("intervalSeconds must be > 0, got {}", r.interval_seconds));
+    }
+    if r.ping.len() > MAX_PEERS {
+        return Err(format!("ping has {} peers, at most {MAX_PEERS} accepted", r.ping.len()));
+    }
+    if r.rdma.len() > MAX_PORTS {
+        return Err(format!("rdma has {} ports, at most {MAX_PORTS} accepted", r.rdma.len()));
+    }
+    if let Some(p) = r.rdma.iter().find(|p| p.counters.len() > MAX_COUNTERS || p.rates.len() > MAX_COUNTERS) {
+        return Err(format!("rdma port {}/{} has more than {MAX_COUNTERS} counters", p.device, p.port));
+    }
+    if r.collector_errors.len() > MAX_COLLECTOR_ERRORS {
+        return Err(format!("collectorErrors has more than {MAX_COLLECTOR_ERRORS} entries"));
+    }
+    Ok(())
+}
+
+async fn ingest(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Response {
+    let started = Instant::now();
+    // Authenticate before reading the body: unauthenticated clients cost no parsing.
+    let identity: Option<Identity> = match &shared.auth {
+        None => None,
+        Some(auth) => {
+            let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            let token = match bearer_token(header) {
+                Ok(t) => t.to_string(),
+                Err(e) => return fail(&shared, StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()),
+            };
+            match auth.authenticate(&token).await {
+                Ok(id) => Some(id),
+                Err(e @ AuthError::Unavailable(_)) => {
+                    return fail(&shared, StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable", e.to_string())
+                }
+                Err(e) => return fail(&shared, StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()),
+            }
+        }
+    };
+    let limit = shared.max_body_bytes;
+    let body = match axum::body::to_bytes(req.into_body(), limit).await {
+        Ok(b) => b,
+        Err(e) => {
+            // `to_bytes` fails for an oversized body (length limit) or a broken connection.
+            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return if too_large {
+                fail(&shared, StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("report body exceeds {limit} bytes"))
+            } else {
+                fail(&shared, StatusCode::BAD_REQUEST, "malformed", format!("could not read body: {e}"))
+            };
+        }
+    };
+    let report: AgentReport = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            // Name an unknown schema version rather than the field it broke.
+            let version = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("schemaVersion").and_then(serde_json::Value::as_u64));
+            return match version {
+                Some(v) if v != u64::from(REPORT_SCHEMA_VERSION) => unsupported(&shared, v),
+                _ => fail(&shared, StatusCode::BAD_REQUEST, "malformed", format!("invalid report JSON: {e}")),
+            };
+        }
+    };
+    if report.schema_version != REPORT_SCHEMA_VERSION {
+        return unsupported(&shared, u64::from(report.schema_version));
+    }
+    if let Err(e) = validate(&report) {
+        return fail(&shared, StatusCode::BAD_REQUEST, "invalid", e);
+    }
+    if let Some(id) = &identity {
+        if let Err(e) = authorize(&shared.policy, id, &report) {
+            return fail(&shared, StatusCode::FORBIDDEN, "forbidden", e);
+        }
+    }
+    let Some(config) = shared.catalog.target(&report.target) else {
+        return fail(&shared, StatusCode::FORBIDDEN, "forbidden", format!("MonitorTarget {} does not exist", report.target));
+    };
+    let domain = config.topology_key.as_deref().and_then(|k| shared.catalog.node_label(&report.node, k));
+    let interval = config.interval_seconds;
+    let now = Utc::now();
+    let outcome = {
+        let mut fleet = lock(&shared.fleet);
+        if fleet.config(&report.target) != Some(&config) {
+            fleet.configure(report.target.clone(), config);
+        }
+        let out = fleet.ingest(&report, domain, now);
+        shared.metrics.nodes.set(fleet.node_count() as i64);
+        out
+    };
+    if outcome.agent_restarted {
+        shared.event("AgentRestarted", &report.target, Some(&report.node), format!("agent on {} restarted (seq went back to {})", report.node, report.seq));
+    }
+    if let Some(anomaly) = outcome.new_anomaly {
+        shared.event(
+            "Anomaly",
+            &report.target,
+            Some(&report.node),
+            format!("anomalous series on {}: {} (score {:.1})", report.node, anomaly.flagged.join(", "), anomaly.score),
+        );
+        shared.trigger(Trigger::Anomaly { target: report.target.clone(), node: report.node.clone(), anomaly, at: now });
+    }
+    shared.metrics.reports.with_label_values(&["accepted"]).inc();
+    shared.metrics.report_bytes.observe(body.len() as f64);
+    shared.metrics.ingest_seconds.observe(started.elapsed().as_secs_f64());
+    let interval_seconds = ((interval - report.interval_seconds).abs() > 1e-9).then_some(interval);
+    Json(PushResponse { peers: outcome.peers, interval_seconds }).into_response()
+}
+
+fn unsupported(shared: &Shared, v: u64) -> Response {
+    fail(
+        shared,
+        StatusCode::BAD_REQUEST,
+        "unsupported_schema",
+        format!("unsupported schemaVersion {v}: this analytics accepts [{REPORT_SCHEMA_VERSION}]"),
+    )
+}
+
+fn not_found(what: String) -> Response {
+    (StatusCode::NOT_FOUND, Json(ErrorBody { error: format!("{what} not found"), reason: "not_found".into() })).into_response()
+}
+
+async fn targets(State(shared): State<Arc<Shared>>) -> Response {
+    let now = Utc::now();
+    let fleet = lock(&shared.fleet);
+    let views: Vec<_> = fleet.targets().filter_map(|t| fleet.view(t, now)).collect();
+    Json(views).into_response()
+}
+
+async fn target(State(shared): State<Arc<Shared>>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let t = ObjectRef { namespace: ns, name };
+    match lock(&shared.fleet).view(&t, Utc::now()) {
+        Some(v) => Json(v).into_response(),
+        None => not_found(format!("target {t}")),
+    }
+}
+
+async fn nodes(State(shared): State<Arc<Shared>>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let t = ObjectRef { namespace: ns, name };
+    match lock(&shared.fleet).nodes(&t, Utc::now()) {
+        Some(v) => Json(v).into_response(),
+        None => not_found(format!("target {t}")),
+    }
+}
+
+async fn history(
+    State(shared): State<Arc<Shared>>,
+    Path((ns, name, node, series)): Path<(String, String, String, String)>,
+) -> Response {
+    let t = ObjectRef { namespace: ns, name };
+    match lock(&shared.fleet).history(&t, &node, &series) {
+        Some(v) => Json(v).into_response(),
+        None => not_found(format!("series {series} of node {node} in target {t} (series: {:?})", crate::fleet::SERIES.map(|s| s.0))),
+    }
+}
+
+async fn alerts(State(shared): State<Arc<Shared>>) -> Response {
+    Json(lock(&shared.evaluator).snapshot()).into_response()
+}
+
+/// Query of `/api/v1/events`.
+#[derive(Debug, Deserialize)]
+struct EventQuery {
+    namespace: Option<String>,
+    name: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn events(State(shared): State<Arc<Shared>>, Query(q): Query<EventQuery>) -> Response {
+    let object = match (q.namespace, q.name) {
+        (Some(namespace), Some(name)) => Some(ObjectRef { namespace, name }),
+        _ => None,
+    };
+    Json(lock(&shared.events).latest(object.as_ref(), q.limit.unwrap_or(100).min(1000))).into_response()
+}

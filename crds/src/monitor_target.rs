@@ -1,0 +1,797 @@
+//! `MonitorTarget`: which nodes to watch and with which collectors.
+
+// Each `printcolumn(...)` repeats keys such as `type_ = "date"`, which clippy mistakes for
+// duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{check_duration, conditions_schema, Condition, Duration, Severity, Time};
+use crate::validation::Errors;
+
+/// Most problems kept in `status.problems`.
+pub const MAX_PROBLEMS: usize = 20;
+
+/// What to watch on which nodes: the controller runs one agent per selected node (a
+/// DaemonSet) with the collectors enabled here; analytics writes the fabric's health back
+/// into `status`.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "fabricwatch.io",
+    version = "v1alpha1",
+    kind = "MonitorTarget",
+    plural = "monitortargets",
+    singular = "monitortarget",
+    shortname = "mt",
+    category = "fabricwatch",
+    namespaced,
+    status = "MonitorTargetStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "MonitorTarget selects nodes and collectors (RDMA, ping mesh, host); the operator runs an agent on each selected node and reports the fabric's health in status.",
+    printcolumn(
+        name = "Health",
+        type_ = "string",
+        json_path = ".status.health",
+        description = "Healthy, Warning, Critical or Unknown"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "integer",
+        json_path = ".status.nodes.ready",
+        description = "Agents ready"
+    ),
+    printcolumn(
+        name = "Reporting",
+        type_ = "integer",
+        json_path = ".status.nodes.reporting",
+        description = "Agents that reported recently"
+    ),
+    printcolumn(
+        name = "Loss",
+        type_ = "number",
+        json_path = ".status.summary.worstLossPercent",
+        description = "Worst ping loss percent over the nodes"
+    ),
+    printcolumn(
+        name = "RTT-p99",
+        type_ = "number",
+        json_path = ".status.summary.rttP99Seconds",
+        description = "Ping RTT 99th percentile, seconds"
+    ),
+    printcolumn(
+        name = "RDMA-Down",
+        type_ = "integer",
+        json_path = ".status.summary.rdmaPortsDown",
+        description = "RDMA ports not ACTIVE"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitorTargetSpec {
+    /// Labels a node must have to run an agent (all must match). Empty: every node the
+    /// tolerations allow.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations of the agent Pods, e.g. to run on tainted GPU nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub tolerations: Vec<Toleration>,
+    /// How often the agents collect and report, e.g. `10s`. At least 1s.
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    /// RDMA (InfiniBand / RoCE) port state and counters from sysfs.
+    #[serde(default)]
+    pub rdma: RdmaSpec,
+    /// Node-to-node ping mesh.
+    #[serde(default)]
+    pub ping: PingSpec,
+    /// Host CPU, memory, filesystems and network interfaces from procfs.
+    #[serde(default)]
+    pub host: HostSpec,
+    /// Warning and critical levels that decide node and target health.
+    #[serde(default)]
+    pub thresholds: ThresholdsSpec,
+    /// Agent Pod settings.
+    #[serde(default)]
+    pub agent: AgentSpec,
+    /// Prometheus Operator scraping of the agents.
+    #[serde(default)]
+    pub scrape: ScrapeSpec,
+}
+
+impl Default for MonitorTargetSpec {
+    fn default() -> Self {
+        Self {
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            interval: default_interval(),
+            rdma: RdmaSpec::default(),
+            ping: PingSpec::default(),
+            host: HostSpec::default(),
+            thresholds: ThresholdsSpec::default(),
+            agent: AgentSpec::default(),
+            scrape: ScrapeSpec::default(),
+        }
+    }
+}
+
+fn default_interval() -> Duration {
+    Duration::new("10s")
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Which link layers the RDMA collector watches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RdmaMode {
+    /// Every port, whatever its link layer.
+    #[default]
+    Auto,
+    /// Only InfiniBand ports (`link_layer` InfiniBand).
+    Infiniband,
+    /// Only RoCE ports (`link_layer` Ethernet).
+    Roce,
+}
+
+impl From<RdmaMode> for fabricwatch_proto::agent_config::RdmaMode {
+    fn from(m: RdmaMode) -> Self {
+        match m {
+            RdmaMode::Auto => Self::Auto,
+            RdmaMode::Infiniband => Self::Infiniband,
+            RdmaMode::Roce => Self::Roce,
+        }
+    }
+}
+
+/// RDMA collector: reads `class/infiniband/<device>/ports/<port>/{state,phys_state,rate,
+/// counters/*,hw_counters/*}` under the node's sysfs (kernel ABI
+/// `Documentation/ABI/stable/sysfs-class-infiniband`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RdmaSpec {
+    /// Collect RDMA metrics.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Device names to watch (e.g. `mlx5_0`); empty: all devices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 64)))]
+    pub devices: Vec<String>,
+    /// Which link layers to watch.
+    #[serde(default)]
+    pub mode: RdmaMode,
+    /// Also read the driver-specific `hw_counters/` directory.
+    #[serde(default = "default_true")]
+    pub hw_counters: bool,
+    /// Host directory mounted read-only as the agent's sysfs (`/host/sys`). Default `/sys`;
+    /// point it elsewhere only for test fixtures or unusual hosts.
+    #[serde(default = "default_sysfs_root")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^/"))]
+    pub sysfs_root: String,
+}
+
+fn default_sysfs_root() -> String {
+    "/sys".into()
+}
+
+impl Default for RdmaSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            devices: Vec::new(),
+            mode: RdmaMode::Auto,
+            hw_counters: true,
+            sysfs_root: default_sysfs_root(),
+        }
+    }
+}
+
+/// Probe protocol of the ping mesh.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeProtocol {
+    /// ICMP echo (needs the `NET_RAW` capability, granted only when ping is on).
+    #[default]
+    Icmp,
+    /// TCP connect to `tcpPort`.
+    Tcp,
+}
+
+impl From<ProbeProtocol> for fabricwatch_proto::report::ProbeProtocol {
+    fn from(p: ProbeProtocol) -> Self {
+        match p {
+            ProbeProtocol::Icmp => Self::Icmp,
+            ProbeProtocol::Tcp => Self::Tcp,
+        }
+    }
+}
+
+/// Ping mesh: each agent probes its peers every interval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PingSpec {
+    /// Probe peers.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// ICMP echo or TCP connect.
+    #[serde(default)]
+    pub protocol: ProbeProtocol,
+    /// Port for TCP probes.
+    #[serde(default = "default_tcp_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub tcp_port: u16,
+    /// Which nodes each agent probes.
+    #[serde(default)]
+    pub peers: PeersSpec,
+    /// Extra host names or IPs every agent probes (gateway, storage heads).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 253)))]
+    pub external_targets: Vec<String>,
+    /// Per-probe timeout, e.g. `1s`; shorter than `interval`.
+    #[serde(default = "default_ping_timeout")]
+    pub timeout: Duration,
+    /// Probes sent to each peer per interval (loss resolution is 100/packetsPerProbe %).
+    #[serde(default = "default_packets")]
+    #[schemars(range(min = 1, max = 100))]
+    pub packets_per_probe: u32,
+}
+
+fn default_tcp_port() -> u16 {
+    22
+}
+fn default_ping_timeout() -> Duration {
+    Duration::new("1s")
+}
+fn default_packets() -> u32 {
+    5
+}
+
+impl Default for PingSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            protocol: ProbeProtocol::Icmp,
+            tcp_port: default_tcp_port(),
+            peers: PeersSpec::default(),
+            external_targets: Vec::new(),
+            timeout: default_ping_timeout(),
+            packets_per_probe: default_packets(),
+        }
+    }
+}
+
+/// Peer selection. Analytics assigns each agent its peers in the push response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeersSpec {
+    /// Most peers per agent, chosen by rendezvous (highest-random-weight) hashing so that
+    /// assignments stay stable as nodes come and go. Absent: every other node (full mesh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_peers: Option<u32>,
+    /// Node label (e.g. `topology.kubernetes.io/zone`) whose values should all be covered:
+    /// with `maxPeers`, each agent gets at least one peer per value before the rest are hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 316))]
+    pub topology_key: Option<String>,
+}
+
+/// Host collector.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostSpec {
+    /// Collect host metrics.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Mount points to watch (e.g. `/`, `/var/lib/kubelet`); empty: every real filesystem.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 256)))]
+    pub filesystems: Vec<String>,
+    /// Network interfaces to watch; empty: every interface but `lo`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 15)))]
+    pub netdevs: Vec<String>,
+}
+
+impl Default for HostSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            filesystems: Vec::new(),
+            netdevs: Vec::new(),
+        }
+    }
+}
+
+/// A warning/critical pair. For "higher is worse" values warning <= critical; for
+/// `diskFreePercent` (lower is worse) warning >= critical.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Level {
+    /// Warning at or beyond this value.
+    #[schemars(range(min = 0.0))]
+    pub warning: f64,
+    /// Critical at or beyond this value.
+    #[schemars(range(min = 0.0))]
+    pub critical: f64,
+}
+
+impl From<fabricwatch_proto::agent_config::Level> for Level {
+    fn from(l: fabricwatch_proto::agent_config::Level) -> Self {
+        Self {
+            warning: l.warning,
+            critical: l.critical,
+        }
+    }
+}
+
+impl From<Level> for fabricwatch_proto::agent_config::Level {
+    fn from(l: Level) -> Self {
+        Self {
+            warning: l.warning,
+            critical: l.critical,
+        }
+    }
+}
+
+/// Health thresholds; names and units match the agent config. Defaults: cpu 70/90 %,
+/// memory 70/90 %, disk free 20/10 %, loss 1/5 %, RTT p99 0.005/0.020 s, RDMA errors 1/10
+/// per minute.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdsSpec {
+    /// CPU usage percent, 0-100 (higher is worse).
+    #[serde(default = "d_cpu")]
+    pub cpu_usage_percent: Level,
+    /// Memory used percent, 0-100 (higher is worse).
+    #[serde(default = "d_mem")]
+    pub memory_used_percent: Level,
+    /// Filesystem free percent, 0-100 (LOWER is worse: warning >= critical).
+    #[serde(default = "d_disk")]
+    pub disk_free_percent: Level,
+    /// Ping loss percent, 0-100 (higher is worse).
+    #[serde(default = "d_loss")]
+    pub loss_percent: Level,
+    /// Ping RTT 99th percentile in seconds (higher is worse).
+    #[serde(default = "d_rtt")]
+    pub rtt_p99_seconds: Level,
+    /// RDMA error counter increments per minute: symbol errors, link integrity errors,
+    /// port receive errors (higher is worse).
+    #[serde(default = "d_rdma")]
+    pub rdma_errors_per_minute: Level,
+}
+
+fn proto_thresholds() -> fabricwatch_proto::agent_config::ThresholdsConfig {
+    fabricwatch_proto::agent_config::ThresholdsConfig::default()
+}
+fn d_cpu() -> Level {
+    proto_thresholds().cpu_usage_percent.into()
+}
+fn d_mem() -> Level {
+    proto_thresholds().memory_used_percent.into()
+}
+fn d_disk() -> Level {
+    proto_thresholds().disk_free_percent.into()
+}
+fn d_loss() -> Level {
+    proto_thresholds().loss_percent.into()
+}
+fn d_rtt() -> Level {
+    proto_thresholds().rtt_p99_seconds.into()
+}
+fn d_rdma() -> Level {
+    proto_thresholds().rdma_errors_per_minute.into()
+}
+
+impl Default for ThresholdsSpec {
+    fn default() -> Self {
+        proto_thresholds().into()
+    }
+}
+
+impl From<fabricwatch_proto::agent_config::ThresholdsConfig> for ThresholdsSpec {
+    fn from(t: fabricwatch_proto::agent_config::ThresholdsConfig) -> Self {
+        Self {
+            cpu_usage_percent: t.cpu_usage_percent.into(),
+            memory_used_percent: t.memory_used_percent.into(),
+            disk_free_percent: t.disk_free_percent.into(),
+            loss_percent: t.loss_percent.into(),
+            rtt_p99_seconds: t.rtt_p99_seconds.into(),
+            rdma_errors_per_minute: t.rdma_errors_per_minute.into(),
+        }
+    }
+}
+
+impl From<&ThresholdsSpec> for fabricwatch_proto::agent_config::ThresholdsConfig {
+    fn from(t: &ThresholdsSpec) -> Self {
+        Self {
+            cpu_usage_percent: t.cpu_usage_percent.into(),
+            memory_used_percent: t.memory_used_percent.into(),
+            disk_free_percent: t.disk_free_percent.into(),
+            loss_percent: t.loss_percent.into(),
+            rtt_p99_seconds: t.rtt_p99_seconds.into(),
+            rdma_errors_per_minute: t.rdma_errors_per_minute.into(),
+        }
+    }
+}
+
+/// Image pull policy of the agent container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PullPolicy {
+    /// Pull on every Pod start.
+    Always,
+    /// Pull only when the node lacks the image.
+    IfNotPresent,
+    /// Never pull (the image must be preloaded).
+    Never,
+}
+
+impl PullPolicy {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Never => "Never",
+        }
+    }
+}
+
+/// Agent Pod settings; unset fields take the operator's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSpec {
+    /// Agent image; default: the operator's `--agent-image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+    /// Image pull policy; default: the operator's `--agent-image-pull-policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// CPU and memory requests and limits of the agent container; default: requests 10m CPU
+    /// and 32Mi memory, limit 128Mi memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// PriorityClass of the agent Pods (e.g. `system-node-critical`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub priority_class_name: Option<String>,
+}
+
+/// Whether to create a PodMonitor for the agents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PodMonitorMode {
+    /// Create one when the `monitoring.coreos.com` API is installed.
+    #[default]
+    Auto,
+    /// Always create one (the target is not Ready while the API is missing).
+    Enabled,
+    /// Never create one.
+    Disabled,
+}
+
+/// Prometheus Operator integration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScrapeSpec {
+    /// PodMonitor creation.
+    #[serde(default)]
+    pub pod_monitor: PodMonitorMode,
+    /// Scrape interval of the PodMonitor; default: `interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Extra labels of the PodMonitor (to match a Prometheus `podMonitorSelector`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16))]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Overall health of a target or node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Health {
+    /// Every node is within its thresholds.
+    Healthy,
+    /// Some value is beyond a warning threshold.
+    Warning,
+    /// Some value is beyond a critical threshold, or a node stopped reporting.
+    Critical,
+    /// No recent reports.
+    #[default]
+    Unknown,
+}
+
+/// Observed state, written by the operator (`observedGeneration`, `conditions` Accepted
+/// and Ready, `nodes.desired`, `nodes.ready`) and by analytics (the rest).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitorTargetStatus {
+    /// The `metadata.generation` the operator last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Accepted (spec valid), Ready (agents rolled out), Healthy, Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// Overall health.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// Agent counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<NodeCounts>,
+    /// Fabric-wide figures over the last window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+    /// The worst current problems, most severe first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub problems: Vec<Problem>,
+    /// When analytics last received a report from any agent of this target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_report_time: Option<Time>,
+}
+
+/// Agent counts. `desired`/`ready` come from the DaemonSet, the rest from analytics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeCounts {
+    /// Nodes that should run an agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<i32>,
+    /// Agent Pods ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<i32>,
+    /// Agents that reported within the last three intervals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporting: Option<i32>,
+    /// Nodes in Warning health.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<i32>,
+    /// Nodes in Critical health.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical: Option<i32>,
+}
+
+/// Fabric-wide figures over the last window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Highest ping loss percent of any node pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_loss_percent: Option<f64>,
+    /// 99th percentile of ping RTT over all pairs, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_p99_seconds: Option<f64>,
+    /// RDMA ports in state ACTIVE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdma_ports_active: Option<i32>,
+    /// RDMA ports in any other state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdma_ports_down: Option<i32>,
+    /// RDMA error counter increments per minute, summed over ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdma_errors_per_minute: Option<f64>,
+    /// Series currently flagged anomalous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomalies: Option<i32>,
+}
+
+/// Part of the fabric a problem is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Component {
+    /// RDMA ports and counters.
+    Rdma,
+    /// Node-to-node reachability, loss, latency.
+    Ping,
+    /// CPU, memory, filesystems, interfaces.
+    Host,
+    /// The agent itself (not reporting, crashing).
+    Agent,
+}
+
+/// One current problem.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// Node the problem is on.
+    #[schemars(length(max = 253))]
+    pub node: String,
+    /// Part of the fabric.
+    pub component: Component,
+    /// How bad.
+    pub severity: Severity,
+    /// What is wrong, e.g. `mlx5_0 port 1 state DOWN`.
+    #[schemars(length(max = 1024))]
+    pub message: String,
+    /// Since when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+}
+
+impl MonitorTargetSpec {
+    /// Checks what the schema cannot: durations parse, timeout shorter than interval,
+    /// thresholds ordered, at least one collector enabled.
+    ///
+    /// # Errors
+    /// Every problem, each with its field path.
+    pub fn validate(&self) -> Result<(), Errors> {
+        let mut e = Errors::default();
+        let min = std::time::Duration::from_secs(1);
+        let interval = check_duration(&mut e, "spec.interval", &self.interval, min);
+        if self.ping.enabled {
+            let timeout = check_duration(
+                &mut e,
+                "spec.ping.timeout",
+                &self.ping.timeout,
+                std::time::Duration::from_millis(10),
+            );
+            if let (Some(i), Some(t)) = (interval, timeout) {
+                if t >= i {
+                    e.push(
+                        "spec.ping.timeout",
+                        format!(
+                            "must be shorter than spec.interval ({} >= {})",
+                            self.ping.timeout, self.interval
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(si) = &self.scrape.interval {
+            check_duration(&mut e, "spec.scrape.interval", si, min);
+        }
+        if !self.rdma.enabled && !self.ping.enabled && !self.host.enabled {
+            e.push("spec", "enable at least one collector (rdma, ping or host)");
+        }
+        if self.rdma.sysfs_root.split('/').any(|c| c == "..") {
+            e.push("spec.rdma.sysfsRoot", "must not contain '..'");
+        }
+        let t = &self.thresholds;
+        for (name, level, higher_is_worse, max) in [
+            ("cpuUsagePercent", t.cpu_usage_percent, true, Some(100.0)),
+            (
+                "memoryUsedPercent",
+                t.memory_used_percent,
+                true,
+                Some(100.0),
+            ),
+            ("diskFreePercent", t.disk_free_percent, false, Some(100.0)),
+            ("lossPercent", t.loss_percent, true, Some(100.0)),
+            ("rttP99Seconds", t.rtt_p99_seconds, true, None),
+            ("rdmaErrorsPerMinute", t.rdma_errors_per_minute, true, None),
+        ] {
+            let p = format!("spec.thresholds.{name}");
+            for (which, v) in [("warning", level.warning), ("critical", level.critical)] {
+                if !v.is_finite() || v < 0.0 || max.is_some_and(|m| v > m) {
+                    let range = max.map_or("a finite number >= 0".to_string(), |m| {
+                        format!("between 0 and {m}")
+                    });
+                    e.push(format!("{p}.{which}"), format!("must be {range}, got {v}"));
+                }
+            }
+            if higher_is_worse && level.warning > level.critical {
+                e.push(
+                    p,
+                    format!(
+                        "warning ({}) must not exceed critical ({})",
+                        level.warning, level.critical
+                    ),
+                );
+            } else if !higher_is_worse && level.warning < level.critical {
+                e.push(
+                    p,
+                    format!(
+                        "warning ({}) must not be below critical ({}): lower free space is worse",
+                        level.warning, level.critical
+                    ),
+                );
+            }
+        }
+        e.into_result()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> MonitorTargetSpec {
+        serde_yaml::from_str(yaml).expect("spec parses")
+    }
+
+    #[test]
+    fn empty_spec_takes_documented_defaults() {
+        let s = spec("{}");
+        assert_eq!(s.interval.as_str(), "10s");
+        assert!(s.rdma.enabled && s.ping.enabled && s.host.enabled);
+        assert_eq!(s.rdma.sysfs_root, "/sys");
+        assert_eq!(s.ping.packets_per_probe, 5);
+        assert_eq!(s.ping.timeout.as_str(), "1s");
+        assert_eq!(s.scrape.pod_monitor, PodMonitorMode::Auto);
+        let proto: fabricwatch_proto::agent_config::ThresholdsConfig = (&s.thresholds).into();
+        assert_eq!(
+            proto,
+            fabricwatch_proto::agent_config::ThresholdsConfig::default()
+        );
+        assert_eq!(s, MonitorTargetSpec::default());
+        s.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn partial_thresholds_keep_other_defaults() {
+        let s = spec("thresholds: {lossPercent: {warning: 2, critical: 10}}");
+        assert_eq!(s.thresholds.loss_percent.critical, 10.0);
+        assert_eq!(s.thresholds.cpu_usage_percent.warning, 70.0);
+    }
+
+    #[test]
+    fn validation_catalogue() {
+        let cases = [
+            (
+                "interval: 500ms",
+                "spec.interval: must be at least 1s, got 500ms",
+            ),
+            (
+                "interval: 10x",
+                "spec.interval: invalid duration \"10x\": unknown unit \"x\"",
+            ),
+            (
+                "interval: 2s\nping: {timeout: 2s}",
+                "spec.ping.timeout: must be shorter than spec.interval (2s >= 2s)",
+            ),
+            (
+                "ping: {timeout: 1ms}",
+                "spec.ping.timeout: must be at least 10ms",
+            ),
+            (
+                "rdma: {enabled: false}\nping: {enabled: false}\nhost: {enabled: false}",
+                "spec: enable at least one collector (rdma, ping or host)",
+            ),
+            (
+                "thresholds: {cpuUsagePercent: {warning: 95, critical: 90}}",
+                "spec.thresholds.cpuUsagePercent: warning (95) must not exceed critical (90)",
+            ),
+            (
+                "thresholds: {diskFreePercent: {warning: 5, critical: 10}}",
+                "spec.thresholds.diskFreePercent: warning (5) must not be below critical (10)",
+            ),
+            (
+                "thresholds: {lossPercent: {warning: 1, critical: 150}}",
+                "spec.thresholds.lossPercent.critical: must be between 0 and 100, got 150",
+            ),
+            (
+                "rdma: {sysfsRoot: /srv/../sys}",
+                "spec.rdma.sysfsRoot: must not contain '..'",
+            ),
+            (
+                "scrape: {interval: 0s}",
+                "spec.scrape.interval: must be at least 1s, got 0s",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let err = spec(yaml).validate().expect_err(yaml).to_string();
+            assert!(err.contains(want), "{yaml}\n got: {err}\nwant: {want}");
+        }
+    }
+
+    #[test]
+    fn ping_timeout_is_not_checked_when_ping_is_off() {
+        spec("interval: 1s\nping: {enabled: false, timeout: 5s}")
+            .validate()
+            .expect("valid");
+    }
+}

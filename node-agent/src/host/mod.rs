@@ -1,0 +1,330 @@
+//! The host collector: CPU, load, memory, swap, filesystems, disk IO, network devices,
+//! PSI and uptime from a configurable proc root (`/host/proc` in the pod), through the
+//! `procfs` crate's parsers.
+//!
+//! * [`filters`]: pure choices of which filesystems and disks are real.
+//! * [`statfs`]: `statvfs(3)` with a timeout (a dead NFS server must not hang collection).
+
+pub mod filters;
+pub mod statfs;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use fabricwatch_proto::{
+    agent_config::HostConfig,
+    report::{FilesystemReport, HostReport, NetdevReport, PressureReport},
+};
+use procfs::{FromRead, FromReadSI};
+
+/// Cumulative disk IO of one block device (from `/proc/diskstats`, sectors of 512 bytes per
+/// `Documentation/admin-guide/iostats.rst`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskIo {
+    /// Device name (`sda`, `nvme0n1`).
+    pub device: String,
+    /// Completed reads.
+    pub reads_total: u64,
+    /// Completed writes.
+    pub writes_total: u64,
+    /// Bytes read.
+    pub read_bytes_total: u64,
+    /// Bytes written.
+    pub written_bytes_total: u64,
+    /// Seconds spent doing IO (field 10, `io_ticks`).
+    pub io_time_seconds_total: f64,
+    /// Busy share over the interval, 0–100 (absent on the first collection).
+    pub utilization_percent: Option<f64>,
+}
+
+/// Cumulative counters of one network device (`/proc/net/dev`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetdevTotals {
+    /// Interface name.
+    pub name: String,
+    /// Received bytes.
+    pub rx_bytes: u64,
+    /// Transmitted bytes.
+    pub tx_bytes: u64,
+    /// Received packets.
+    pub rx_packets: u64,
+    /// Transmitted packets.
+    pub tx_packets: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Transmit errors.
+    pub tx_errors: u64,
+    /// Receive drops.
+    pub rx_drops: u64,
+    /// Transmit drops.
+    pub tx_drops: u64,
+}
+
+/// Result of one host collection.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HostOutcome {
+    /// The report section (`None` when `/proc/stat` or `/proc/meminfo` is unreadable).
+    pub report: Option<HostReport>,
+    /// Disk IO counters.
+    pub disks: Vec<DiskIo>,
+    /// Network device counters.
+    pub netdevs: Vec<NetdevTotals>,
+    /// Non-fatal problems: (subject, message).
+    pub errors: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Previous {
+    at: f64,
+    cpu_busy: u64,
+    cpu_total: u64,
+    net: HashMap<String, NetdevTotals>,
+    disk_io_ms: HashMap<String, u64>,
+}
+
+/// Stateful host collector.
+#[derive(Debug)]
+pub struct HostCollector {
+    proc_root: PathBuf,
+    rootfs: PathBuf,
+    prev: Option<Previous>,
+    statfs: statfs::StatFs,
+}
+
+/// The directory under which the host's mount points are visible: the parent of a proc
+/// root like `/host/proc` (a pod with the host's `/` mounted at `/host`), else `/`.
+pub fn rootfs_for(proc_root: &Path) -> PathBuf {
+    match (proc_root.file_name(), proc_root.parent()) {
+        (Some(n), Some(parent)) if n == "proc" && parent != Path::new("/") => parent.to_path_buf(),
+        _ => PathBuf::from("/"),
+    }
+}
+
+fn rate(cur: u64, prev: u64, dt: f64) -> f64 {
+    if dt <= 0.0 || cur < prev {
+        0.0
+    } else {
+        (cur - prev) as f64 / dt
+    }
+}
+
+impl HostCollector {
+    /// A collector reading `proc_root` and statting mount points under [`rootfs_for`].
+    pub fn new(proc_root: &Path) -> Self {
+        Self {
+            proc_root: proc_root.to_path_buf(),
+            rootfs: rootfs_for(proc_root),
+            prev: None,
+            statfs: statfs::StatFs::new(Duration::from_secs(2)),
+        }
+    }
+
+    /// Collects everything; `now_seconds` is a monotonic clock reading used for rates.
+    pub fn collect(&mut self, config: &HostConfig, now_seconds: f64) -> HostOutcome {
+        let mut out = HostOutcome::default();
+        let root = self.proc_root.clone();
+        let p = |name: &str| root.join(name);
+        // Tick rate only scales the absolute times, which are not used: CPU % is a ratio.
+        let si = procfs::ExplicitSystemInfo {
+            boot_time_secs: 0,
+            ticks_per_second: 100,
+            page_size: 4096,
+            is_little_endian: cfg!(target_endian = "little"),
+        };
+        let stat = match procfs::KernelStats::from_file(p("stat"), &si) {
+            Ok(s) => s,
+            Err(e) => {
+                out.errors.push((p("stat").display().to_string(), e.to_string()));
+                return out;
+            }
+        };
+        let mem = match procfs::Meminfo::from_file(p("meminfo")) {
+            Ok(m) => m,
+            Err(e) => {
+                out.errors.push((p("meminfo").display().to_string(), e.to_string()));
+                return out;
+            }
+        };
+        let t = &stat.total;
+        let idle = t.idle + t.iowait.unwrap_or(0);
+        let busy = t.user + t.nice + t.system + t.irq.unwrap_or(0) + t.softirq.unwrap_or(0) + t.steal.unwrap_or(0);
+        let (d_busy, d_total) = match &self.prev {
+            Some(prev) => (
+                busy.saturating_sub(prev.cpu_busy),
+                (busy + idle).saturating_sub(prev.cpu_total),
+            ),
+            None => (busy, busy + idle),
+        };
+        let cpu_usage_percent = if d_total == 0 { 0.0 } else { d_busy as f64 * 100.0 / d_total as f64 };
+
+        let mut report = HostReport {
+            cpu_usage_percent,
+            cpus: u32::try_from(stat.cpu_time.len()).unwrap_or(u32::MAX),
+            memory_total_bytes: mem.mem_total,
+            ..HostReport::default()
+        };
+        // Kernels before 3.14 lack MemAvailable; free + buffers + cached approximates it.
+        let available = mem
+            .mem_available
+            .unwrap_or(mem.mem_free + mem.buffers + mem.cached);
+        report.memory_available_bytes = available;
+        if mem.mem_total > 0 {
+            report.memory_used_percent =
+                mem.mem_total.saturating_sub(available) as f64 * 100.0 / mem.mem_total as f64;
+        }
+        if mem.swap_total > 0 {
+            report.swap_used_percent =
+                mem.swap_total.saturating_sub(mem.swap_free) as f64 * 100.0 / mem.swap_total as f64;
+        }
+        match procfs::LoadAverage::from_file(p("loadavg")) {
+            Ok(l) => {
+                report.load1 = f64::from(l.one);
+                report.load5 = f64::from(l.five);
+                report.load15 = f64::from(l.fifteen);
+            }
+            Err(e) => out.errors.push(("loadavg".into(), e.to_string())),
+        }
+        match procfs::Uptime::from_file(p("uptime")) {
+            Ok(u) => report.uptime_seconds = u.uptime,
+            Err(e) => out.errors.push(("uptime".into(), e.to_string())),
+        }
+        report.pressure = self.pressure();
+        report.filesystems = self.filesystems(config, &mut out.errors);
+
+        let dt = self.prev.as_ref().map_or(0.0, |pr| now_seconds - pr.at);
+        let mut net_now = HashMap::new();
+        match procfs::net::InterfaceDeviceStatus::from_file(p("net/dev")) {
+            Ok(devs) => {
+                let mut names: Vec<&String> = devs.0.keys().collect();
+                names.sort();
+                for name in names {
+                    let d = &devs.0[name];
+                    let wanted = if config.netdevs.is_empty() {
+                        name != "lo"
+                    } else {
+                        config.netdevs.contains(name)
+                    };
+                    if !wanted {
+                        continue;
+                    }
+                    let tot = NetdevTotals {
+                        name: name.clone(),
+                        rx_bytes: d.recv_bytes,
+                        tx_bytes: d.sent_bytes,
+                        rx_packets: d.recv_packets,
+                        tx_packets: d.sent_packets,
+                        rx_errors: d.recv_errs,
+                        tx_errors: d.sent_errs,
+                        rx_drops: d.recv_drop,
+                        tx_drops: d.sent_drop,
+                    };
+                    if let Some(prev) = self.prev.as_ref().and_then(|pr| pr.net.get(name)) {
+                        report.netdevs.push(NetdevReport {
+                            name: name.clone(),
+                            rx_bytes_per_second: rate(tot.rx_bytes, prev.rx_bytes, dt),
+                            tx_bytes_per_second: rate(tot.tx_bytes, prev.tx_bytes, dt),
+                            rx_errors_per_second: rate(tot.rx_errors, prev.rx_errors, dt),
+                            tx_errors_per_second: rate(tot.tx_errors, prev.tx_errors, dt),
+                            rx_drops_per_second: rate(tot.rx_drops, prev.rx_drops, dt),
+                            tx_drops_per_second: rate(tot.tx_drops, prev.tx_drops, dt),
+                        });
+                    }
+                    net_now.insert(name.clone(), tot.clone());
+                    out.netdevs.push(tot);
+                }
+            }
+            Err(e) => out.errors.push(("net/dev".into(), e.to_string())),
+        }
+
+        let mut disk_now = HashMap::new();
+        match procfs::DiskStats::from_file(p("diskstats")) {
+            Ok(stats) => {
+                for d in stats.0 {
+                    if !filters::is_whole_disk(&d.name) {
+                        continue;
+                    }
+                    let util = self
+                        .prev
+                        .as_ref()
+                        .and_then(|pr| pr.disk_io_ms.get(&d.name))
+                        .filter(|_| dt > 0.0)
+                        .map(|&prev_ms| (rate(d.time_in_progress, prev_ms, dt) / 10.0).min(100.0));
+                    disk_now.insert(d.name.clone(), d.time_in_progress);
+                    out.disks.push(DiskIo {
+                        device: d.name,
+                        reads_total: d.reads,
+                        writes_total: d.writes,
+                        read_bytes_total: d.sectors_read.saturating_mul(512),
+                        written_bytes_total: d.sectors_written.saturating_mul(512),
+                        io_time_seconds_total: d.time_in_progress as f64 / 1000.0,
+                        utilization_percent: util,
+                    });
+                }
+            }
+            Err(e) => out.errors.push(("diskstats".into(), e.to_string())),
+        }
+
+        self.prev = Some(Previous {
+            at: now_seconds,
+            cpu_busy: busy,
+            cpu_total: busy + idle,
+            net: net_now,
+            disk_io_ms: disk_now,
+        });
+        out.report = Some(report);
+        out
+    }
+
+    fn pressure(&self) -> Option<PressureReport> {
+        let dir = self.proc_root.join("pressure");
+        let cpu = procfs::CpuPressure::from_file(dir.join("cpu")).ok()?;
+        let mem = procfs::MemoryPressure::from_file(dir.join("memory")).ok()?;
+        let io = procfs::IoPressure::from_file(dir.join("io")).ok()?;
+        Some(PressureReport {
+            cpu_some_avg10: f64::from(cpu.some.avg10),
+            memory_some_avg10: f64::from(mem.some.avg10),
+            memory_full_avg10: f64::from(mem.full.avg10),
+            io_some_avg10: f64::from(io.some.avg10),
+            io_full_avg10: f64::from(io.full.avg10),
+        })
+    }
+
+    fn filesystems(
+        &self,
+        config: &HostConfig,
+        errors: &mut Vec<(String, String)>,
+    ) -> Vec<FilesystemReport> {
+        let mounts_path = self.proc_root.join("mounts");
+        let mounts = match Vec::<procfs::MountEntry>::from_file(&mounts_path) {
+            Ok(m) => m,
+            Err(e) => {
+                errors.push(("mounts".into(), e.to_string()));
+                return Vec::new();
+            }
+        };
+        let chosen = filters::choose_mounts(
+            mounts.iter().map(|m| (m.fs_file.as_str(), m.fs_vfstype.as_str())),
+            &config.filesystems,
+        );
+        let mut out = Vec::new();
+        for mp in chosen {
+            let path = self.rootfs.join(mp.trim_start_matches('/'));
+            match self.statfs.stat(&path) {
+                Ok(s) if s.size_bytes > 0 => out.push(FilesystemReport {
+                    mountpoint: mp.clone(),
+                    size_bytes: s.size_bytes,
+                    avail_bytes: s.avail_bytes,
+                    free_percent: s.avail_bytes as f64 * 100.0 / s.size_bytes as f64,
+                }),
+                Ok(_) => {}
+                Err(e) => errors.push((mp, e)),
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,450 @@
+//! Prometheus metrics. Collector data is rendered at scrape time from the latest
+//! [`Snapshot`] (so series of vanished ports or peers disappear with them, as in
+//! node_exporter); the agent's own counters are ordinary registered metrics.
+//!
+//! Names follow the Prometheus conventions: `fabricwatch_` prefix, base units (bytes,
+//! seconds, ratios 0–1), counters end in `_total`; labels are bounded (devices, ports,
+//! mount points, interfaces, and at most `maxPeers` peers).
+
+use std::sync::{Arc, RwLock};
+
+use prometheus::{
+    core::{Collector, Desc},
+    proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType},
+    IntCounterVec, IntGauge, Opts, Registry,
+};
+
+use crate::{rdma::CONGESTION_COUNTERS, snapshot::Snapshot};
+
+/// Shared pointer to the latest snapshot.
+pub type SharedSnapshot = Arc<RwLock<Arc<Snapshot>>>;
+
+/// The agent's registry and its own counters.
+#[derive(Clone)]
+pub struct AgentMetrics {
+    /// Registry served on `/metrics`.
+    pub registry: Registry,
+    /// `fabricwatch_agent_collector_errors_total{collector,kind}`.
+    pub collector_errors: IntCounterVec,
+    /// `fabricwatch_agent_push_total{result}`.
+    pub push_total: IntCounterVec,
+    /// `fabricwatch_agent_push_buffered_reports`.
+    pub push_buffered: IntGauge,
+    /// `fabricwatch_agent_push_dropped_reports_total`.
+    pub push_dropped: prometheus::IntCounter,
+    /// Latest snapshot, rendered at scrape time.
+    pub snapshot: SharedSnapshot,
+}
+
+impl std::fmt::Debug for AgentMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentMetrics").finish_non_exhaustive()
+    }
+}
+
+impl AgentMetrics {
+    /// Builds and registers every metric.
+    ///
+    /// # Errors
+    /// Registration conflicts (a programming error surfaced instead of a panic).
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let collector_errors = IntCounterVec::new(
+            Opts::new(
+                "fabricwatch_agent_collector_errors_total",
+                "Files skipped or probes failed, by collector (rdma, ping, host) and kind.",
+            ),
+            &["collector", "kind"],
+        )?;
+        let push_total = IntCounterVec::new(
+            Opts::new(
+                "fabricwatch_agent_push_total",
+                "Report push attempts by result (ok, server_error, unauthorized, rejected, network).",
+            ),
+            &["result"],
+        )?;
+        let push_buffered = IntGauge::new(
+            "fabricwatch_agent_push_buffered_reports",
+            "Reports waiting to be pushed to analytics.",
+        )?;
+        let push_dropped = prometheus::IntCounter::new(
+            "fabricwatch_agent_push_dropped_reports_total",
+            "Reports dropped because the buffer was full or analytics rejected them as malformed.",
+        )?;
+        let build = IntGauge::with_opts(
+            Opts::new("fabricwatch_agent_build_info", "Agent build; always 1.")
+                .const_label("version", env!("CARGO_PKG_VERSION")),
+        )?;
+        build.set(1);
+        registry.register(Box::new(collector_errors.clone()))?;
+        registry.register(Box::new(push_total.clone()))?;
+        registry.register(Box::new(push_buffered.clone()))?;
+        registry.register(Box::new(push_dropped.clone()))?;
+        registry.register(Box::new(build))?;
+        let snapshot: SharedSnapshot = Arc::default();
+        registry.register(Box::new(SnapshotCollector {
+            snapshot: Arc::clone(&snapshot),
+            descs: Vec::new(),
+        }))?;
+        Ok(Self {
+            registry,
+            collector_errors,
+            push_total,
+            push_buffered,
+            push_dropped,
+            snapshot,
+        })
+    }
+
+    /// Publishes a new snapshot for scrapes and `/status`.
+    pub fn publish(&self, snapshot: Snapshot) {
+        if let Ok(mut s) = self.snapshot.write() {
+            *s = Arc::new(snapshot);
+        }
+    }
+
+    /// The latest snapshot.
+    pub fn latest(&self) -> Arc<Snapshot> {
+        self.snapshot.read().map(|s| Arc::clone(&s)).unwrap_or_default()
+    }
+}
+
+struct SnapshotCollector {
+    snapshot: SharedSnapshot,
+    descs: Vec<Desc>,
+}
+
+/// Builds metric families in insertion order.
+#[derive(Default)]
+struct Families {
+    out: Vec<MetricFamily>,
+}
+
+impl Families {
+    fn add(&mut self, name: &str, help: &str, ty: MetricType, labels: &[(&str, &str)], value: f64) {
+        let idx = match self.out.iter().position(|f| f.name() == name) {
+            Some(i) => i,
+            None => {
+                let mut f = MetricFamily::default();
+                f.set_name(name.to_string());
+                f.set_help(help.to_string());
+                f.set_field_type(ty);
+                self.out.push(f);
+                self.out.len() - 1
+            }
+        };
+        let mut m = Metric::default();
+        m.set_label(
+            labels
+                .iter()
+                .map(|(k, v)| {
+                    let mut l = LabelPair::default();
+                    l.set_name((*k).to_string());
+                    l.set_value((*v).to_string());
+                    l
+                })
+                .collect(),
+        );
+        match ty {
+            MetricType::COUNTER => {
+                let mut c = Counter::default();
+                c.set_value(value);
+                m.set_counter(c);
+            }
+            _ => {
+                let mut g = Gauge::default();
+                g.set_value(value);
+                m.set_gauge(g);
+            }
+        }
+        self.out[idx].mut_metric().push(m);
+    }
+    fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
+        self.add(name, help, MetricType::GAUGE, labels, value);
+    }
+    fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
+        self.add(name, help, MetricType::COUNTER, labels, value);
+    }
+}
+
+const STATES: &[(fabricwatch_proto::report::AgentState, &str)] = &[
+    (fabricwatch_proto::report::AgentState::Starting, "starting"),
+    (fabricwatch_proto::report::AgentState::Running, "running"),
+    (fabricwatch_proto::report::AgentState::Degraded, "degraded"),
+    (fabricwatch_proto::report::AgentState::Error, "error"),
+    (fabricwatch_proto::report::AgentState::Stopped, "stopped"),
+];
+
+impl Collector for SnapshotCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let s = match self.snapshot.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(_) => return Vec::new(),
+        };
+        render(&s)
+    }
+}
+
+/// Renders a snapshot into metric families (public for benchmarks and tests).
+pub fn render(s: &Snapshot) -> Vec<MetricFamily> {
+    let mut f = Families::default();
+    for (state, name) in STATES {
+        f.gauge(
+            "fabricwatch_agent_state",
+            "Agent state machine: 1 for the current state (starting, running, degraded, error, stopped).",
+            &[("state", name)],
+            if s.state == *state { 1.0 } else { 0.0 },
+        );
+    }
+    for sev in ["warning", "critical"] {
+        let n = s
+            .problems
+            .iter()
+            .filter(|p| format!("{:?}", p.severity).to_ascii_lowercase() == sev)
+            .count();
+        f.gauge(
+            "fabricwatch_agent_problems",
+            "Thresholds crossed in the last collection, by severity.",
+            &[("severity", sev)],
+            n as f64,
+        );
+    }
+    for (collector, secs) in &s.durations_seconds {
+        f.gauge(
+            "fabricwatch_agent_collection_duration_seconds",
+            "Time the last collection took, by collector.",
+            &[("collector", collector)],
+            *secs,
+        );
+    }
+    if s.report.seq > 0 {
+        f.gauge(
+            "fabricwatch_agent_last_collection_timestamp_seconds",
+            "Unix time of the last completed collection.",
+            &[],
+            s.report.collected_at.timestamp_millis() as f64 / 1000.0,
+        );
+    }
+    render_rdma(&mut f, s);
+    render_ping(&mut f, s);
+    render_host(&mut f, s);
+    f.out
+}
+
+fn render_rdma(f: &mut Families, s: &Snapshot) {
+    for p in &s.rdma_ports {
+        let port = p.sample.port.to_string();
+        let l: &[(&str, &str)] = &[("device", &p.sample.device), ("port", &port)];
+        let info = &p.sample.info;
+        f.gauge(
+            "fabricwatch_rdma_port_info",
+            "RDMA port identity; always 1.",
+            &[
+                ("device", &p.sample.device),
+                ("port", &port),
+                ("link_layer", &p.sample.link_layer),
+                ("transport", p.sample.transport.as_str()),
+                ("netdev", p.sample.netdev.as_deref().unwrap_or("")),
+                ("fw_ver", info.fw_ver.as_deref().unwrap_or("")),
+                ("board_id", info.board_id.as_deref().unwrap_or("")),
+                ("node_guid", info.node_guid.as_deref().unwrap_or("")),
+            ],
+            1.0,
+        );
+        if let Some((n, _)) = &p.sample.state {
+            f.gauge(
+                "fabricwatch_rdma_port_state",
+                "Logical port state number (1 DOWN, 2 INIT, 3 ARMED, 4 ACTIVE, 5 ACTIVE_DEFER).",
+                l,
+                f64::from(*n),
+            );
+        }
+        if let Some((n, _)) = &p.sample.phys_state {
+            f.gauge(
+                "fabricwatch_rdma_port_physical_state",
+                "Physical port state number (2 Polling, 3 Disabled, 5 LinkUp, ...).",
+                l,
+                f64::from(*n),
+            );
+        }
+        f.gauge(
+            "fabricwatch_rdma_port_active",
+            "1 when the port state is ACTIVE.",
+            l,
+            if p.is_active() { 1.0 } else { 0.0 },
+        );
+        if let Some(r) = p.sample.rate_gbps {
+            f.gauge(
+                "fabricwatch_rdma_port_rate_bytes_per_second",
+                "Link rate from `rate`, in bytes per second.",
+                l,
+                r * 1e9 / 8.0,
+            );
+        }
+        if let Some(b) = p.rx_bytes() {
+            f.counter(
+                "fabricwatch_rdma_port_received_bytes_total",
+                "Bytes received (port_rcv_data x 4).",
+                l,
+                b as f64,
+            );
+        }
+        if let Some(b) = p.tx_bytes() {
+            f.counter(
+                "fabricwatch_rdma_port_transmitted_bytes_total",
+                "Bytes transmitted (port_xmit_data x 4).",
+                l,
+                b as f64,
+            );
+        }
+        for (name, key) in [
+            ("fabricwatch_rdma_port_receive_bytes_per_second", "port_rcv_data"),
+            ("fabricwatch_rdma_port_transmit_bytes_per_second", "port_xmit_data"),
+        ] {
+            if let Some(r) = p.rates.get(key) {
+                f.gauge(name, "Data rate over the last interval, bytes per second.", l, r * 4.0);
+            }
+        }
+        f.counter(
+            "fabricwatch_rdma_port_link_flaps_total",
+            "Link flaps seen since the agent started (link_downed increments and ACTIVE to non-ACTIVE transitions).",
+            l,
+            p.link_flaps_total as f64,
+        );
+        let all = p.all_counters();
+        f.gauge(
+            "fabricwatch_rdma_port_supported_counters",
+            "Number of counters this port could read (names in /status).",
+            l,
+            all.len() as f64,
+        );
+        for (name, v) in &all {
+            if name == "port_rcv_data" || name == "port_xmit_data" {
+                continue;
+            }
+            f.counter(
+                "fabricwatch_rdma_port_counter_total",
+                "Every readable counters/ and hw_counters/ file under its kernel name (data counters are in the *_bytes_total metrics).",
+                &[("device", &p.sample.device), ("port", &port), ("counter", name)],
+                *v as f64,
+            );
+        }
+        for (kernel, suffix, help) in CONGESTION_COUNTERS {
+            if let Some(v) = all.get(*kernel) {
+                f.counter(&format!("fabricwatch_rdma_congestion_{suffix}"), help, l, *v as f64);
+            }
+        }
+    }
+}
+
+fn render_ping(f: &mut Families, s: &Snapshot) {
+    for p in &s.report.ping {
+        let ext = if p.external { "true" } else { "false" };
+        let l: &[(&str, &str)] = &[("peer", &p.peer), ("external", ext)];
+        for (stat, v) in [
+            ("min", p.rtt_min_seconds),
+            ("avg", p.rtt_avg_seconds),
+            ("max", p.rtt_max_seconds),
+            ("p50", p.rtt_p50_seconds),
+            ("p99", p.rtt_p99_seconds),
+        ] {
+            if let Some(v) = v {
+                f.gauge(
+                    "fabricwatch_ping_rtt_seconds",
+                    "Round-trip time over the last interval by statistic (min, avg, max, p50, p99).",
+                    &[("peer", &p.peer), ("external", ext), ("stat", stat)],
+                    v,
+                );
+            }
+        }
+        if let Some(j) = p.jitter_seconds {
+            f.gauge("fabricwatch_ping_jitter_seconds", "RFC 3550 interarrival jitter of the RTT.", l, j);
+        }
+        f.gauge(
+            "fabricwatch_ping_loss_ratio",
+            "Share of probes lost in the last interval, 0-1.",
+            l,
+            p.loss_percent / 100.0,
+        );
+        f.gauge(
+            "fabricwatch_ping_up",
+            "1 when at least one probe was answered in the last interval.",
+            l,
+            if p.received > 0 { 1.0 } else { 0.0 },
+        );
+        if let Some(t) = s.ping_totals.get(&p.peer) {
+            f.counter("fabricwatch_ping_probes_sent_total", "Probes sent since start.", l, t.sent as f64);
+            f.counter(
+                "fabricwatch_ping_probes_received_total",
+                "Replies received in time since start.",
+                l,
+                t.received as f64,
+            );
+        }
+    }
+}
+
+fn render_host(f: &mut Families, s: &Snapshot) {
+    let Some(h) = &s.report.host else {
+        return;
+    };
+    f.gauge("fabricwatch_host_cpu_usage_ratio", "CPU busy share over the interval, 0-1.", &[], h.cpu_usage_percent / 100.0);
+    f.gauge("fabricwatch_host_cpus", "Online CPUs.", &[], f64::from(h.cpus));
+    f.gauge("fabricwatch_host_load1", "1-minute load average.", &[], h.load1);
+    f.gauge("fabricwatch_host_load5", "5-minute load average.", &[], h.load5);
+    f.gauge("fabricwatch_host_load15", "15-minute load average.", &[], h.load15);
+    f.gauge("fabricwatch_host_memory_total_bytes", "MemTotal.", &[], h.memory_total_bytes as f64);
+    f.gauge("fabricwatch_host_memory_available_bytes", "MemAvailable.", &[], h.memory_available_bytes as f64);
+    f.gauge("fabricwatch_host_memory_used_ratio", "(MemTotal - MemAvailable) / MemTotal.", &[], h.memory_used_percent / 100.0);
+    f.gauge("fabricwatch_host_swap_used_ratio", "Swap in use, 0-1.", &[], h.swap_used_percent / 100.0);
+    f.gauge("fabricwatch_host_uptime_seconds", "Seconds since boot.", &[], h.uptime_seconds);
+    for fs in &h.filesystems {
+        let l: &[(&str, &str)] = &[("mountpoint", &fs.mountpoint)];
+        f.gauge("fabricwatch_host_filesystem_size_bytes", "Filesystem size.", l, fs.size_bytes as f64);
+        f.gauge("fabricwatch_host_filesystem_avail_bytes", "Bytes available to unprivileged users.", l, fs.avail_bytes as f64);
+        f.gauge("fabricwatch_host_filesystem_free_ratio", "avail / size.", l, fs.free_percent / 100.0);
+    }
+    for n in &s.netdevs {
+        let l: &[(&str, &str)] = &[("device", &n.name)];
+        for (name, v) in [
+            ("fabricwatch_host_network_receive_bytes_total", n.rx_bytes),
+            ("fabricwatch_host_network_transmit_bytes_total", n.tx_bytes),
+            ("fabricwatch_host_network_receive_packets_total", n.rx_packets),
+            ("fabricwatch_host_network_transmit_packets_total", n.tx_packets),
+            ("fabricwatch_host_network_receive_errors_total", n.rx_errors),
+            ("fabricwatch_host_network_transmit_errors_total", n.tx_errors),
+            ("fabricwatch_host_network_receive_drops_total", n.rx_drops),
+            ("fabricwatch_host_network_transmit_drops_total", n.tx_drops),
+        ] {
+            f.counter(name, "From /proc/net/dev.", l, v as f64);
+        }
+    }
+    for d in &s.disks {
+        let l: &[(&str, &str)] = &[("device", &d.device)];
+        f.counter("fabricwatch_host_disk_reads_completed_total", "Completed reads.", l, d.reads_total as f64);
+        f.counter("fabricwatch_host_disk_writes_completed_total", "Completed writes.", l, d.writes_total as f64);
+        f.counter("fabricwatch_host_disk_read_bytes_total", "Bytes read.", l, d.read_bytes_total as f64);
+        f.counter("fabricwatch_host_disk_written_bytes_total", "Bytes written.", l, d.written_bytes_total as f64);
+        f.counter("fabricwatch_host_disk_io_time_seconds_total", "Seconds spent doing IO.", l, d.io_time_seconds_total);
+    }
+    if let Some(p) = &h.pressure {
+        for (res, kind, v) in [
+            ("cpu", "some", p.cpu_some_avg10),
+            ("memory", "some", p.memory_some_avg10),
+            ("memory", "full", p.memory_full_avg10),
+            ("io", "some", p.io_some_avg10),
+            ("io", "full", p.io_full_avg10),
+        ] {
+            f.gauge(
+                "fabricwatch_host_pressure_avg10_ratio",
+                "PSI avg10: share of the last 10 s that tasks stalled on the resource, 0-1.",
+                &[("resource", res), ("kind", kind)],
+                v / 100.0,
+            );
+        }
+    }
+}

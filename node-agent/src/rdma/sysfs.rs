@@ -1,0 +1,446 @@
+//! IO layer of the rdma collector: walks `<sysfs_root>/class/infiniband` and reads every
+//! port's attributes and counters, skipping (and recording) any file that cannot be read
+//! or parsed.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fs::File,
+    io::{self, Read},
+    os::unix::fs::FileExt,
+    path::{Path, PathBuf},
+};
+
+use fabricwatch_proto::agent_config::{RdmaConfig, RdmaMode};
+
+use super::parse::{self, BadValue, Transport};
+
+/// How counter files are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReadMode {
+    /// Keep each file open and re-read it with `pread(2)` at offset 0, which makes kernfs
+    /// call the attribute's `show()` again. Measured faster; see BENCHMARKS.md.
+    #[default]
+    KeepOpen,
+    /// `open(2)`, `read(2)`, `close(2)` for every read.
+    OpenEachTime,
+}
+
+/// Why one file was skipped; the bounded `kind` label of
+/// `fabricwatch_agent_collector_errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileErrorKind {
+    /// Content problem (see [`BadValue`]).
+    Bad(BadValue),
+    /// `EINVAL` on read (counters the hardware cannot report).
+    InvalidArgument,
+    /// `EACCES` / `EPERM`.
+    PermissionDenied,
+    /// The file vanished between listing and reading.
+    NotFound,
+    /// Any other IO error.
+    Io,
+    /// `state`, `phys_state` or `rate` without their documented shape.
+    Malformed,
+}
+
+impl FileErrorKind {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bad(b) => b.as_str(),
+            Self::InvalidArgument => "invalid_argument",
+            Self::PermissionDenied => "permission_denied",
+            Self::NotFound => "not_found",
+            Self::Io => "io",
+            Self::Malformed => "malformed",
+        }
+    }
+
+    fn from_io(e: &io::Error) -> Self {
+        match (e.kind(), e.raw_os_error()) {
+            (_, Some(libc::EINVAL)) => Self::InvalidArgument,
+            (io::ErrorKind::PermissionDenied, _) => Self::PermissionDenied,
+            (io::ErrorKind::NotFound, _) => Self::NotFound,
+            _ => Self::Io,
+        }
+    }
+}
+
+/// A file the collector skipped.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FileError {
+    /// Full path of the file.
+    pub path: PathBuf,
+    /// Why.
+    pub kind: FileErrorKind,
+    /// Human-readable detail (the OS error or the offending content, truncated).
+    pub message: String,
+}
+
+/// Device-level identity attributes (each absent when unreadable).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceInfo {
+    /// `fw_ver`.
+    pub fw_ver: Option<String>,
+    /// `board_id`.
+    pub board_id: Option<String>,
+    /// `node_guid`.
+    pub node_guid: Option<String>,
+    /// `hca_type`.
+    pub hca_type: Option<String>,
+    /// `node_type`, e.g. `1: CA`, `4: RNIC`.
+    pub node_type: Option<String>,
+}
+
+/// Everything read from one port in one collection.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortSample {
+    /// Device name (`mlx5_0`).
+    pub device: String,
+    /// Port number.
+    pub port: u32,
+    /// `link_layer` as read (empty when unreadable).
+    pub link_layer: String,
+    /// Transport classification.
+    pub transport: Transport,
+    /// `state` (number, name).
+    pub state: Option<(u8, String)>,
+    /// `phys_state` (number, name).
+    pub phys_state: Option<(u8, String)>,
+    /// `rate` in Gb/s.
+    pub rate_gbps: Option<f64>,
+    /// RoCE netdev from `gid_attrs/ndevs/*`.
+    pub netdev: Option<String>,
+    /// Device attributes.
+    pub info: DeviceInfo,
+    /// `counters/*` by file name, raw (`port_*_data` in 4-octet words).
+    pub counters: BTreeMap<String, u64>,
+    /// `hw_counters/*` by file name.
+    pub hw_counters: BTreeMap<String, u64>,
+    /// Files that were skipped.
+    pub errors: Vec<FileError>,
+}
+
+/// Reads sysfs attribute files, keeping them open between collections in
+/// [`ReadMode::KeepOpen`].
+#[derive(Debug, Default)]
+pub struct SysfsReader {
+    mode: ReadMode,
+    open: HashMap<PathBuf, (File, u64)>,
+    generation: u64,
+}
+
+/// Attribute files are a page at most (`PAGE_SIZE`, kernel `sysfs_emit`).
+const MAX_ATTR: usize = 4096;
+
+impl SysfsReader {
+    /// A reader using `mode`.
+    pub fn new(mode: ReadMode) -> Self {
+        Self {
+            mode,
+            ..Self::default()
+        }
+    }
+
+    /// Number of files currently held open.
+    pub fn open_files(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Starts a collection; files not read since the previous `begin` are closed (their
+    /// device went away or the config changed).
+    pub fn begin(&mut self) {
+        let g = self.generation;
+        self.open.retain(|_, (_, seen)| *seen == g);
+        self.generation += 1;
+    }
+
+    /// Reads a whole attribute file as text (lossy UTF-8).
+    ///
+    /// # Errors
+    /// The OS error of `open(2)` or `read(2)`.
+    pub fn read(&mut self, path: &Path) -> io::Result<String> {
+        let mut buf = [0u8; MAX_ATTR];
+        let n = match self.mode {
+            ReadMode::OpenEachTime => read_fully(&mut File::open(path)?, &mut buf)?,
+            ReadMode::KeepOpen => {
+                let g = self.generation;
+                if !self.open.contains_key(path) {
+                    let f = File::open(path)?;
+                    self.open.insert(path.to_path_buf(), (f, g));
+                }
+                let res = match self.open.get_mut(path) {
+                    Some((f, seen)) => {
+                        *seen = g;
+                        f.read_at(&mut buf, 0)
+                    }
+                    None => Err(io::Error::from(io::ErrorKind::NotFound)),
+                };
+                match res {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // A stale descriptor (device removed and re-added) must not stick.
+                        self.open.remove(path);
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+}
+
+fn read_fully(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Lists the names in a directory (following symlinks), sorted; empty when it is missing.
+fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn truncate(s: &str) -> String {
+    let t = s.trim();
+    t.chars().take(80).collect()
+}
+
+/// Collects every selected port under `<sysfs_root>/class/infiniband`.
+///
+/// A missing `class/infiniband` directory means "no RDMA devices" (an empty list, no error);
+/// any other failure to list it is returned as the single error of the collection.
+pub fn collect(
+    reader: &mut SysfsReader,
+    sysfs_root: &Path,
+    config: &RdmaConfig,
+) -> Result<Vec<PortSample>, FileError> {
+    reader.begin();
+    let class = sysfs_root.join("class/infiniband");
+    let devices = match list_dir(&class) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(FileError {
+                kind: FileErrorKind::from_io(&e),
+                message: e.to_string(),
+                path: class,
+            })
+        }
+    };
+    let mut out = Vec::new();
+    for device in devices {
+        if !config.devices.is_empty() && !config.devices.contains(&device) {
+            continue;
+        }
+        // Device entries are symlinks into /sys/devices/...; Path::is_dir follows them.
+        let dev_dir = class.join(&device);
+        if !dev_dir.is_dir() {
+            continue;
+        }
+        let mut dev_errors = Vec::new();
+        let info = read_info(reader, &dev_dir, &mut dev_errors);
+        let ports_dir = dev_dir.join("ports");
+        let ports = match list_dir(&ports_dir) {
+            Ok(p) => p,
+            Err(e) => {
+                dev_errors.push(io_error(&ports_dir, &e));
+                Vec::new()
+            }
+        };
+        let mut port_nums: Vec<u32> = ports.iter().filter_map(|p| p.parse().ok()).collect();
+        port_nums.sort_unstable();
+        for port in port_nums {
+            let sample = read_port(
+                reader,
+                &device,
+                port,
+                &ports_dir.join(port.to_string()),
+                &info,
+                config.hw_counters,
+            );
+            let keep = match config.mode {
+                RdmaMode::Auto => true,
+                RdmaMode::Infiniband => sample.link_layer == "InfiniBand",
+                RdmaMode::Roce => sample.link_layer == "Ethernet",
+            };
+            if keep {
+                let mut sample = sample;
+                sample.errors.splice(0..0, dev_errors.iter().cloned());
+                out.push(sample);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn io_error(path: &Path, e: &io::Error) -> FileError {
+    FileError {
+        path: path.to_path_buf(),
+        kind: FileErrorKind::from_io(e),
+        message: e.to_string(),
+    }
+}
+
+fn read_text(
+    reader: &mut SysfsReader,
+    path: &Path,
+    errors: &mut Vec<FileError>,
+    optional: bool,
+) -> Option<String> {
+    match reader.read(path) {
+        Ok(s) => Some(s.trim().to_string()),
+        Err(e) if optional && e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => {
+            errors.push(io_error(path, &e));
+            None
+        }
+    }
+}
+
+fn read_info(reader: &mut SysfsReader, dev: &Path, errors: &mut Vec<FileError>) -> DeviceInfo {
+    let mut get = |name: &str| {
+        read_text(reader, &dev.join(name), errors, true).filter(|s| !s.is_empty())
+    };
+    DeviceInfo {
+        fw_ver: get("fw_ver"),
+        board_id: get("board_id"),
+        node_guid: get("node_guid"),
+        hca_type: get("hca_type"),
+        node_type: get("node_type"),
+    }
+}
+
+fn read_port(
+    reader: &mut SysfsReader,
+    device: &str,
+    port: u32,
+    dir: &Path,
+    info: &DeviceInfo,
+    hw_counters: bool,
+) -> PortSample {
+    let mut errors = Vec::new();
+    let link_layer = read_text(reader, &dir.join("link_layer"), &mut errors, true).unwrap_or_default();
+    let mut numbered = |name: &str, errors: &mut Vec<FileError>| {
+        let path = dir.join(name);
+        let text = read_text(reader, &path, errors, false)?;
+        let parsed = parse::parse_numbered_state(&text);
+        if parsed.is_none() {
+            errors.push(FileError {
+                path,
+                kind: FileErrorKind::Malformed,
+                message: format!("unexpected content {:?}", truncate(&text)),
+            });
+        }
+        parsed
+    };
+    let state = numbered("state", &mut errors);
+    let phys_state = numbered("phys_state", &mut errors);
+    let rate_gbps = {
+        let path = dir.join("rate");
+        read_text(reader, &path, &mut errors, true).and_then(|t| {
+            let r = parse::parse_rate_gbps(&t);
+            if r.is_none() {
+                errors.push(FileError {
+                    path,
+                    kind: FileErrorKind::Malformed,
+                    message: format!("unexpected content {:?}", truncate(&t)),
+                });
+            }
+            r
+        })
+    };
+    let netdev = read_netdev(reader, &dir.join("gid_attrs/ndevs"));
+    let counters = read_counter_dir(reader, &dir.join("counters"), &mut errors);
+    let hw = if hw_counters {
+        read_counter_dir(reader, &dir.join("hw_counters"), &mut errors)
+    } else {
+        BTreeMap::new()
+    };
+    PortSample {
+        device: device.to_string(),
+        port,
+        transport: parse::classify_transport(device, info.node_type.as_deref(), &link_layer),
+        link_layer,
+        state,
+        phys_state,
+        rate_gbps,
+        netdev,
+        info: info.clone(),
+        counters,
+        hw_counters: hw,
+        errors,
+    }
+}
+
+/// `gid_attrs/ndevs/<i>`: unpopulated GID slots fail with EINVAL; that is normal and not
+/// an error worth reporting, so failures here are silent.
+fn read_netdev(reader: &mut SysfsReader, dir: &Path) -> Option<String> {
+    let entries = list_dir(dir).ok()?;
+    let mut found = Vec::new();
+    // Slot 0 and 1 are the link-local GIDs present on every RoCE port; stop early.
+    for name in entries {
+        let Ok(idx) = name.parse::<u32>() else {
+            continue;
+        };
+        if let Ok(text) = reader.read(&dir.join(&name)) {
+            if !text.trim().is_empty() {
+                found.push((idx, text));
+                break;
+            }
+        }
+    }
+    parse::pick_netdev(found)
+}
+
+/// Reads every regular file in a counter directory. A missing directory (devices without a
+/// PMA, `hw_counters` on older kernels) yields no counters and no error.
+fn read_counter_dir(
+    reader: &mut SysfsReader,
+    dir: &Path,
+    errors: &mut Vec<FileError>,
+) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let names = match list_dir(dir) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return out,
+        Err(e) => {
+            errors.push(io_error(dir, &e));
+            return out;
+        }
+    };
+    for name in names {
+        let path = dir.join(&name);
+        // `hw_counters/lifespan` is a setting (ms), not a counter.
+        if name == "lifespan" || path.is_dir() {
+            continue;
+        }
+        match reader.read(&path) {
+            Ok(text) => match parse::parse_counter(&text) {
+                Ok(v) => {
+                    out.insert(name, v);
+                }
+                Err(bad) => errors.push(FileError {
+                    path,
+                    kind: FileErrorKind::Bad(bad),
+                    message: format!("unexpected content {:?}", truncate(&text)),
+                }),
+            },
+            Err(e) => errors.push(io_error(&path, &e)),
+        }
+    }
+    out
+}

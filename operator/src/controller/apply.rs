@@ -1,0 +1,106 @@
+//! Server-side apply of children with the operator's field manager.
+
+use std::fmt::Debug;
+
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::ApiResource;
+use kube::Resource;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::error::Error;
+use fabricwatch_crds::FIELD_MANAGER_OPERATOR;
+
+/// Patch parameters of every write: apply with the operator's field manager, forcing
+/// ownership of the fields it sets (it is the only writer of its children).
+pub fn params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER_OPERATOR).force()
+}
+
+/// Applies `obj` (which carries its name) through `api` and returns the object as stored.
+///
+/// # Errors
+/// [`Error::Apply`] with the API error.
+pub async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    api.patch(&name, &params(), &Patch::Apply(obj))
+        .await
+        .map_err(|source| Error::Apply {
+            kind: static_kind::<K>(),
+            name,
+            source,
+        })
+}
+
+fn static_kind<K: Resource<DynamicType = ()>>() -> &'static str {
+    match K::kind(&()).as_ref() {
+        "ConfigMap" => "ConfigMap",
+        "DaemonSet" => "DaemonSet",
+        "Service" => "Service",
+        "ServiceAccount" => "ServiceAccount",
+        "Deployment" => "Deployment",
+        _ => "object",
+    }
+}
+
+/// `monitoring.coreos.com/v1` PodMonitor.
+pub fn pod_monitor_resource() -> ApiResource {
+    ApiResource {
+        group: "monitoring.coreos.com".into(),
+        version: "v1".into(),
+        api_version: "monitoring.coreos.com/v1".into(),
+        kind: "PodMonitor".into(),
+        plural: "podmonitors".into(),
+    }
+}
+
+/// `monitoring.coreos.com/v1` PrometheusRule.
+pub fn prometheus_rule_resource() -> ApiResource {
+    ApiResource {
+        group: "monitoring.coreos.com".into(),
+        version: "v1".into(),
+        api_version: "monitoring.coreos.com/v1".into(),
+        kind: "PrometheusRule".into(),
+        plural: "prometheusrules".into(),
+    }
+}
+
+/// Applies an untyped object (`metadata.name` inside `obj`).
+///
+/// # Errors
+/// [`Error::Apply`] with the API error.
+pub async fn apply_dynamic(
+    api: &Api<DynamicObject>,
+    kind: &'static str,
+    obj: &Value,
+) -> Result<(), Error> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    api.patch(&name, &params(), &Patch::Apply(obj))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Apply { kind, name, source })
+}
+
+/// Deletes `name` if it exists.
+///
+/// # Errors
+/// [`Error::Apply`] for any API error but "not found".
+pub async fn delete_if_present(
+    api: &Api<DynamicObject>,
+    kind: &'static str,
+    name: &str,
+) -> Result<(), Error> {
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(Error::Apply {
+            kind,
+            name: name.into(),
+            source,
+        }),
+    }
+}

@@ -1,0 +1,277 @@
+//! The central workloads: `fabricwatch-analytics` and `fabricwatch-notifier`, each a
+//! Deployment plus a ClusterIP Service, running the operator's own image with another
+//! subcommand.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::controller::names::{central_labels, central_selector};
+use crate::controller::settings::{Settings, CENTRAL_PORT};
+
+/// A central workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    /// `fabricwatch-operator analytics`.
+    Analytics,
+    /// `fabricwatch-operator notifier`.
+    Notifier,
+}
+
+impl Component {
+    /// Both components.
+    pub const ALL: [Component; 2] = [Component::Analytics, Component::Notifier];
+
+    /// Subcommand and `app.kubernetes.io/component` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Analytics => "analytics",
+            Self::Notifier => "notifier",
+        }
+    }
+
+    /// Name of the Deployment and Service.
+    pub fn object_name(self) -> String {
+        format!("fabricwatch-{}", self.as_str())
+    }
+
+    /// In-cluster base URL of the component's Service in `namespace`.
+    pub fn url(self, namespace: &str) -> String {
+        format!(
+            "http://{}.{namespace}.svc:{CENTRAL_PORT}",
+            self.object_name()
+        )
+    }
+}
+
+/// Deployment and Service of one central component.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CentralObjects {
+    /// The workload.
+    pub deployment: Deployment,
+    /// Its ClusterIP Service on port 8080 (`http`).
+    pub service: Service,
+}
+
+fn env_field(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn env_value(name: &str, value: String) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value),
+        ..EnvVar::default()
+    }
+}
+
+fn probe(path: &str) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(10),
+        timeout_seconds: Some(2),
+        ..Probe::default()
+    }
+}
+
+/// Builds the Deployment and Service of `component` in `settings.namespace`, owned by
+/// `owner` (the operator's Deployment) when given.
+pub fn build(
+    component: Component,
+    settings: &Settings,
+    owner: Option<&OwnerReference>,
+) -> CentralObjects {
+    let name = component.object_name();
+    let meta = ObjectMeta {
+        name: Some(name.clone()),
+        namespace: Some(settings.namespace.clone()),
+        labels: Some(central_labels(component.as_str())),
+        owner_references: owner.map(|o| vec![o.clone()]),
+        ..ObjectMeta::default()
+    };
+    let mut env = vec![
+        env_field("POD_NAME", "metadata.name"),
+        env_field("POD_NAMESPACE", "metadata.namespace"),
+        env_value("FABRICWATCH_LOG_FORMAT", settings.log_format.clone()),
+    ];
+    let (service_account, memory_limit) = match component {
+        Component::Analytics => {
+            env.push(env_value(
+                "FABRICWATCH_NOTIFIER_URL",
+                Component::Notifier.url(&settings.namespace),
+            ));
+            env.push(env_value(
+                "FABRICWATCH_TOKEN_AUDIENCE",
+                settings.token_audience.clone(),
+            ));
+            (&settings.analytics_service_account, "512Mi")
+        }
+        Component::Notifier => (&settings.notifier_service_account, "128Mi"),
+    };
+    let container = Container {
+        name: component.as_str().into(),
+        image: Some(settings.operator_image.clone()),
+        image_pull_policy: Some(settings.operator_image_pull_policy.clone()),
+        args: Some(vec![component.as_str().into()]),
+        env: Some(env),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: i32::from(CENTRAL_PORT),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity("50m".into())),
+                ("memory".to_string(), Quantity("64Mi".into())),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                Quantity(memory_limit.into()),
+            )])),
+            ..ResourceRequirements::default()
+        }),
+        liveness_probe: Some(probe("/healthz")),
+        readiness_probe: Some(probe("/readyz")),
+        security_context: Some(SecurityContext {
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            run_as_non_root: Some(true),
+            run_as_user: Some(65534),
+            run_as_group: Some(65534),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    let deployment = Deployment {
+        metadata: meta.clone(),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(central_selector(component.as_str())),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(central_labels(component.as_str())),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(service_account.clone()),
+                    security_context: Some(PodSecurityContext {
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container],
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    };
+    let service = Service {
+        metadata: meta,
+        spec: Some(ServiceSpec {
+            selector: Some(central_selector(component.as_str())),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: i32::from(CENTRAL_PORT),
+                target_port: Some(IntOrString::String("http".into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    };
+    CentralObjects {
+        deployment,
+        service,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner() -> OwnerReference {
+        OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "fabricwatch-operator".into(),
+            uid: "u".into(),
+            ..OwnerReference::default()
+        }
+    }
+
+    #[test]
+    fn analytics_runs_the_operator_image_with_its_subcommand() {
+        let o = build(Component::Analytics, &Settings::example(), Some(&owner()));
+        let d = &o.deployment;
+        assert_eq!(d.metadata.name.as_deref(), Some("fabricwatch-analytics"));
+        assert_eq!(d.metadata.namespace.as_deref(), Some("fabricwatch"));
+        assert_eq!(d.metadata.owner_references.as_ref().map(|o| o[0].uid.as_str()), Some("u"));
+        let pod = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("localhost/fabricwatch-operator:dev"));
+        assert_eq!(c.args.as_deref(), Some(&["analytics".to_string()][..]));
+        assert_eq!(pod.service_account_name.as_deref(), Some("fabricwatch-analytics"));
+        let notifier_url = c
+            .env
+            .as_ref()
+            .and_then(|e| e.iter().find(|e| e.name == "FABRICWATCH_NOTIFIER_URL"))
+            .and_then(|e| e.value.clone());
+        assert_eq!(notifier_url.as_deref(), Some("http://fabricwatch-notifier.fabricwatch.svc:8080"));
+        let sc = c.security_context.as_ref().expect("sc");
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        let l = d.metadata.labels.as_ref().expect("labels");
+        assert_eq!(l["app.kubernetes.io/component"], "analytics");
+        assert_eq!(l["app.kubernetes.io/managed-by"], "fabricwatch-operator");
+        assert_eq!(o.service.spec.as_ref().and_then(|s| s.ports.as_ref()).map(|p| p[0].port), Some(8080));
+        assert_eq!(
+            o.service.spec.as_ref().and_then(|s| s.selector.clone()),
+            d.spec.as_ref().and_then(|s| s.selector.match_labels.clone())
+        );
+    }
+
+    #[test]
+    fn notifier_without_owner() {
+        let o = build(Component::Notifier, &Settings::example(), None);
+        assert!(o.deployment.metadata.owner_references.is_none());
+        let pod = o.deployment.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
+        assert_eq!(pod.containers[0].args.as_deref(), Some(&["notifier".to_string()][..]));
+        assert_eq!(pod.service_account_name.as_deref(), Some("fabricwatch-notifier"));
+        assert_eq!(Component::Analytics.url("ns"), "http://fabricwatch-analytics.ns.svc:8080");
+    }
+}

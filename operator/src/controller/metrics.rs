@@ -1,0 +1,79 @@
+//! The controller's Prometheus metrics (`fabricwatch_controller_*`).
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+/// Metrics of the controller. Labels: `kind` (MonitorTarget, AlertRule, AIAnalysis, Central),
+/// `result` (success, error, invalid), `category` ([`super::error::Error::category`]).
+#[derive(Clone)]
+pub struct Metrics {
+    /// `fabricwatch_controller_reconciles_total{kind,result}`.
+    pub reconciles: IntCounterVec,
+    /// `fabricwatch_controller_reconcile_duration_seconds{kind}`.
+    pub duration: HistogramVec,
+    /// `fabricwatch_controller_reconcile_errors_total{kind,category}`.
+    pub errors: IntCounterVec,
+    /// `fabricwatch_controller_managed_objects{kind}`: objects of the kind in the cache.
+    pub managed: IntGaugeVec,
+    /// `fabricwatch_controller_status_writes_total{kind}`.
+    pub status_writes: IntCounterVec,
+    /// `fabricwatch_controller_leader`: 1 while this replica holds the lease.
+    pub leader: prometheus::IntGauge,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    ///
+    /// # Errors
+    /// When a metric with the same name is already registered.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let m = Self {
+            reconciles: IntCounterVec::new(
+                Opts::new(
+                    "fabricwatch_controller_reconciles_total",
+                    "Reconciles by kind and result (success, error, invalid).",
+                ),
+                &["kind", "result"],
+            )?,
+            duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "fabricwatch_controller_reconcile_duration_seconds",
+                    "Duration of one reconcile, seconds.",
+                )
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                &["kind"],
+            )?,
+            errors: IntCounterVec::new(
+                Opts::new(
+                    "fabricwatch_controller_reconcile_errors_total",
+                    "Failed reconciles by kind and error category.",
+                ),
+                &["kind", "category"],
+            )?,
+            managed: IntGaugeVec::new(
+                Opts::new(
+                    "fabricwatch_controller_managed_objects",
+                    "Objects of each kind the controller manages.",
+                ),
+                &["kind"],
+            )?,
+            status_writes: IntCounterVec::new(
+                Opts::new(
+                    "fabricwatch_controller_status_writes_total",
+                    "Status writes by kind (only when status changed).",
+                ),
+                &["kind"],
+            )?,
+            leader: prometheus::IntGauge::new(
+                "fabricwatch_controller_leader",
+                "1 while this replica holds the leader lease.",
+            )?,
+        };
+        registry.register(Box::new(m.reconciles.clone()))?;
+        registry.register(Box::new(m.duration.clone()))?;
+        registry.register(Box::new(m.errors.clone()))?;
+        registry.register(Box::new(m.managed.clone()))?;
+        registry.register(Box::new(m.status_writes.clone()))?;
+        registry.register(Box::new(m.leader.clone()))?;
+        Ok(m)
+    }
+}

@@ -1,0 +1,233 @@
+//! MonitorTarget → ServiceAccount, ConfigMap, Service, DaemonSet, PodMonitor; status
+//! `observedGeneration`, `Accepted`, `Ready`, `nodes.desired`/`nodes.ready`.
+
+use std::time::Duration;
+
+use fabricwatch_crds::monitor_target::{MonitorTarget, MonitorTargetStatus};
+use fabricwatch_crds::{Time, API_VERSION};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use kube::api::{Api, DynamicObject, Patch};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::Outcome;
+use crate::controller::apply::{self, apply, apply_dynamic, delete_if_present};
+use crate::controller::build::agent;
+use crate::controller::context::Context;
+use crate::controller::error::Error;
+use crate::controller::names::agent_name;
+use crate::controller::status::{self, Cond, Rollout};
+use fabricwatch_crds::condition_types::READY;
+
+/// Kind label in metrics.
+pub const KIND: &str = "MonitorTarget";
+/// Resync period of a converged target.
+const RESYNC: Duration = Duration::from_secs(300);
+/// Re-check period while agents roll out (DaemonSet events usually come sooner).
+const ROLLING: Duration = Duration::from_secs(30);
+/// Namespace label of the Pod Security admission enforce level.
+const POD_SECURITY_ENFORCE: &str = "pod-security.kubernetes.io/enforce";
+
+/// The operator-owned part of the status.
+#[derive(Debug, PartialEq)]
+struct Owned {
+    conditions: Vec<Cond>,
+    nodes: Option<(i32, i32)>,
+}
+
+/// Reconciles one MonitorTarget.
+///
+/// # Errors
+/// [`Error`] when building, applying or writing status fails (retried with backoff).
+pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Error> {
+    if mt.meta().deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the children.
+        return Ok(Outcome::Done(Action::await_change()));
+    }
+    let ns = mt.namespace().unwrap_or_default();
+    let validation = mt.spec.validate();
+    let accepted = status::accepted(&validation);
+    if validation.is_err() {
+        // Existing agents keep their last valid config; counts carry over unchanged.
+        let nodes = mt
+            .status
+            .as_ref()
+            .and_then(|s| s.nodes.as_ref())
+            .and_then(|n| Some((n.desired?, n.ready?)));
+        let ready = Cond::no(
+            READY,
+            "InvalidSpec",
+            "agents not updated: the spec is invalid (see the Accepted condition)",
+        );
+        write_status(
+            mt,
+            ctx,
+            Owned {
+                conditions: vec![accepted, ready],
+                nodes,
+            },
+        )
+        .await?;
+        return Ok(Outcome::Invalid);
+    }
+
+    let (want_pm, pm_problem) =
+        match agent::wants_pod_monitor(mt.spec.scrape.pod_monitor, ctx.apis.pod_monitor()) {
+            Ok(w) => (w, None),
+            Err(p) => (false, Some(p)),
+        };
+    let objects = agent::build(mt, &ctx.settings, want_pm)?;
+    let client = ctx.client.clone();
+    apply(&Api::<ServiceAccount>::namespaced(client.clone(), &ns), &objects.service_account).await?;
+    apply(&Api::<ConfigMap>::namespaced(client.clone(), &ns), &objects.config_map).await?;
+    apply(&Api::<Service>::namespaced(client.clone(), &ns), &objects.service).await?;
+    let ds = apply(&Api::<DaemonSet>::namespaced(client.clone(), &ns), &objects.daemon_set).await?;
+    if ctx.apis.pod_monitor() {
+        let api = Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            &ns,
+            &apply::pod_monitor_resource(),
+        );
+        match &objects.pod_monitor {
+            Some(pm) => apply_dynamic(&api, "PodMonitor", pm).await?,
+            None => delete_if_present(&api, "PodMonitor", &agent_name(&mt.name_any())).await?,
+        }
+    }
+
+    let rollout = rollout_of(&ds);
+    let complete = rollout.observed && rollout.desired > 0 && rollout.ready >= rollout.desired && rollout.updated >= rollout.desired;
+    let pod_security = if complete {
+        None
+    } else {
+        Api::<Namespace>::all(client)
+            .get_opt(&ns)
+            .await
+            .map_err(|source| Error::Read {
+                what: format!("Namespace {ns}"),
+                source,
+            })?
+            .and_then(|n| n.labels().get(POD_SECURITY_ENFORCE).cloned())
+    };
+    let ready = status::ready(rollout, &ns, pod_security.as_deref(), pm_problem.as_deref());
+    let is_ready = ready.status == "True";
+    write_status(
+        mt,
+        ctx,
+        Owned {
+            conditions: vec![accepted, ready],
+            nodes: Some((rollout.desired, rollout.ready)),
+        },
+    )
+    .await?;
+    Ok(Outcome::Done(Action::requeue(if is_ready { RESYNC } else { ROLLING })))
+}
+
+fn rollout_of(ds: &DaemonSet) -> Rollout {
+    let s = ds.status.clone().unwrap_or_default();
+    Rollout {
+        desired: s.desired_number_scheduled,
+        ready: s.number_ready,
+        updated: s.updated_number_scheduled.unwrap_or(0),
+        observed: s.observed_generation.unwrap_or(0) >= ds.metadata.generation.unwrap_or(0),
+    }
+}
+
+/// Whether `owned` differs from what the object's status already says.
+fn changed(current: Option<&MonitorTargetStatus>, owned: &Owned, generation: Option<i64>) -> bool {
+    let Some(cur) = current else {
+        return true;
+    };
+    let nodes_now = cur.nodes.as_ref().map(|n| (n.desired, n.ready));
+    let nodes_want = owned.nodes.map(|(d, r)| (Some(d), Some(r)));
+    cur.observed_generation != generation
+        || status::conditions_differ(&cur.conditions, &owned.conditions, generation)
+        || (nodes_want.is_some() && nodes_now != nodes_want)
+}
+
+async fn write_status(mt: &MonitorTarget, ctx: &Context, owned: Owned) -> Result<(), Error> {
+    let generation = mt.meta().generation;
+    if !changed(mt.status.as_ref(), &owned, generation) {
+        return Ok(());
+    }
+    let existing = mt
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let now = Time(jiff_now());
+    let conditions = status::materialize(&existing, &owned.conditions, generation, &now);
+    let mut body = json!({
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "status": {
+            "observedGeneration": generation,
+            "conditions": conditions,
+        },
+    });
+    if let Some((desired, ready)) = owned.nodes {
+        body["status"]["nodes"] = json!({"desired": desired, "ready": ready});
+    }
+    let api = Api::<MonitorTarget>::namespaced(ctx.client.clone(), &mt.namespace().unwrap_or_default());
+    api.patch_status(&mt.name_any(), &apply::params(), &Patch::Apply(&body))
+        .await
+        .map_err(Error::Status)?;
+    ctx.metrics.status_writes.with_label_values(&[KIND]).inc();
+
+    // One Event per condition that changed status or reason.
+    let reference = mt.object_ref(&());
+    for c in &owned.conditions {
+        let before = existing.iter().find(|e| e.type_ == c.type_);
+        if before.is_some_and(|b| b.status == c.status && b.reason == c.reason) {
+            continue;
+        }
+        let type_ = if c.status == "True" || c.reason == "RollingOut" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        ctx.event(&reference, type_, c.reason, c.message.clone()).await;
+    }
+    Ok(())
+}
+
+/// Current time as the API's timestamp type.
+pub fn jiff_now() -> k8s_openapi::jiff::Timestamp {
+    k8s_openapi::jiff::Timestamp::now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fabricwatch_crds::monitor_target::NodeCounts;
+
+    #[test]
+    fn status_change_detection() {
+        let owned = Owned {
+            conditions: vec![status::accepted(&Ok(()))],
+            nodes: Some((3, 2)),
+        };
+        assert!(changed(None, &owned, Some(1)));
+        let now = Time(jiff_now());
+        let cur = MonitorTargetStatus {
+            observed_generation: Some(1),
+            conditions: status::materialize(&[], &owned.conditions, Some(1), &now),
+            nodes: Some(NodeCounts {
+                desired: Some(3),
+                ready: Some(2),
+                reporting: Some(5),
+                ..NodeCounts::default()
+            }),
+            ..MonitorTargetStatus::default()
+        };
+        assert!(!changed(Some(&cur), &owned, Some(1)));
+        assert!(changed(Some(&cur), &owned, Some(2)));
+        let more_ready = Owned {
+            nodes: Some((3, 3)),
+            conditions: owned.conditions.clone(),
+        };
+        assert!(changed(Some(&cur), &more_ready, Some(1)));
+    }
+}

@@ -1,0 +1,256 @@
+//! Pure status logic: the conditions the controller owns, and whether status must be written.
+
+use fabricwatch_crds::condition_types::{ACCEPTED, READY};
+use fabricwatch_crds::{Condition, Errors, Time};
+
+/// Longest condition message written (the schema allows 32768; shorter reads better in
+/// `kubectl describe`).
+pub const MAX_MESSAGE: usize = 1024;
+
+/// A condition without its transition time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cond {
+    /// Condition type.
+    pub type_: &'static str,
+    /// `True`, `False` or `Unknown`.
+    pub status: &'static str,
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// Human message saying what to do.
+    pub message: String,
+}
+
+impl Cond {
+    /// A `True` condition.
+    pub fn yes(type_: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            type_,
+            status: "True",
+            reason,
+            message: message.into(),
+        }
+    }
+    /// A `False` condition.
+    pub fn no(type_: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            type_,
+            status: "False",
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary, marking the cut with `…`.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// `Accepted` from a validation result.
+pub fn accepted(result: &Result<(), Errors>) -> Cond {
+    match result {
+        Ok(()) => Cond::yes(ACCEPTED, "Valid", "the spec is valid"),
+        Err(e) => Cond::no(
+            ACCEPTED,
+            "InvalidSpec",
+            format!("fix the spec: {e}"),
+        ),
+    }
+}
+
+/// Rollout counts of a DaemonSet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rollout {
+    /// `status.desiredNumberScheduled`.
+    pub desired: i32,
+    /// `status.numberReady`.
+    pub ready: i32,
+    /// `status.updatedNumberScheduled`.
+    pub updated: i32,
+    /// `status.observedGeneration >= metadata.generation`.
+    pub observed: bool,
+}
+
+/// Pod Security admission levels that reject the agents' host access (hostNetwork, hostPath,
+/// NET_RAW are all beyond `baseline`; see the Pod Security Standards).
+pub fn pod_security_blocks(enforce_level: Option<&str>) -> bool {
+    matches!(enforce_level, Some("baseline" | "restricted"))
+}
+
+/// `Ready` of a MonitorTarget from its DaemonSet's rollout and what blocks it.
+pub fn ready(
+    rollout: Rollout,
+    namespace: &str,
+    pod_security_level: Option<&str>,
+    pod_monitor_problem: Option<&str>,
+) -> Cond {
+    let Rollout {
+        desired,
+        ready,
+        updated,
+        observed,
+    } = rollout;
+    if let Some(p) = pod_monitor_problem {
+        return Cond::no(READY, "PodMonitorUnavailable", p);
+    }
+    if !observed {
+        return Cond::no(
+            READY,
+            "RollingOut",
+            "waiting for the DaemonSet controller to pick up the new agent spec",
+        );
+    }
+    if desired == 0 {
+        return Cond::no(
+            READY,
+            "NoNodesSelected",
+            "no node matches spec.nodeSelector and spec.tolerations; check node labels and taints",
+        );
+    }
+    if ready < desired || updated < desired {
+        if pod_security_blocks(pod_security_level) {
+            return Cond::no(
+                READY,
+                "PodSecurityForbidden",
+                format!(
+                    "namespace {namespace} enforces Pod Security level {:?}, which forbids the agents' hostNetwork, hostPath and NET_RAW; label the namespace pod-security.kubernetes.io/enforce=privileged or create the MonitorTarget in a namespace that allows it ({ready}/{desired} agents ready)",
+                    pod_security_level.unwrap_or_default()
+                ),
+            );
+        }
+        return Cond::no(
+            READY,
+            "RollingOut",
+            format!("{ready}/{desired} agents ready, {updated}/{desired} updated; `kubectl get pods -l app.kubernetes.io/name=fabricwatch-agent` shows why"),
+        );
+    }
+    Cond::yes(
+        READY,
+        "AgentsReady",
+        format!("{ready}/{desired} agents ready"),
+    )
+}
+
+/// Turns `desired` into full conditions: the transition time of an existing condition with
+/// the same status is kept, otherwise it is `now`.
+pub fn materialize(
+    existing: &[Condition],
+    desired: &[Cond],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    desired
+        .iter()
+        .map(|d| {
+            let prior = existing.iter().find(|c| c.type_ == d.type_);
+            let last_transition_time = match prior {
+                Some(p) if p.status == d.status => p.last_transition_time.clone(),
+                _ => now.clone(),
+            };
+            Condition {
+                type_: d.type_.into(),
+                status: d.status.into(),
+                reason: d.reason.into(),
+                message: truncate(&d.message, MAX_MESSAGE),
+                observed_generation: generation,
+                last_transition_time,
+            }
+        })
+        .collect()
+}
+
+/// Whether writing `desired` conditions would change `existing` (ignoring transition times
+/// and condition types owned by other writers).
+pub fn conditions_differ(existing: &[Condition], desired: &[Cond], generation: Option<i64>) -> bool {
+    desired.iter().any(|d| {
+        match existing.iter().find(|c| c.type_ == d.type_) {
+            None => true,
+            Some(c) => {
+                c.status != d.status
+                    || c.reason != d.reason
+                    || c.message != truncate(&d.message, MAX_MESSAGE)
+                    || c.observed_generation != generation
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Time {
+        Time("2026-01-01T00:00:00Z".parse().expect("ts"))
+    }
+    fn later() -> Time {
+        Time("2026-01-01T01:00:00Z".parse().expect("ts"))
+    }
+
+    #[test]
+    fn unchanged_conditions_are_not_rewritten() {
+        let desired = vec![accepted(&Ok(())), ready(Rollout { desired: 3, ready: 3, updated: 3, observed: true }, "ns", None, None)];
+        let written = materialize(&[], &desired, Some(2), &now());
+        assert!(!conditions_differ(&written, &desired, Some(2)));
+        // A new generation or a new message is a change.
+        assert!(conditions_differ(&written, &desired, Some(3)));
+        let rolling = vec![desired[0].clone(), ready(Rollout { desired: 3, ready: 2, updated: 3, observed: true }, "ns", None, None)];
+        assert!(conditions_differ(&written, &rolling, Some(2)));
+        // Conditions of other writers are ignored.
+        let mut with_other = written.clone();
+        with_other.push(Condition {
+            type_: "Healthy".into(),
+            status: "True".into(),
+            reason: "AllNodesHealthy".into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: now(),
+        });
+        assert!(!conditions_differ(&with_other, &desired, Some(2)));
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_status_changes() {
+        let first = materialize(&[], &[Cond::no(READY, "RollingOut", "1/3")], Some(1), &now());
+        let same_status = materialize(&first, &[Cond::no(READY, "RollingOut", "2/3")], Some(1), &later());
+        assert_eq!(same_status[0].last_transition_time, now());
+        let flipped = materialize(&first, &[Cond::yes(READY, "AgentsReady", "3/3")], Some(1), &later());
+        assert_eq!(flipped[0].last_transition_time, later());
+    }
+
+    #[test]
+    fn ready_reasons() {
+        let r = |desired, ready, updated, observed| Rollout { desired, ready, updated, observed };
+        assert_eq!(super::ready(r(3, 3, 3, true), "ns", None, None).reason, "AgentsReady");
+        assert_eq!(super::ready(r(3, 1, 3, true), "ns", None, None).reason, "RollingOut");
+        assert_eq!(super::ready(r(3, 3, 3, false), "ns", None, None).reason, "RollingOut");
+        assert_eq!(super::ready(r(0, 0, 0, true), "ns", None, None).reason, "NoNodesSelected");
+        let c = super::ready(r(3, 0, 0, true), "team-a", Some("baseline"), None);
+        assert_eq!(c.reason, "PodSecurityForbidden");
+        assert!(c.message.contains("pod-security.kubernetes.io/enforce=privileged"), "{}", c.message);
+        assert_eq!(super::ready(r(3, 0, 0, true), "ns", Some("privileged"), None).reason, "RollingOut");
+        assert_eq!(super::ready(r(3, 3, 3, true), "ns", None, Some("no API")).reason, "PodMonitorUnavailable");
+    }
+
+    #[test]
+    fn accepted_lists_field_errors() {
+        let mut e = Errors::default();
+        e.push("spec.interval", "must be at least 1s, got 500ms");
+        let c = accepted(&Err(e));
+        assert_eq!((c.status, c.reason), ("False", "InvalidSpec"));
+        assert_eq!(c.message, "fix the spec: spec.interval: must be at least 1s, got 500ms");
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("abc", 10), "abc");
+        let t = truncate(&"é".repeat(100), 11);
+        assert!(t.len() <= 11 && t.ends_with('…'), "{t}");
+    }
+}
