@@ -566,7 +566,7 @@ fn normalize_numbers(line: &str) -> String {
                 out.push('x');
             }
             match literal.parse::<f64>() {
-                Ok(v) if v == 0.0 => out.push('0'),
+                Ok(0.0) => out.push('0'),
                 // f64 magnitudes are within ±308, so the cast cannot truncate.
                 Ok(v) => out.push_str(&format!("1e{}", v.abs().log10().floor() as i32)),
                 Err(_) => out.push_str(literal),
@@ -795,7 +795,10 @@ mod tests {
         noisy.peers[0].loss_percent = 31.7;
         noisy.events[0].count = 9;
         noisy.nodes[1].score = Some(40.2);
-        assert_eq!(build(&noisy, true, 10_000, &ContextLimits::default()).fingerprint, base);
+        assert_eq!(
+            build(&noisy, true, 10_000, &ContextLimits::default()).fingerprint,
+            base
+        );
         let mut renamed = s.clone();
         for n in &mut renamed.nodes {
             n.node = n.node.replace("gpu", "cpu");
@@ -806,13 +809,22 @@ mod tests {
         }
         renamed.nodes[1].problems[0] = "rdma mlx5_0/1 DOWN on cpu-a".into();
         renamed.events[0].message = renamed.events[0].message.replace("gpu-a", "cpu-a");
-        assert_eq!(build(&renamed, true, 10_000, &ContextLimits::default()).fingerprint, base);
+        assert_eq!(
+            build(&renamed, true, 10_000, &ContextLimits::default()).fingerprint,
+            base
+        );
         let mut worse = s.clone();
         worse.peers[0].loss_percent = 100.0;
-        assert_ne!(build(&worse, true, 10_000, &ContextLimits::default()).fingerprint, base);
+        assert_ne!(
+            build(&worse, true, 10_000, &ContextLimits::default()).fingerprint,
+            base
+        );
         let mut changed = s;
         changed.nodes[0].health = Health::Warning;
-        assert_ne!(build(&changed, true, 10_000, &ContextLimits::default()).fingerprint, base);
+        assert_ne!(
+            build(&changed, true, 10_000, &ContextLimits::default()).fingerprint,
+            base
+        );
     }
 
     #[test]

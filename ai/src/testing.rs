@@ -297,9 +297,15 @@ async fn bedrock(
         Reply::Answer(text) => {
             // A model stops at maxTokens; the usage it reports never exceeds it.
             let estimated = tokens::estimate(&text);
-            let cap = req["inferenceConfig"]["maxTokens"].as_u64().unwrap_or(u64::MAX);
+            let cap = req["inferenceConfig"]["maxTokens"]
+                .as_u64()
+                .unwrap_or(u64::MAX);
             let output = estimated.min(cap);
-            let stop = if estimated > cap { "max_tokens" } else { "end_turn" };
+            let stop = if estimated > cap {
+                "max_tokens"
+            } else {
+                "end_turn"
+            };
             Json(json!({
                 "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
                 "stopReason": stop,

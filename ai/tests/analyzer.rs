@@ -437,3 +437,48 @@ async fn large_situation_fits_max_tokens_per_run() {
     );
     assert_clean_prompt(&server.requests()[0], &s);
 }
+
+#[tokio::test]
+async fn cached_answer_is_reversed_with_the_current_names_and_noise_still_hits() {
+    let server = StandIn::start(local(), None).await.expect("stand-in");
+    let a = analyzer();
+    let settings = bedrock(&server);
+    let mut usage = Usage::default();
+    let first = a
+        .run(&synthetic_situation(5, 0.0, 0), &settings, &mut usage)
+        .await;
+    assert_eq!(first.findings[0].affected, vec!["gpu-node-000"]);
+
+    // Same shape, other names and slightly different values: served from the cache, with
+    // this situation's names.
+    let mut other = synthetic_situation(5, 0.01, 3);
+    let rename = |n: &str| n.replace("gpu-node", "cpu-node");
+    for n in &mut other.nodes {
+        n.node = rename(&n.node);
+        n.problems = n.problems.iter().map(|p| rename(p)).collect();
+    }
+    for p in &mut other.peers {
+        p.source = rename(&p.source);
+        p.peer = rename(&p.peer);
+    }
+    for p in &mut other.rdma_ports {
+        p.node = rename(&p.node);
+    }
+    for h in &mut other.hosts {
+        h.node = rename(&h.node);
+    }
+    for x in &mut other.anomalies {
+        x.node = rename(&x.node);
+    }
+    for al in &mut other.alerts {
+        al.nodes = al.nodes.iter().map(|n| rename(n)).collect();
+    }
+    for e in &mut other.events {
+        e.name = rename(&e.name);
+        e.message = rename(&e.message);
+    }
+    let second = a.run(&other, &settings, &mut usage).await;
+    assert!(second.cache_hit, "{second:?}");
+    assert_eq!(second.findings[0].affected, vec!["cpu-node-000"]);
+    assert_eq!(server.request_count(), 1);
+}

@@ -94,8 +94,11 @@ async fn prompt_tokens_and_cost_per_run() {
                 .unwrap_or_default();
             let path = std::path::Path::new(&dir).join(format!("prompt-{nodes}.txt"));
             std::fs::write(&path, prompt).expect("dump");
-            std::fs::write(std::path::Path::new(&dir).join("answer.txt"), five_findings())
-                .expect("dump");
+            std::fs::write(
+                std::path::Path::new(&dir).join("answer.txt"),
+                five_findings(),
+            )
+            .expect("dump");
             println!("(prompt written to {})", path.display());
         }
     }

@@ -16,11 +16,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
+use fabricwatch_crds::alert_rule::{Metric, Operator, Scope};
 use fabricwatch_proto::{
     notify::{AlertStatus, NotificationRequest, SourceKind, NOTIFY_SCHEMA_VERSION},
     ObjectRef, Severity,
 };
-use fabricwatch_crds::alert_rule::{Metric, Operator, Scope};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -45,9 +45,14 @@ impl MaintenanceWindow {
             .parse(cron)
             .map_err(|e| format!("invalid maintenance window cron {cron:?}: {e}"))?;
         if !(duration_seconds.is_finite() && duration_seconds > 0.0) {
-            return Err(format!("maintenance window duration must be > 0 seconds, got {duration_seconds}"));
+            return Err(format!(
+                "maintenance window duration must be > 0 seconds, got {duration_seconds}"
+            ));
         }
-        Ok(Self { cron: parsed, duration: Duration::milliseconds((duration_seconds * 1000.0) as i64) })
+        Ok(Self {
+            cron: parsed,
+            duration: Duration::milliseconds((duration_seconds * 1000.0) as i64),
+        })
     }
 
     /// Whether `now` lies in a window: the latest start at or before `now` plus `duration` is
@@ -143,7 +148,10 @@ pub struct SeriesKey {
 impl SeriesKey {
     /// The key of a per-node series.
     pub fn node(node: &str) -> Self {
-        Self { node: Some(node.to_string()), ..Self::default() }
+        Self {
+            node: Some(node.to_string()),
+            ..Self::default()
+        }
     }
 
     /// Human-readable form: `node`, `node mlx5_0/1`, `node → peer`, or `target`.
@@ -167,8 +175,13 @@ impl SeriesKey {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
     Inactive,
-    Pending { since: DateTime<Utc> },
-    Firing { since: DateTime<Utc>, clear_since: Option<DateTime<Utc>> },
+    Pending {
+        since: DateTime<Utc>,
+    },
+    Firing {
+        since: DateTime<Utc>,
+        clear_since: Option<DateTime<Utc>>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -183,7 +196,13 @@ struct Series {
 
 impl Default for Series {
     fn default() -> Self {
-        Self { phase: Phase::Inactive, sent_index: None, last_notified: None, transitions: Default::default(), value: None }
+        Self {
+            phase: Phase::Inactive,
+            sent_index: None,
+            last_notified: None,
+            transitions: Default::default(),
+            value: None,
+        }
     }
 }
 
@@ -253,7 +272,10 @@ pub struct RuleEngine {
 impl RuleEngine {
     /// A fresh engine for `spec`.
     pub fn new(spec: RuleSpec) -> Self {
-        Self { spec, series: BTreeMap::new() }
+        Self {
+            spec,
+            series: BTreeMap::new(),
+        }
     }
 
     /// The rule.
@@ -275,7 +297,14 @@ impl RuleEngine {
         for f in firing {
             self.series.insert(
                 f.key.clone(),
-                Series { phase: Phase::Firing { since: f.since, clear_since: None }, value: f.value, ..Series::default() },
+                Series {
+                    phase: Phase::Firing {
+                        since: f.since,
+                        clear_since: None,
+                    },
+                    value: f.value,
+                    ..Series::default()
+                },
             );
         }
     }
@@ -288,7 +317,11 @@ impl RuleEngine {
     /// Evaluates the rule at `now` on `values` (one entry per series; a `target` rule has the
     /// single default key). A series absent from `values` has no data: its condition does not
     /// hold.
-    pub fn evaluate(&mut self, values: &BTreeMap<SeriesKey, f64>, now: DateTime<Utc>) -> Evaluation {
+    pub fn evaluate(
+        &mut self,
+        values: &BTreeMap<SeriesKey, f64>,
+        now: DateTime<Utc>,
+    ) -> Evaluation {
         let spec = &self.spec;
         let suppressed = spec.maintenance.iter().any(|m| m.active(now));
         let mut events = Vec::new();
@@ -303,21 +336,34 @@ impl RuleEngine {
             let before = s.phase;
             s.phase = match s.phase {
                 Phase::Inactive | Phase::Pending { .. } if !holds => Phase::Inactive,
-                Phase::Inactive if spec.for_ <= Duration::zero() => Phase::Firing { since: now, clear_since: None },
+                Phase::Inactive if spec.for_ <= Duration::zero() => Phase::Firing {
+                    since: now,
+                    clear_since: None,
+                },
                 Phase::Inactive => Phase::Pending { since: now },
-                Phase::Pending { since } if now - since >= spec.for_ => Phase::Firing { since: now, clear_since: None },
+                Phase::Pending { since } if now - since >= spec.for_ => Phase::Firing {
+                    since: now,
+                    clear_since: None,
+                },
                 p @ Phase::Pending { .. } => p,
-                Phase::Firing { since, .. } if holds => Phase::Firing { since, clear_since: None },
+                Phase::Firing { since, .. } if holds => Phase::Firing {
+                    since,
+                    clear_since: None,
+                },
                 Phase::Firing { since, clear_since } => {
                     let clear = clear_since.unwrap_or(now);
                     if now - clear >= spec.resolve_for {
                         Phase::Inactive
                     } else {
-                        Phase::Firing { since, clear_since: Some(clear) }
+                        Phase::Firing {
+                            since,
+                            clear_since: Some(clear),
+                        }
                     }
                 }
             };
-            let fired = matches!(s.phase, Phase::Firing { .. }) != matches!(before, Phase::Firing { .. });
+            let fired =
+                matches!(s.phase, Phase::Firing { .. }) != matches!(before, Phase::Firing { .. });
             if fired {
                 s.transitions.push_back(now);
             }
@@ -336,7 +382,12 @@ impl RuleEngine {
             flapping |= is_flapping;
             if let (Phase::Firing { since, .. }, Phase::Inactive) = (before, s.phase) {
                 if s.sent_index.take().is_some() {
-                    events.push(AlertEvent::Resolved { key: key.clone(), value: s.value, starts_at: since, ends_at: now });
+                    events.push(AlertEvent::Resolved {
+                        key: key.clone(),
+                        value: s.value,
+                        starts_at: since,
+                        ends_at: now,
+                    });
                 }
             }
             if let Phase::Firing { since, .. } = s.phase {
@@ -347,7 +398,12 @@ impl RuleEngine {
                     .unwrap_or(0);
                 let cooled = s.last_notified.is_none_or(|t| now - t >= spec.cooldown);
                 if !suppressed && !is_flapping && cooled && s.sent_index != Some(index) {
-                    events.push(AlertEvent::Firing { key: key.clone(), value: s.value, starts_at: since, index });
+                    events.push(AlertEvent::Firing {
+                        key: key.clone(),
+                        value: s.value,
+                        starts_at: since,
+                        index,
+                    });
                     s.sent_index = Some(index);
                     s.last_notified = Some(now);
                 }
@@ -355,9 +411,13 @@ impl RuleEngine {
         }
         // Forget quiet series of instances that left, keeping those whose cooldown or flap
         // history still matters.
-        let keep_for = spec.cooldown.max(spec.flap.map(|f| f.1).unwrap_or_else(Duration::zero));
+        let keep_for = spec
+            .cooldown
+            .max(spec.flap.map(|f| f.1).unwrap_or_else(Duration::zero));
         self.series.retain(|k, s| {
-            values.contains_key(k) || s.phase != Phase::Inactive || s.last_notified.is_some_and(|t| now - t < keep_for)
+            values.contains_key(k)
+                || s.phase != Phase::Inactive
+                || s.last_notified.is_some_and(|t| now - t < keep_for)
         });
         self.summarize(suppressed || flapping, events)
     }
@@ -367,7 +427,11 @@ impl RuleEngine {
             .series
             .iter()
             .filter_map(|(k, s)| match s.phase {
-                Phase::Firing { since, .. } => Some(FiringSeries { key: k.clone(), since, value: s.value }),
+                Phase::Firing { since, .. } => Some(FiringSeries {
+                    key: k.clone(),
+                    since,
+                    value: s.value,
+                }),
                 _ => None,
             })
             .collect();
@@ -395,7 +459,13 @@ impl RuleEngine {
             Operator::Lt | Operator::Lte => values.reduce(f64::min),
             Operator::Eq | Operator::Ne => values.into_iter().next(),
         };
-        Evaluation { state, active_since, last_value, firing, events }
+        Evaluation {
+            state,
+            active_since,
+            last_value,
+            firing,
+            events,
+        }
     }
 
     /// Labels identifying a series: `alertname` (the rule's name), `namespace`, `target`,
@@ -406,7 +476,10 @@ impl RuleEngine {
             ("alertname".to_string(), self.spec.rule.name.clone()),
             ("namespace".to_string(), self.spec.rule.namespace.clone()),
             ("target".to_string(), self.spec.target.name.clone()),
-            ("severity".to_string(), format!("{:?}", self.spec.severity).to_ascii_lowercase()),
+            (
+                "severity".to_string(),
+                format!("{:?}", self.spec.severity).to_ascii_lowercase(),
+            ),
         ]);
         let opt = [
             ("node", key.node.clone()),
@@ -425,8 +498,25 @@ impl RuleEngine {
     /// The notification request for `event`.
     pub fn request(&self, event: &AlertEvent) -> NotificationRequest {
         let (key, value, starts_at, ends_at, status, index) = match event {
-            AlertEvent::Firing { key, value, starts_at, index } => (key, *value, *starts_at, None, AlertStatus::Firing, *index),
-            AlertEvent::Resolved { key, value, starts_at, ends_at } => (key, *value, *starts_at, Some(*ends_at), AlertStatus::Resolved, 0),
+            AlertEvent::Firing {
+                key,
+                value,
+                starts_at,
+                index,
+            } => (key, *value, *starts_at, None, AlertStatus::Firing, *index),
+            AlertEvent::Resolved {
+                key,
+                value,
+                starts_at,
+                ends_at,
+            } => (
+                key,
+                *value,
+                *starts_at,
+                Some(*ends_at),
+                AlertStatus::Resolved,
+                0,
+            ),
         };
         let labels = self.labels(key);
         let fp = fingerprint(&labels);
@@ -435,13 +525,22 @@ impl RuleEngine {
             ("device", key.device.clone().unwrap_or_default()),
             ("port", key.port.map(|p| p.to_string()).unwrap_or_default()),
             ("peer", key.peer.clone().unwrap_or_default()),
-            ("value", value.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into())),
+            (
+                "value",
+                value
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or_else(|| "n/a".into()),
+            ),
             ("threshold", format!("{}", self.spec.threshold)),
             ("target", self.spec.target.to_string()),
             ("metric", self.spec.metric.as_str().to_string()),
         ]);
-        let mut annotations: BTreeMap<String, String> =
-            self.spec.annotations.iter().map(|(k, v)| (k.clone(), render(v, &vars))).collect();
+        let mut annotations: BTreeMap<String, String> = self
+            .spec
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), render(v, &vars)))
+            .collect();
         annotations.entry("summary".into()).or_insert_with(|| {
             render(&format!("{{{{ metric }}}} {} {{{{ threshold }}}} on {{{{ node }}}} (value {{{{ value }}}})", self.spec.op.promql()), &vars)
         });
@@ -478,13 +577,22 @@ pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
 /// Idempotency key of a notification: SHA-256 over fingerprint, status, `startsAt` (RFC 3339,
 /// seconds) and repeat index; 32 hex digits. The same episode and repeat always give the
 /// same id, so a re-send after a restart is deduplicated by the notifier.
-pub fn notification_id(fingerprint: &str, status: AlertStatus, starts_at: DateTime<Utc>, index: i64) -> String {
+pub fn notification_id(
+    fingerprint: &str,
+    status: AlertStatus,
+    starts_at: DateTime<Utc>,
+    index: i64,
+) -> String {
     let mut h = Sha256::new();
     h.update(fingerprint.as_bytes());
     h.update([0u8]);
     h.update(format!("{status:?}").as_bytes());
     h.update([0u8]);
-    h.update(starts_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).as_bytes());
+    h.update(
+        starts_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            .as_bytes(),
+    );
     h.update([0u8]);
     h.update(index.to_le_bytes());
     hex::encode(&h.finalize()[..16])
@@ -523,8 +631,14 @@ mod tests {
 
     fn spec() -> RuleSpec {
         RuleSpec {
-            rule: ObjectRef { namespace: "ns".into(), name: "high-loss".into() },
-            target: ObjectRef { namespace: "ns".into(), name: "fabric".into() },
+            rule: ObjectRef {
+                namespace: "ns".into(),
+                name: "high-loss".into(),
+            },
+            target: ObjectRef {
+                namespace: "ns".into(),
+                name: "fabric".into(),
+            },
             metric: Metric::PingLossPercent,
             op: Operator::Gt,
             threshold: 5.0,
@@ -536,7 +650,10 @@ mod tests {
             cooldown: Duration::zero(),
             repeat_interval: None,
             maintenance: vec![],
-            annotations: BTreeMap::from([("summary".into(), "loss {{ value }}% on {{node}}".into())]),
+            annotations: BTreeMap::from([(
+                "summary".into(),
+                "loss {{ value }}% on {{node}}".into(),
+            )]),
             analysis_ref: None,
         }
     }
@@ -546,11 +663,26 @@ mod tests {
     }
 
     fn vals(pairs: &[(&str, f64)]) -> BTreeMap<SeriesKey, f64> {
-        pairs.iter().map(|(n, v)| (if n.is_empty() { SeriesKey::default() } else { k(n) }, *v)).collect()
+        pairs
+            .iter()
+            .map(|(n, v)| {
+                (
+                    if n.is_empty() {
+                        SeriesKey::default()
+                    } else {
+                        k(n)
+                    },
+                    *v,
+                )
+            })
+            .collect()
     }
 
     fn fire_now() -> RuleSpec {
-        RuleSpec { for_: Duration::zero(), ..spec() }
+        RuleSpec {
+            for_: Duration::zero(),
+            ..spec()
+        }
     }
 
     #[test]
@@ -560,16 +692,45 @@ mod tests {
         assert_eq!(r.state, RuleState::Pending);
         assert_eq!(r.active_since, Some(t(0)));
         assert!(r.events.is_empty());
-        assert_eq!(e.evaluate(&vals(&[("a", 10.0), ("b", 1.0)]), t(29)).state, RuleState::Pending);
+        assert_eq!(
+            e.evaluate(&vals(&[("a", 10.0), ("b", 1.0)]), t(29)).state,
+            RuleState::Pending
+        );
         let r = e.evaluate(&vals(&[("a", 11.0), ("b", 1.0)]), t(30));
         assert_eq!(r.state, RuleState::Firing);
-        assert_eq!(r.firing, vec![FiringSeries { key: k("a"), since: t(30), value: Some(11.0) }]);
-        assert_eq!(r.events, vec![AlertEvent::Firing { key: k("a"), value: Some(11.0), starts_at: t(30), index: 0 }]);
+        assert_eq!(
+            r.firing,
+            vec![FiringSeries {
+                key: k("a"),
+                since: t(30),
+                value: Some(11.0)
+            }]
+        );
+        assert_eq!(
+            r.events,
+            vec![AlertEvent::Firing {
+                key: k("a"),
+                value: Some(11.0),
+                starts_at: t(30),
+                index: 0
+            }]
+        );
         assert_eq!(r.last_value, Some(11.0));
-        assert!(e.evaluate(&vals(&[("a", 12.0)]), t(40)).events.is_empty(), "no repeat without repeatInterval");
+        assert!(
+            e.evaluate(&vals(&[("a", 12.0)]), t(40)).events.is_empty(),
+            "no repeat without repeatInterval"
+        );
         let r = e.evaluate(&vals(&[("a", 0.0)]), t(50));
         assert_eq!(r.state, RuleState::Inactive);
-        assert_eq!(r.events, vec![AlertEvent::Resolved { key: k("a"), value: Some(0.0), starts_at: t(30), ends_at: t(50) }]);
+        assert_eq!(
+            r.events,
+            vec![AlertEvent::Resolved {
+                key: k("a"),
+                value: Some(0.0),
+                starts_at: t(30),
+                ends_at: t(50)
+            }]
+        );
     }
 
     #[test]
@@ -578,36 +739,73 @@ mod tests {
         e.evaluate(&vals(&[("a", 10.0)]), t(0));
         e.evaluate(&vals(&[("a", 1.0)]), t(20));
         e.evaluate(&vals(&[("a", 10.0)]), t(25));
-        assert_eq!(e.evaluate(&vals(&[("a", 10.0)]), t(50)).state, RuleState::Pending, "for counts from 25 s");
-        assert_eq!(e.evaluate(&vals(&[("a", 10.0)]), t(55)).state, RuleState::Firing);
+        assert_eq!(
+            e.evaluate(&vals(&[("a", 10.0)]), t(50)).state,
+            RuleState::Pending,
+            "for counts from 25 s"
+        );
+        assert_eq!(
+            e.evaluate(&vals(&[("a", 10.0)]), t(55)).state,
+            RuleState::Firing
+        );
     }
 
     #[test]
     fn threshold_edge_is_exclusive_for_gt() {
         let mut e = RuleEngine::new(fire_now());
-        assert_eq!(e.evaluate(&vals(&[("a", 5.0)]), t(0)).state, RuleState::Inactive);
-        assert_eq!(e.evaluate(&vals(&[("a", 5.000001)]), t(1)).state, RuleState::Firing);
+        assert_eq!(
+            e.evaluate(&vals(&[("a", 5.0)]), t(0)).state,
+            RuleState::Inactive
+        );
+        assert_eq!(
+            e.evaluate(&vals(&[("a", 5.000001)]), t(1)).state,
+            RuleState::Firing
+        );
     }
 
     #[test]
     fn resolve_for_keeps_a_dipping_series_firing() {
-        let mut e = RuleEngine::new(RuleSpec { resolve_for: Duration::seconds(60), ..fire_now() });
+        let mut e = RuleEngine::new(RuleSpec {
+            resolve_for: Duration::seconds(60),
+            ..fire_now()
+        });
         e.evaluate(&vals(&[("a", 9.0)]), t(0));
-        assert_eq!(e.evaluate(&vals(&[("a", 1.0)]), t(10)).state, RuleState::Firing);
-        assert_eq!(e.evaluate(&vals(&[("a", 9.0)]), t(20)).state, RuleState::Firing, "clear timer resets");
-        assert_eq!(e.evaluate(&vals(&[("a", 1.0)]), t(30)).state, RuleState::Firing);
-        assert_eq!(e.evaluate(&vals(&[("a", 1.0)]), t(89)).state, RuleState::Firing);
+        assert_eq!(
+            e.evaluate(&vals(&[("a", 1.0)]), t(10)).state,
+            RuleState::Firing
+        );
+        assert_eq!(
+            e.evaluate(&vals(&[("a", 9.0)]), t(20)).state,
+            RuleState::Firing,
+            "clear timer resets"
+        );
+        assert_eq!(
+            e.evaluate(&vals(&[("a", 1.0)]), t(30)).state,
+            RuleState::Firing
+        );
+        assert_eq!(
+            e.evaluate(&vals(&[("a", 1.0)]), t(89)).state,
+            RuleState::Firing
+        );
         let r = e.evaluate(&vals(&[("a", 1.0)]), t(90));
         assert_eq!(r.state, RuleState::Inactive);
-        assert!(matches!(r.events.as_slice(), [AlertEvent::Resolved { starts_at, .. }] if *starts_at == t(0)));
+        assert!(
+            matches!(r.events.as_slice(), [AlertEvent::Resolved { starts_at, .. }] if *starts_at == t(0))
+        );
     }
 
     #[test]
     fn flapping_series_is_suppressed_until_it_settles() {
-        let mut e = RuleEngine::new(RuleSpec { flap: Some((4, Duration::seconds(600))), ..fire_now() });
+        let mut e = RuleEngine::new(RuleSpec {
+            flap: Some((4, Duration::seconds(600))),
+            ..fire_now()
+        });
         let mut sent = 0;
         for (i, v) in [9.0, 0.0, 9.0, 0.0, 9.0, 0.0].iter().enumerate() {
-            sent += e.evaluate(&vals(&[("a", *v)]), t(10 * i as i64)).events.len();
+            sent += e
+                .evaluate(&vals(&[("a", *v)]), t(10 * i as i64))
+                .events
+                .len();
         }
         // Fire, resolve, fire, resolve are sent (4 events); the 4th transition marks flapping,
         // so the third Firing at 40 s is held back and its resolve is not sent either.
@@ -623,24 +821,45 @@ mod tests {
 
     #[test]
     fn cooldown_spaces_firing_notifications() {
-        let mut e = RuleEngine::new(RuleSpec { cooldown: Duration::seconds(300), ..fire_now() });
+        let mut e = RuleEngine::new(RuleSpec {
+            cooldown: Duration::seconds(300),
+            ..fire_now()
+        });
         assert_eq!(e.evaluate(&vals(&[("a", 9.0)]), t(0)).events.len(), 1);
-        assert_eq!(e.evaluate(&vals(&[("a", 0.0)]), t(10)).events.len(), 1, "resolve is sent");
+        assert_eq!(
+            e.evaluate(&vals(&[("a", 0.0)]), t(10)).events.len(),
+            1,
+            "resolve is sent"
+        );
         let r = e.evaluate(&vals(&[("a", 9.0)]), t(20));
         assert_eq!(r.state, RuleState::Firing);
-        assert!(r.events.is_empty(), "within cooldown of the last firing notification");
+        assert!(
+            r.events.is_empty(),
+            "within cooldown of the last firing notification"
+        );
         let r = e.evaluate(&vals(&[("a", 9.0)]), t(300));
-        assert!(matches!(r.events.as_slice(), [AlertEvent::Firing { starts_at, .. }] if *starts_at == t(20)));
+        assert!(
+            matches!(r.events.as_slice(), [AlertEvent::Firing { starts_at, .. }] if *starts_at == t(20))
+        );
     }
 
     #[test]
     fn repeat_interval_sends_numbered_repeats() {
-        let mut e = RuleEngine::new(RuleSpec { repeat_interval: Some(Duration::seconds(60)), ..fire_now() });
+        let mut e = RuleEngine::new(RuleSpec {
+            repeat_interval: Some(Duration::seconds(60)),
+            ..fire_now()
+        });
         assert_eq!(e.evaluate(&vals(&[("a", 9.0)]), t(0)).events.len(), 1);
         assert!(e.evaluate(&vals(&[("a", 9.0)]), t(59)).events.is_empty());
         let r = e.evaluate(&vals(&[("a", 9.0)]), t(61));
-        assert!(matches!(r.events.as_slice(), [AlertEvent::Firing { index: 1, .. }]));
-        let ids: Vec<String> = [0, 1].iter().map(|i| notification_id("fp", AlertStatus::Firing, t(0), *i)).collect();
+        assert!(matches!(
+            r.events.as_slice(),
+            [AlertEvent::Firing { index: 1, .. }]
+        ));
+        let ids: Vec<String> = [0, 1]
+            .iter()
+            .map(|i| notification_id("fp", AlertStatus::Firing, t(0), *i))
+            .collect();
         assert_ne!(ids[0], ids[1]);
     }
 
@@ -651,15 +870,22 @@ mod tests {
             maintenance: vec![MaintenanceWindow::parse("0 0 * * *", 3600.0).expect("cron")],
             ..fire_now()
         });
-        let midnight = DateTime::parse_from_rfc3339("2023-11-15T00:10:00Z").expect("t").with_timezone(&Utc);
+        let midnight = DateTime::parse_from_rfc3339("2023-11-15T00:10:00Z")
+            .expect("t")
+            .with_timezone(&Utc);
         let r = e.evaluate(&vals(&[("a", 9.0)]), midnight);
         assert_eq!(r.state, RuleState::Suppressed);
         assert!(r.events.is_empty());
-        let r = e.evaluate(&vals(&[("a", 9.0)]), midnight + Duration::minutes(50) - Duration::seconds(1));
+        let r = e.evaluate(
+            &vals(&[("a", 9.0)]),
+            midnight + Duration::minutes(50) - Duration::seconds(1),
+        );
         assert_eq!(r.state, RuleState::Suppressed, "window ends at 01:00");
         let r = e.evaluate(&vals(&[("a", 9.0)]), midnight + Duration::minutes(50));
         assert_eq!(r.state, RuleState::Firing);
-        assert!(matches!(r.events.as_slice(), [AlertEvent::Firing { starts_at, .. }] if *starts_at == midnight));
+        assert!(
+            matches!(r.events.as_slice(), [AlertEvent::Firing { starts_at, .. }] if *starts_at == midnight)
+        );
         assert!(MaintenanceWindow::parse("61 * * * *", 60.0).is_err());
         assert!(MaintenanceWindow::parse("0 0 * * *", 0.0).is_err());
     }
@@ -675,8 +901,15 @@ mod tests {
         let r2 = after.evaluate(&vals(&[("a", 9.0)]), t(10));
         assert_eq!(r2.state, RuleState::Firing);
         assert_eq!(r2.firing[0].since, t(0), "the firing alert is not lost");
-        assert_eq!(after.request(&r2.events[0]).id, first.id, "re-send is recognised by id");
-        assert!(after.evaluate(&vals(&[("a", 9.0)]), t(20)).events.is_empty());
+        assert_eq!(
+            after.request(&r2.events[0]).id,
+            first.id,
+            "re-send is recognised by id"
+        );
+        assert!(after
+            .evaluate(&vals(&[("a", 9.0)]), t(20))
+            .events
+            .is_empty());
         let r3 = after.evaluate(&vals(&[("a", 0.0)]), t(30));
         let resolved = after.request(&r3.events[0]);
         assert_eq!(resolved.status, AlertStatus::Resolved);
@@ -688,10 +921,17 @@ mod tests {
     #[test]
     fn request_renders_annotations_and_labels() {
         let mut e = RuleEngine::new(fire_now());
-        let key = SeriesKey { node: Some("node-7".into()), peer: Some("node-9".into()), ..Default::default() };
+        let key = SeriesKey {
+            node: Some("node-7".into()),
+            peer: Some("node-9".into()),
+            ..Default::default()
+        };
         let r = e.evaluate(&BTreeMap::from([(key, 12.5)]), t(0));
         let req = e.request(&r.events[0]);
-        assert_eq!(req.annotations["summary"], "loss 12.5000% on node-7 → node-9");
+        assert_eq!(
+            req.annotations["summary"],
+            "loss 12.5000% on node-7 → node-9"
+        );
         assert_eq!(req.labels["node"], "node-7");
         assert_eq!(req.labels["peer"], "node-9");
         assert_eq!(req.labels["alertname"], "high-loss");
@@ -703,8 +943,14 @@ mod tests {
 
     #[test]
     fn target_scope_and_missing_data() {
-        let mut e = RuleEngine::new(RuleSpec { scope: Scope::Target, ..fire_now() });
-        assert_eq!(e.evaluate(&vals(&[("", 9.0)]), t(0)).state, RuleState::Firing);
+        let mut e = RuleEngine::new(RuleSpec {
+            scope: Scope::Target,
+            ..fire_now()
+        });
+        assert_eq!(
+            e.evaluate(&vals(&[("", 9.0)]), t(0)).state,
+            RuleState::Firing
+        );
         let r = e.evaluate(&BTreeMap::new(), t(10));
         assert_eq!(r.state, RuleState::Inactive, "no data resolves");
         assert!(matches!(r.events.as_slice(), [AlertEvent::Resolved { .. }]));

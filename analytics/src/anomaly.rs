@@ -35,9 +35,21 @@ impl Ewma {
     /// `sigma_min` (series unit) and `warmup` points. Out-of-range arguments are clamped.
     pub fn new(lambda: f64, limit: f64, sigma_min: f64, warmup: u32) -> Self {
         Self {
-            lambda: if lambda.is_finite() { lambda.clamp(1e-6, 1.0) } else { 0.1 },
-            limit: if limit.is_finite() && limit > 0.0 { limit } else { 3.0 },
-            sigma_min: if sigma_min.is_finite() { sigma_min.max(f64::MIN_POSITIVE) } else { 1e-9 },
+            lambda: if lambda.is_finite() {
+                lambda.clamp(1e-6, 1.0)
+            } else {
+                0.1
+            },
+            limit: if limit.is_finite() && limit > 0.0 {
+                limit
+            } else {
+                3.0
+            },
+            sigma_min: if sigma_min.is_finite() {
+                sigma_min.max(f64::MIN_POSITIVE)
+            } else {
+                1e-9
+            },
             warmup,
             n: 0,
             mean: 0.0,
@@ -73,7 +85,9 @@ impl Ewma {
 
 /// Upper 0.1 % quantiles of the χ² distribution for 1..=8 degrees of freedom (standard tables,
 /// e.g. NIST/SEMATECH e-Handbook of Statistical Methods §1.3.6.7.4).
-const CHI2_999: [f64; 8] = [10.828, 13.816, 16.266, 18.467, 20.515, 22.458, 24.322, 26.124];
+const CHI2_999: [f64; 8] = [
+    10.828, 13.816, 16.266, 18.467, 20.515, 22.458, 24.322, 26.124,
+];
 
 /// Multivariate detector over a rolling window of feature vectors (one per report of a node).
 ///
@@ -104,7 +118,12 @@ impl Mahalanobis {
             .map(|f| if f.is_finite() && f > 0.0 { f } else { 1e-9 })
             .collect();
         let capacity = capacity.max(2);
-        Self { warmup: warmup.clamp(2, capacity), capacity, window: VecDeque::new(), floors }
+        Self {
+            warmup: warmup.clamp(2, capacity),
+            capacity,
+            window: VecDeque::new(),
+            floors,
+        }
     }
 
     /// Scores `x` (`D² / χ²₀.₉₉₉`) against the window, then adds it. `None` while warming up,
@@ -143,8 +162,8 @@ impl Mahalanobis {
                 }
             }
         }
-        for i in 0..d {
-            cov[i][i] += self.floors[i] * self.floors[i];
+        for (i, row) in cov.iter_mut().enumerate() {
+            row[i] += self.floors[i] * self.floors[i];
         }
         let diff: Vec<f64> = (0..d).map(|i| x[i] - mean[i]).collect();
         let l = cholesky(&cov)?;
@@ -168,7 +187,7 @@ fn cholesky(a: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
             let s: f64 = (0..j).map(|k| l[i][k] * l[j][k]).sum();
             if i == j {
                 let v = a[i][i] - s;
-                if !(v > 0.0) {
+                if v.is_nan() || v <= 0.0 {
                     return None;
                 }
                 l[i][i] = v.sqrt();
@@ -258,7 +277,10 @@ mod tests {
         m.observe(&[0.0, 0.0]);
         m.observe(&[0.0, 0.0]);
         let s = m.observe(&[0.0, 0.5]).expect("score");
-        assert!(s < 1.0, "constant window with a ridge stays invertible: {s}");
+        assert!(
+            s < 1.0,
+            "constant window with a ridge stays invertible: {s}"
+        );
     }
 
     #[test]

@@ -155,24 +155,37 @@ pub struct NodeSample {
 
 /// Per-second rate of counter `name` of `port`: the agent's own rate when present, else
 /// computed from `prev` with [`counter_rate`].
-fn port_rate(port: &RdmaPortReport, name: &str, prev: Option<&CounterSnapshot>, at: DateTime<Utc>) -> Option<f64> {
+fn port_rate(
+    port: &RdmaPortReport,
+    name: &str,
+    prev: Option<&CounterSnapshot>,
+    at: DateTime<Utc>,
+) -> Option<f64> {
     if let Some(r) = port.rates.get(name).filter(|r| r.is_finite() && **r >= 0.0) {
         return Some(*r);
     }
     let cur = *port.counters.get(name)?;
     let prev = prev?;
-    let before = *prev.ports.get(&(port.device.clone(), port.port))?.get(name)?;
+    let before = *prev
+        .ports
+        .get(&(port.device.clone(), port.port))?
+        .get(name)?;
     let dt = (at - prev.at?).num_milliseconds() as f64 / 1000.0;
     counter_rate(before, cur, dt)
 }
 
-fn port_sample(port: &RdmaPortReport, prev: Option<&CounterSnapshot>, at: DateTime<Utc>) -> PortSample {
+fn port_sample(
+    port: &RdmaPortReport,
+    prev: Option<&CounterSnapshot>,
+    at: DateTime<Utc>,
+) -> PortSample {
     let error_rates_per_minute: BTreeMap<String, f64> = RDMA_ERROR_COUNTERS
         .iter()
         .filter_map(|c| port_rate(port, c, prev, at).map(|r| (c.to_string(), 60.0 * r)))
         .collect();
     // No error counters at all (iWARP) is "nothing to report", not an error rate of 0.
-    let errors_per_minute = (!error_rates_per_minute.is_empty()).then(|| error_rates_per_minute.values().sum::<f64>());
+    let errors_per_minute =
+        (!error_rates_per_minute.is_empty()).then(|| error_rates_per_minute.values().sum::<f64>());
     PortSample {
         device: port.device.clone(),
         port: port.port,
@@ -221,14 +234,20 @@ pub fn derive(report: &AgentReport, prev: Option<&CounterSnapshot>) -> NodeSampl
         })
         .collect();
     let jitters: Vec<f64> = peers.iter().filter_map(|p| p.jitter_seconds).collect();
-    let ports: Vec<PortSample> = report.rdma.iter().map(|p| port_sample(p, prev, at)).collect();
+    let ports: Vec<PortSample> = report
+        .rdma
+        .iter()
+        .map(|p| port_sample(p, prev, at))
+        .collect();
     let host = report.host.as_ref();
     NodeSample {
         at,
         agent_state: report.agent_state,
         collector_errors: report.collector_errors.len(),
         cpu_usage_percent: host.map(|h| h.cpu_usage_percent).filter(|x| x.is_finite()),
-        memory_used_percent: host.map(|h| h.memory_used_percent).filter(|x| x.is_finite()),
+        memory_used_percent: host
+            .map(|h| h.memory_used_percent)
+            .filter(|x| x.is_finite()),
         disk_free_percent: host.and_then(|h| {
             h.filesystems
                 .iter()
@@ -238,7 +257,8 @@ pub fn derive(report: &AgentReport, prev: Option<&CounterSnapshot>) -> NodeSampl
         }),
         loss_percent: max_opt(peers.iter().map(|p| p.loss_percent)),
         rtt_p99_seconds: max_opt(peers.iter().filter_map(|p| p.rtt_p99_seconds)),
-        jitter_seconds: (!jitters.is_empty()).then(|| jitters.iter().sum::<f64>() / jitters.len() as f64),
+        jitter_seconds: (!jitters.is_empty())
+            .then(|| jitters.iter().sum::<f64>() / jitters.len() as f64),
         network_score: peers.iter().map(|p| p.score).reduce(f64::min),
         rdma_errors_per_minute: sum_opt(ports.iter().map(|p| p.errors_per_minute)),
         rdma_symbol_errors_per_minute: sum_opt(ports.iter().map(|p| p.symbol_errors_per_minute)),
@@ -257,7 +277,9 @@ pub(crate) mod tests {
     use fabricwatch_proto::report::{FilesystemReport, HostReport, PeerReport};
 
     pub(crate) fn t(s: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_700_000_000 + s, 0).single().expect("time")
+        Utc.timestamp_opt(1_700_000_000 + s, 0)
+            .single()
+            .expect("time")
     }
 
     pub(crate) fn port(device: &str, state: &str, phys: &str, symbol_error: u64) -> RdmaPortReport {
@@ -267,9 +289,12 @@ pub(crate) mod tests {
             link_layer: "InfiniBand".into(),
             state: state.into(),
             phys_state: phys.into(),
-            counters: [("symbol_error".to_string(), symbol_error), ("port_rcv_errors".to_string(), 0)]
-                .into_iter()
-                .collect(),
+            counters: [
+                ("symbol_error".to_string(), symbol_error),
+                ("port_rcv_errors".to_string(), 0),
+            ]
+            .into_iter()
+            .collect(),
             ..Default::default()
         }
     }
@@ -297,8 +322,16 @@ pub(crate) mod tests {
                 cpu_usage_percent: 50.0,
                 memory_used_percent: 60.0,
                 filesystems: vec![
-                    FilesystemReport { mountpoint: "/".into(), free_percent: 40.0, ..Default::default() },
-                    FilesystemReport { mountpoint: "/var".into(), free_percent: 8.0, ..Default::default() },
+                    FilesystemReport {
+                        mountpoint: "/".into(),
+                        free_percent: 40.0,
+                        ..Default::default()
+                    },
+                    FilesystemReport {
+                        mountpoint: "/var".into(),
+                        free_percent: 8.0,
+                        ..Default::default()
+                    },
                 ],
                 ..Default::default()
             }),
@@ -321,17 +354,35 @@ pub(crate) mod tests {
             rdma: vec![port("mlx5_0", "ACTIVE", "LinkUp", 100)],
             ..Default::default()
         });
-        let r = AgentReport { collected_at: t(60), rdma: vec![p.clone()], ..Default::default() };
+        let r = AgentReport {
+            collected_at: t(60),
+            rdma: vec![p.clone()],
+            ..Default::default()
+        };
         let s = derive(&r, Some(&prev));
         // 30 symbol errors in 60 s → 30 per minute.
         assert_eq!(s.rdma_symbol_errors_per_minute, Some(30.0));
         assert_eq!(s.rdma_errors_per_minute, Some(30.0));
         // The agent's own rate wins: 2/s → 120/min.
         p.rates.insert("symbol_error".into(), 2.0);
-        let s = derive(&AgentReport { collected_at: t(60), rdma: vec![p], ..Default::default() }, Some(&prev));
+        let s = derive(
+            &AgentReport {
+                collected_at: t(60),
+                rdma: vec![p],
+                ..Default::default()
+            },
+            Some(&prev),
+        );
         assert_eq!(s.rdma_symbol_errors_per_minute, Some(120.0));
         // No previous report and no agent rates: unknown, not zero.
-        let first = derive(&AgentReport { collected_at: t(0), rdma: vec![port("mlx5_0", "ACTIVE", "LinkUp", 1)], ..Default::default() }, None);
+        let first = derive(
+            &AgentReport {
+                collected_at: t(0),
+                rdma: vec![port("mlx5_0", "ACTIVE", "LinkUp", 1)],
+                ..Default::default()
+            },
+            None,
+        );
         assert_eq!(first.rdma_errors_per_minute, None);
     }
 
@@ -343,7 +394,11 @@ pub(crate) mod tests {
             ..Default::default()
         });
         let s = derive(
-            &AgentReport { collected_at: t(10), rdma: vec![port("mlx5_0", "ACTIVE", "LinkUp", 3)], ..Default::default() },
+            &AgentReport {
+                collected_at: t(10),
+                rdma: vec![port("mlx5_0", "ACTIVE", "LinkUp", 3)],
+                ..Default::default()
+            },
             Some(&prev),
         );
         assert_eq!(s.rdma_symbol_errors_per_minute, None);

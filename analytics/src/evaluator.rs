@@ -83,10 +83,16 @@ impl Evaluator {
     /// Brings the engines in line with the rules that exist: new rules start (restored from
     /// their recorded firing series), edited ones keep their series' state, deleted ones go.
     pub fn sync(&mut self, rules: Vec<RuleInput>) {
-        let keep: std::collections::BTreeSet<ObjectRef> = rules.iter().map(|r| r.rule.clone()).collect();
+        let keep: std::collections::BTreeSet<ObjectRef> =
+            rules.iter().map(|r| r.rule.clone()).collect();
         self.slots.retain(|k, _| keep.contains(k));
         for r in rules {
-            let slot = self.slots.entry(r.rule.clone()).or_insert_with(|| Slot { engine: None, error: None, generation: None, last: None });
+            let slot = self.slots.entry(r.rule.clone()).or_insert_with(|| Slot {
+                engine: None,
+                error: None,
+                generation: None,
+                last: None,
+            });
             slot.generation = r.generation;
             match r.spec {
                 Ok(spec) => {
@@ -117,8 +123,16 @@ impl Evaluator {
                     for e in &ev.events {
                         cycle.notifications.push(engine.request(e));
                         match e {
-                            AlertEvent::Firing { key: series, value, starts_at, index: 0 } => {
-                                cycle.changes.push((key.clone(), format!("firing for {}", series.describe())));
+                            AlertEvent::Firing {
+                                key: series,
+                                value,
+                                starts_at,
+                                index: 0,
+                            } => {
+                                cycle.changes.push((
+                                    key.clone(),
+                                    format!("firing for {}", series.describe()),
+                                ));
                                 if let Some(analysis) = &engine.spec().analysis_ref {
                                     cycle.triggers.push(Trigger::Alert {
                                         analysis: analysis.clone(),
@@ -131,7 +145,10 @@ impl Evaluator {
                                 }
                             }
                             AlertEvent::Resolved { key: series, .. } => {
-                                cycle.changes.push((key.clone(), format!("resolved for {}", series.describe())));
+                                cycle.changes.push((
+                                    key.clone(),
+                                    format!("resolved for {}", series.describe()),
+                                ));
                             }
                             AlertEvent::Firing { .. } => {}
                         }
@@ -184,8 +201,14 @@ mod tests {
 
     fn spec(analysis: bool) -> RuleSpec {
         RuleSpec {
-            rule: ObjectRef { namespace: "ns".into(), name: "loss".into() },
-            target: ObjectRef { namespace: "ns".into(), name: "fabric".into() },
+            rule: ObjectRef {
+                namespace: "ns".into(),
+                name: "loss".into(),
+            },
+            target: ObjectRef {
+                namespace: "ns".into(),
+                name: "fabric".into(),
+            },
             metric: Metric::PingLossPercent,
             op: Operator::Gt,
             threshold: 5.0,
@@ -198,12 +221,20 @@ mod tests {
             repeat_interval: None,
             maintenance: vec![],
             annotations: Default::default(),
-            analysis_ref: analysis.then(|| ObjectRef { namespace: "ns".into(), name: "diag".into() }),
+            analysis_ref: analysis.then(|| ObjectRef {
+                namespace: "ns".into(),
+                name: "diag".into(),
+            }),
         }
     }
 
     fn input(analysis: bool, recorded: Vec<FiringSeries>) -> RuleInput {
-        RuleInput { rule: spec(analysis).rule, spec: Ok(spec(analysis)), recorded_firing: recorded, generation: Some(1) }
+        RuleInput {
+            rule: spec(analysis).rule,
+            spec: Ok(spec(analysis)),
+            recorded_firing: recorded,
+            generation: Some(1),
+        }
     }
 
     fn fleet(loss: f64, at: i64) -> Fleet {
@@ -232,7 +263,9 @@ mod tests {
         assert_eq!(c.notifications.len(), 1);
         assert_eq!(c.notifications[0].status, AlertStatus::Firing);
         assert_eq!(c.notifications[0].labels["peer"], "n2");
-        assert!(matches!(&c.triggers[..], [Trigger::Alert { analysis, .. }] if analysis.name == "diag"));
+        assert!(
+            matches!(&c.triggers[..], [Trigger::Alert { analysis, .. }] if analysis.name == "diag")
+        );
         assert_eq!(c.reports[0].state, Some(RuleState::Firing));
         assert_eq!(e.snapshot().len(), 1);
     }
@@ -248,13 +281,23 @@ mod tests {
         let c2 = second.evaluate(&fleet(20.0, 10), t(11));
         assert_eq!(c2.notifications.len(), 1);
         assert_eq!(c2.notifications[0].id, c1.notifications[0].id);
-        assert_eq!(c2.reports[0].firing[0].key, SeriesKey { node: Some("n1".into()), peer: Some("n2".into()), ..Default::default() });
+        assert_eq!(
+            c2.reports[0].firing[0].key,
+            SeriesKey {
+                node: Some("n1".into()),
+                peer: Some("n2".into()),
+                ..Default::default()
+            }
+        );
     }
 
     #[test]
     fn invalid_rule_reports_its_error_and_deleted_rule_goes() {
         let mut e = Evaluator::default();
-        e.sync(vec![RuleInput { spec: Err("spec.for: bad".into()), ..input(false, vec![]) }]);
+        e.sync(vec![RuleInput {
+            spec: Err("spec.for: bad".into()),
+            ..input(false, vec![])
+        }]);
         let c = e.evaluate(&fleet(20.0, 0), t(1));
         assert_eq!(c.reports[0].error.as_deref(), Some("spec.for: bad"));
         assert!(c.notifications.is_empty());

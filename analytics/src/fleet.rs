@@ -86,7 +86,13 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { window: 60, max_problems: 20, forget_after: Duration::hours(1), ewma_lambda: 0.1, warmup: 12 }
+        Self {
+            window: 60,
+            max_problems: 20,
+            forget_after: Duration::hours(1),
+            ewma_lambda: 0.1,
+            warmup: 12,
+        }
     }
 }
 
@@ -281,7 +287,10 @@ fn series_value(s: &NodeSample, name: &str) -> Option<f64> {
 impl Fleet {
     /// An empty fleet.
     pub fn new(settings: Settings) -> Self {
-        Self { settings, targets: BTreeMap::new() }
+        Self {
+            settings,
+            targets: BTreeMap::new(),
+        }
     }
 
     /// Sets (or updates) a target's configuration; its nodes' state is kept.
@@ -312,7 +321,12 @@ impl Fleet {
     /// Takes one report in. `domain` is the node's topology domain (value of the target's
     /// `topologyKey` label), `now` the receive time. A target not configured yet is created
     /// with defaults (its spec may still be on its way through the watch).
-    pub fn ingest(&mut self, report: &AgentReport, domain: Option<String>, now: DateTime<Utc>) -> IngestOutcome {
+    pub fn ingest(
+        &mut self,
+        report: &AgentReport,
+        domain: Option<String>,
+        now: DateTime<Utc>,
+    ) -> IngestOutcome {
         let settings = self.settings.clone();
         let t = self.targets.entry(report.target.clone()).or_default();
         let thresholds = t.config.thresholds.clone();
@@ -322,28 +336,48 @@ impl Fleet {
         } else {
             t.config.interval_seconds
         };
-        let node = t.nodes.entry(report.node.clone()).or_insert_with(|| NodeState {
-            address: None,
-            domain: None,
-            pod: None,
-            last_report: report.collected_at,
-            received_at: now,
-            interval_seconds: interval,
-            seq: report.seq,
-            restarts: 0,
-            sample: derive(report, None),
-            counters: CounterSnapshot::default(),
-            windows: SERIES.iter().map(|(n, _)| (*n, Window::new(settings.window))).collect(),
-            port_flaps: BTreeMap::new(),
-            ewma: SERIES
-                .iter()
-                .map(|(n, floor)| (*n, Ewma::new(settings.ewma_lambda, ANOMALY_THRESHOLD, *floor, settings.warmup)))
-                .collect(),
-            multivariate: Mahalanobis::new(SERIES.iter().map(|(_, f)| *f).collect(), settings.window, settings.warmup as usize),
-            anomaly: AnomalyState::default(),
-            findings: Vec::new(),
-            problem_since: BTreeMap::new(),
-        });
+        let node = t
+            .nodes
+            .entry(report.node.clone())
+            .or_insert_with(|| NodeState {
+                address: None,
+                domain: None,
+                pod: None,
+                last_report: report.collected_at,
+                received_at: now,
+                interval_seconds: interval,
+                seq: report.seq,
+                restarts: 0,
+                sample: derive(report, None),
+                counters: CounterSnapshot::default(),
+                windows: SERIES
+                    .iter()
+                    .map(|(n, _)| (*n, Window::new(settings.window)))
+                    .collect(),
+                port_flaps: BTreeMap::new(),
+                ewma: SERIES
+                    .iter()
+                    .map(|(n, floor)| {
+                        (
+                            *n,
+                            Ewma::new(
+                                settings.ewma_lambda,
+                                ANOMALY_THRESHOLD,
+                                *floor,
+                                settings.warmup,
+                            ),
+                        )
+                    })
+                    .collect(),
+                multivariate: Mahalanobis::new(
+                    SERIES.iter().map(|(_, f)| *f).collect(),
+                    settings.window,
+                    settings.warmup as usize,
+                ),
+                anomaly: AnomalyState::default(),
+                findings: Vec::new(),
+                problem_since: BTreeMap::new(),
+            });
         let agent_restarted = report.seq < node.seq;
         if agent_restarted {
             node.restarts += 1;
@@ -385,20 +419,39 @@ impl Fleet {
                 .or_insert_with(|| Window::new(settings.window))
                 .push(at, p.link_flaps_total as f64);
         }
-        let flagged: Vec<String> = scores.iter().filter(|(_, s)| **s >= ANOMALY_THRESHOLD).map(|(k, _)| k.clone()).collect();
+        let flagged: Vec<String> = scores
+            .iter()
+            .filter(|(_, s)| **s >= ANOMALY_THRESHOLD)
+            .map(|(k, _)| k.clone())
+            .collect();
         let was_flagged = !node.anomaly.flagged.is_empty();
-        let since = if flagged.is_empty() { None } else { node.anomaly.since.or(Some(at)) };
-        node.anomaly = AnomalyState { score: scores.values().copied().fold(0.0, f64::max), scores, flagged, since };
-        let new_anomaly = (!was_flagged && !node.anomaly.flagged.is_empty()).then(|| node.anomaly.clone());
+        let since = if flagged.is_empty() {
+            None
+        } else {
+            node.anomaly.since.or(Some(at))
+        };
+        node.anomaly = AnomalyState {
+            score: scores.values().copied().fold(0.0, f64::max),
+            scores,
+            flagged,
+            since,
+        };
+        let new_anomaly =
+            (!was_flagged && !node.anomaly.flagged.is_empty()).then(|| node.anomaly.clone());
         node.findings = findings(&sample, &thresholds);
         let current: BTreeSet<&str> = node.findings.iter().map(|f| f.component.as_str()).collect();
-        node.problem_since.retain(|k, _| current.contains(k.as_str()));
+        node.problem_since
+            .retain(|k, _| current.contains(k.as_str()));
         for f in &node.findings {
             node.problem_since.entry(f.component.clone()).or_insert(at);
         }
         node.sample = sample;
         let peers = Self::peers_of(t, &report.node, now);
-        IngestOutcome { peers, new_anomaly, agent_restarted }
+        IngestOutcome {
+            peers,
+            new_anomaly,
+            agent_restarted,
+        }
     }
 
     fn peers_of(t: &TargetState, me: &str, now: DateTime<Utc>) -> Vec<Peer> {
@@ -407,17 +460,28 @@ impl Fleet {
             .iter()
             .filter(|(_, n)| !is_stale(Some(n.received_at), n.interval_seconds, now))
             .filter_map(|(name, n)| {
-                Some(Candidate { node: name.clone(), address: n.address.clone()?, domain: n.domain.clone() })
+                Some(Candidate {
+                    node: name.clone(),
+                    address: n.address.clone()?,
+                    domain: n.domain.clone(),
+                })
             })
             .collect();
-        let my_domain = t.nodes.get(me).and_then(|n| n.domain.as_deref()).filter(|_| t.config.topology_key.is_some());
+        let my_domain = t
+            .nodes
+            .get(me)
+            .and_then(|n| n.domain.as_deref())
+            .filter(|_| t.config.topology_key.is_some());
         assign(me, my_domain, &candidates, t.config.max_peers)
     }
 
     /// The peers `node` of `target` should probe: the other reporting agents with an address,
     /// all of them or `maxPeers` by rendezvous hashing.
     pub fn peers(&self, target: &ObjectRef, node: &str, now: DateTime<Utc>) -> Vec<Peer> {
-        self.targets.get(target).map(|t| Self::peers_of(t, node, now)).unwrap_or_default()
+        self.targets
+            .get(target)
+            .map(|t| Self::peers_of(t, node, now))
+            .unwrap_or_default()
     }
 
     /// Drops nodes silent for longer than `Settings::forget_after`; returns how many.
@@ -440,7 +504,10 @@ impl Fleet {
     /// The view of `target` at `now`; `None` when unknown.
     pub fn view(&self, target: &ObjectRef, now: DateTime<Utc>) -> Option<TargetView> {
         let t = self.targets.get(target)?;
-        let mut counts = NodeCounts { known: t.nodes.len() as u32, ..Default::default() };
+        let mut counts = NodeCounts {
+            known: t.nodes.len() as u32,
+            ..Default::default()
+        };
         let mut summary = Summary::default();
         let mut problems = Vec::new();
         let mut healths = Vec::new();
@@ -454,7 +521,11 @@ impl Fleet {
                         node: name.clone(),
                         component: "agent".into(),
                         severity: Health::Critical,
-                        message: format!("agent has not reported since {}", n.received_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                        message: format!(
+                            "agent has not reported since {}",
+                            n.received_at
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        ),
                         since: n.received_at,
                     });
                     continue;
@@ -465,7 +536,10 @@ impl Fleet {
             }
             counts.reporting += 1;
             let s = &n.sample;
-            summary.worst_loss_percent = [summary.worst_loss_percent, s.loss_percent].into_iter().flatten().reduce(f64::max);
+            summary.worst_loss_percent = [summary.worst_loss_percent, s.loss_percent]
+                .into_iter()
+                .flatten()
+                .reduce(f64::max);
             p99s.extend(s.peers.iter().filter_map(|p| p.rtt_p99_seconds));
             summary.rdma_ports_active += s.rdma_ports_active;
             summary.rdma_ports_down += s.rdma_ports_down;
@@ -479,13 +553,21 @@ impl Fleet {
                     component: f.component.clone(),
                     severity: f.severity,
                     message: f.message.clone(),
-                    since: n.problem_since.get(&f.component).copied().unwrap_or(n.last_report),
+                    since: n
+                        .problem_since
+                        .get(&f.component)
+                        .copied()
+                        .unwrap_or(n.last_report),
                 });
             }
         }
         summary.rtt_p99_seconds = quantile(&p99s, 0.99);
         problems.sort_by(|a, b| {
-            b.severity.rank().cmp(&a.severity.rank()).then(a.since.cmp(&b.since)).then_with(|| (&a.node, &a.component).cmp(&(&b.node, &b.component)))
+            b.severity
+                .rank()
+                .cmp(&a.severity.rank())
+                .then(a.since.cmp(&b.since))
+                .then_with(|| (&a.node, &a.component).cmp(&(&b.node, &b.component)))
         });
         problems.truncate(self.settings.max_problems);
         Some(TargetView {
@@ -532,7 +614,11 @@ impl Fleet {
                             )
                         })
                         .collect(),
-                    link_flaps: n.port_flaps.iter().map(|((d, p), w)| (format!("{d}/{p}"), w.increase_since(since))).collect(),
+                    link_flaps: n
+                        .port_flaps
+                        .iter()
+                        .map(|((d, p), w)| (format!("{d}/{p}"), w.increase_since(since)))
+                        .collect(),
                     latest: n.sample.clone(),
                 })
                 .collect(),
@@ -541,7 +627,13 @@ impl Fleet {
 
     /// The window of one series of one node, oldest first; `None` when unknown.
     pub fn history(&self, target: &ObjectRef, node: &str, series: &str) -> Option<Vec<Sample>> {
-        let w = self.targets.get(target)?.nodes.get(node)?.windows.get(series)?;
+        let w = self
+            .targets
+            .get(target)?
+            .nodes
+            .get(node)?
+            .windows
+            .get(series)?;
         Some(w.samples().copied().collect())
     }
 
@@ -553,9 +645,17 @@ impl Fleet {
     /// else 0). `target` scope folds them into one value: the sum for counts
     /// (`rdma_ports_down`, `rdma_link_flaps`, `agents_not_reporting`), the minimum for
     /// `disk_free_percent` and `network_score` (lower is worse), else the maximum.
-    pub fn series_values(&self, target: &ObjectRef, metric: Metric, scope: Scope, now: DateTime<Utc>) -> BTreeMap<SeriesKey, f64> {
+    pub fn series_values(
+        &self,
+        target: &ObjectRef,
+        metric: Metric,
+        scope: Scope,
+        now: DateTime<Utc>,
+    ) -> BTreeMap<SeriesKey, f64> {
         let mut out = BTreeMap::new();
-        let Some(t) = self.targets.get(target) else { return out };
+        let Some(t) = self.targets.get(target) else {
+            return out;
+        };
         let flap_since = now - Duration::minutes(LINK_FLAP_WINDOW_MINUTES);
         for (name, n) in &t.nodes {
             let stale = is_stale(Some(n.received_at), n.interval_seconds, now);
@@ -568,39 +668,70 @@ impl Fleet {
                 continue;
             }
             let s = &n.sample;
-            let peer_key = |p: &str| SeriesKey { peer: Some(p.to_string()), ..node_key() };
-            let port_key = |d: &str, p: u32| SeriesKey { device: Some(d.to_string()), port: Some(p), ..node_key() };
+            let peer_key = |p: &str| SeriesKey {
+                peer: Some(p.to_string()),
+                ..node_key()
+            };
+            let port_key = |d: &str, p: u32| SeriesKey {
+                device: Some(d.to_string()),
+                port: Some(p),
+                ..node_key()
+            };
             let port_rate = |names: &[&str]| -> Vec<(SeriesKey, f64)> {
                 s.ports
                     .iter()
                     .filter_map(|p| {
-                        let v: Vec<f64> = names.iter().filter_map(|c| p.error_rates_per_minute.get(*c).copied()).collect();
-                        (!v.is_empty()).then(|| (port_key(&p.device, p.port), v.iter().sum::<f64>()))
+                        let v: Vec<f64> = names
+                            .iter()
+                            .filter_map(|c| p.error_rates_per_minute.get(*c).copied())
+                            .collect();
+                        (!v.is_empty())
+                            .then(|| (port_key(&p.device, p.port), v.iter().sum::<f64>()))
                     })
                     .collect()
             };
             match metric {
-                Metric::PingLossPercent => out.extend(s.peers.iter().map(|p| (peer_key(&p.peer), p.loss_percent))),
-                Metric::PingRttP99Seconds => {
-                    out.extend(s.peers.iter().filter_map(|p| Some((peer_key(&p.peer), p.rtt_p99_seconds?))))
+                Metric::PingLossPercent => {
+                    out.extend(s.peers.iter().map(|p| (peer_key(&p.peer), p.loss_percent)))
                 }
-                Metric::PingJitterSeconds => {
-                    out.extend(s.peers.iter().filter_map(|p| Some((peer_key(&p.peer), p.jitter_seconds?))))
-                }
+                Metric::PingRttP99Seconds => out.extend(
+                    s.peers
+                        .iter()
+                        .filter_map(|p| Some((peer_key(&p.peer), p.rtt_p99_seconds?))),
+                ),
+                Metric::PingJitterSeconds => out.extend(
+                    s.peers
+                        .iter()
+                        .filter_map(|p| Some((peer_key(&p.peer), p.jitter_seconds?))),
+                ),
                 Metric::RdmaSymbolErrorsPerMinute => out.extend(port_rate(&["symbol_error"])),
-                Metric::RdmaLinkErrorsPerMinute => out.extend(port_rate(&["link_error_recovery", "link_downed"])),
+                Metric::RdmaLinkErrorsPerMinute => {
+                    out.extend(port_rate(&["link_error_recovery", "link_downed"]))
+                }
                 Metric::RdmaRcvErrorsPerMinute => out.extend(port_rate(&["port_rcv_errors"])),
                 Metric::RdmaPortsDown => {
                     out.insert(node_key(), f64::from(s.rdma_ports_down));
                 }
                 Metric::RdmaLinkFlaps => out.extend(
-                    n.port_flaps.iter().map(|((d, p), w)| (port_key(d, *p), w.increase_since(flap_since))),
+                    n.port_flaps
+                        .iter()
+                        .map(|((d, p), w)| (port_key(d, *p), w.increase_since(flap_since))),
                 ),
                 Metric::CpuUsagePercent => out.extend(s.cpu_usage_percent.map(|v| (node_key(), v))),
-                Metric::MemoryUsedPercent => out.extend(s.memory_used_percent.map(|v| (node_key(), v))),
-                Metric::DiskFreePercent => out.extend(
-                    s.disk_free_percent.as_ref().map(|(m, v)| (SeriesKey { device: Some(m.clone()), ..node_key() }, *v)),
-                ),
+                Metric::MemoryUsedPercent => {
+                    out.extend(s.memory_used_percent.map(|v| (node_key(), v)))
+                }
+                Metric::DiskFreePercent => {
+                    out.extend(s.disk_free_percent.as_ref().map(|(m, v)| {
+                        (
+                            SeriesKey {
+                                device: Some(m.clone()),
+                                ..node_key()
+                            },
+                            *v,
+                        )
+                    }))
+                }
                 Metric::NetworkScore => out.extend(s.network_score.map(|v| (node_key(), v))),
                 Metric::AnomalyScore => {
                     out.insert(node_key(), n.anomaly.score);
@@ -611,11 +742,15 @@ impl Fleet {
         if scope == Scope::Target {
             let values = out.values().copied();
             let folded = match metric {
-                Metric::RdmaPortsDown | Metric::RdmaLinkFlaps | Metric::AgentsNotReporting => Some(values.sum()),
+                Metric::RdmaPortsDown | Metric::RdmaLinkFlaps | Metric::AgentsNotReporting => {
+                    Some(values.sum())
+                }
                 Metric::DiskFreePercent | Metric::NetworkScore => values.reduce(f64::min),
                 _ => values.reduce(f64::max),
             };
-            return folded.map(|v| BTreeMap::from([(SeriesKey::default(), v)])).unwrap_or_default();
+            return folded
+                .map(|v| BTreeMap::from([(SeriesKey::default(), v)]))
+                .unwrap_or_default();
         }
         out
     }
@@ -628,7 +763,10 @@ mod tests {
     use fabricwatch_proto::report::HostReport;
 
     fn target() -> ObjectRef {
-        ObjectRef { namespace: "ns".into(), name: "fabric".into() }
+        ObjectRef {
+            namespace: "ns".into(),
+            name: "fabric".into(),
+        }
     }
 
     fn report(node: &str, seq: u64, at: i64, loss: f64) -> AgentReport {
@@ -641,7 +779,11 @@ mod tests {
             collected_at: t(at),
             interval_seconds: 10.0,
             ping: vec![peer("other", loss, 0.001)],
-            host: Some(HostReport { cpu_usage_percent: 20.0, memory_used_percent: 30.0, ..Default::default() }),
+            host: Some(HostReport {
+                cpu_usage_percent: 20.0,
+                memory_used_percent: 30.0,
+                ..Default::default()
+            }),
             rdma: vec![port("mlx5_0", "ACTIVE", "LinkUp", seq * 10)],
             ..Default::default()
         }
@@ -654,20 +796,41 @@ mod tests {
         f.ingest(&report("bb", 1, 0, 2.0), None, t(0));
         let v = f.view(&target(), t(1)).expect("view");
         assert_eq!(v.health, Health::Warning);
-        assert_eq!(v.nodes, NodeCounts { known: 2, reporting: 2, warning: 1, critical: 0 });
+        assert_eq!(
+            v.nodes,
+            NodeCounts {
+                known: 2,
+                reporting: 2,
+                warning: 1,
+                critical: 0
+            }
+        );
         assert_eq!(v.summary.worst_loss_percent, Some(2.0));
         assert_eq!(v.summary.rdma_ports_active, 2);
         assert_eq!(v.problems.len(), 1);
-        assert_eq!((v.problems[0].node.as_str(), v.problems[0].component.as_str()), ("bb", "ping/other"));
+        assert_eq!(
+            (
+                v.problems[0].node.as_str(),
+                v.problems[0].component.as_str()
+            ),
+            ("bb", "ping/other")
+        );
         // Second report: the problem keeps its first-seen time; RDMA rates now exist.
         f.ingest(&report("bb", 2, 10, 3.0), None, t(10));
         let v = f.view(&target(), t(11)).expect("view");
-        let ping = v.problems.iter().find(|p| p.component == "ping/other").expect("ping problem");
+        let ping = v
+            .problems
+            .iter()
+            .find(|p| p.component == "ping/other")
+            .expect("ping problem");
         assert_eq!(ping.since, t(0));
         // symbol_error went 10 → 20 in 10 s: 60 per minute → Critical for rdma errors,
         // listed first.
         assert_eq!(v.health, Health::Critical);
-        assert_eq!((v.problems[0].component.as_str(), v.problems[0].since), ("rdma/mlx5_0/1/errors", t(10)));
+        assert_eq!(
+            (v.problems[0].component.as_str(), v.problems[0].since),
+            ("rdma/mlx5_0/1/errors", t(10))
+        );
         assert_eq!(v.summary.rdma_errors_per_minute, Some(60.0));
     }
 
@@ -679,10 +842,17 @@ mod tests {
         f.ingest(&report("a", 2, 40, 0.0), None, t(40));
         let v = f.view(&target(), t(40)).expect("view");
         assert_eq!(v.nodes.reporting, 1);
-        assert_eq!(v.health, Health::Critical, "a silent node makes the target Critical (API doc)");
+        assert_eq!(
+            v.health,
+            Health::Critical,
+            "a silent node makes the target Critical (API doc)"
+        );
         assert_eq!(v.problems[0].component, "agent");
         let nodes = f.nodes(&target(), t(40)).expect("nodes");
-        assert_eq!(nodes.iter().find(|n| n.node == "bb").map(|n| n.health), Some(Health::Unknown));
+        assert_eq!(
+            nodes.iter().find(|n| n.node == "bb").map(|n| n.health),
+            Some(Health::Unknown)
+        );
         let silent = f.series_values(&target(), Metric::AgentsNotReporting, Scope::Target, t(40));
         assert_eq!(silent.values().copied().collect::<Vec<_>>(), vec![1.0]);
         // And a silent node is no longer anyone's peer.
@@ -694,28 +864,61 @@ mod tests {
     fn peers_exclude_self_and_honour_max_peers() {
         let mut f = Fleet::new(Settings::default());
         for i in 0..10 {
-            f.ingest(&AgentReport { node_ip: Some(format!("10.0.0.{i}")), ..report(&format!("n{i}"), 1, 0, 0.0) }, None, t(0));
+            f.ingest(
+                &AgentReport {
+                    node_ip: Some(format!("10.0.0.{i}")),
+                    ..report(&format!("n{i}"), 1, 0, 0.0)
+                },
+                None,
+                t(0),
+            );
         }
-        let out = f.ingest(&AgentReport { node_ip: Some("10.0.0.0".into()), ..report("n0", 2, 10, 0.0) }, None, t(10));
+        let out = f.ingest(
+            &AgentReport {
+                node_ip: Some("10.0.0.0".into()),
+                ..report("n0", 2, 10, 0.0)
+            },
+            None,
+            t(10),
+        );
         assert_eq!(out.peers.len(), 9);
         assert!(out.peers.iter().all(|p| p.node != "n0"));
-        f.configure(target(), TargetConfig { max_peers: Some(3), ..TargetConfig::default() });
+        f.configure(
+            target(),
+            TargetConfig {
+                max_peers: Some(3),
+                ..TargetConfig::default()
+            },
+        );
         assert_eq!(f.peers(&target(), "n0", t(10)).len(), 3);
     }
 
     #[test]
     fn anomaly_is_flagged_once_on_a_step() {
-        let mut f = Fleet::new(Settings { warmup: 5, ..Settings::default() });
+        let mut f = Fleet::new(Settings {
+            warmup: 5,
+            ..Settings::default()
+        });
         for i in 0..20 {
-            let out = f.ingest(&report("a", i + 1, 10 * i as i64, 0.0), None, t(10 * i as i64));
+            let out = f.ingest(
+                &report("a", i + 1, 10 * i as i64, 0.0),
+                None,
+                t(10 * i as i64),
+            );
             assert!(out.new_anomaly.is_none(), "steady state is not anomalous");
         }
         let out = f.ingest(&report("a", 21, 200, 40.0), None, t(200));
         let a = out.new_anomaly.expect("step is an anomaly");
-        assert!(a.flagged.contains(&"ping_loss_percent".to_string()), "{a:?}");
+        assert!(
+            a.flagged.contains(&"ping_loss_percent".to_string()),
+            "{a:?}"
+        );
         assert!(a.score >= ANOMALY_THRESHOLD);
         let again = f.ingest(&report("a", 22, 210, 40.0), None, t(210));
-        assert!(again.new_anomaly.is_none(), "a continuing anomaly is not new");
+        assert!(
+            again.new_anomaly.is_none(),
+            "a continuing anomaly is not new"
+        );
         let v = f.series_values(&target(), Metric::AnomalyScore, Scope::PerNode, t(210));
         assert_eq!(v.len(), 1);
     }
@@ -727,14 +930,30 @@ mod tests {
         f.ingest(&report("a", 2, 60, 4.0), None, t(60));
         f.ingest(&report("bb", 1, 60, 7.0), None, t(60));
         let loss = f.series_values(&target(), Metric::PingLossPercent, Scope::PerNode, t(61));
-        assert_eq!(loss.get(&SeriesKey { node: Some("a".into()), peer: Some("other".into()), ..Default::default() }), Some(&4.0));
-        let sym = f.series_values(&target(), Metric::RdmaSymbolErrorsPerMinute, Scope::PerNode, t(61));
+        assert_eq!(
+            loss.get(&SeriesKey {
+                node: Some("a".into()),
+                peer: Some("other".into()),
+                ..Default::default()
+            }),
+            Some(&4.0)
+        );
+        let sym = f.series_values(
+            &target(),
+            Metric::RdmaSymbolErrorsPerMinute,
+            Scope::PerNode,
+            t(61),
+        );
         // node a: 10 → 20 over 60 s = 10/min on mlx5_0/1; bb has no previous counters.
         assert_eq!(sym.len(), 1);
         assert_eq!(sym.values().next(), Some(&10.0));
         let worst = f.series_values(&target(), Metric::PingLossPercent, Scope::Target, t(61));
         assert_eq!(worst, BTreeMap::from([(SeriesKey::default(), 7.0)]));
-        assert!(f.series_values(&target(), Metric::CpuUsagePercent, Scope::Target, t(1000)).is_empty(), "all stale");
+        assert!(
+            f.series_values(&target(), Metric::CpuUsagePercent, Scope::Target, t(1000))
+                .is_empty(),
+            "all stale"
+        );
     }
 
     #[test]

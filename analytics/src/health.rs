@@ -98,7 +98,11 @@ pub struct Finding {
 
 fn push(out: &mut Vec<Finding>, component: String, h: Health, message: impl FnOnce() -> String) {
     if matches!(h, Health::Warning | Health::Critical) {
-        out.push(Finding { component, severity: h, message: message() });
+        out.push(Finding {
+            component,
+            severity: h,
+            message: message(),
+        });
     }
 }
 
@@ -118,12 +122,22 @@ pub fn findings(s: &NodeSample, t: &ThresholdsConfig) -> Vec<Finding> {
     for p in &s.peers {
         let h = grade(p.loss_percent, t.loss_percent, HigherIsWorse);
         push(&mut out, format!("ping/{}", p.peer), h, || {
-            format!("{:.1}% packet loss to {} (threshold {}%)", p.loss_percent, p.peer, thr(h, t.loss_percent))
+            format!(
+                "{:.1}% packet loss to {} (threshold {}%)",
+                p.loss_percent,
+                p.peer,
+                thr(h, t.loss_percent)
+            )
         });
         if let Some(rtt) = p.rtt_p99_seconds {
             let h = grade(rtt, t.rtt_p99_seconds, HigherIsWorse);
             push(&mut out, format!("ping/{}/rtt", p.peer), h, || {
-                format!("RTT p99 {:.3} ms to {} (threshold {} ms)", rtt * 1e3, p.peer, thr(h, t.rtt_p99_seconds) * 1e3)
+                format!(
+                    "RTT p99 {:.3} ms to {} (threshold {} ms)",
+                    rtt * 1e3,
+                    p.peer,
+                    thr(h, t.rtt_p99_seconds) * 1e3
+                )
             });
         }
     }
@@ -131,48 +145,92 @@ pub fn findings(s: &NodeSample, t: &ThresholdsConfig) -> Vec<Finding> {
         let comp = format!("rdma/{}/{}", p.device, p.port);
         if p.is_down() {
             push(&mut out, comp.clone(), Health::Critical, || {
-                format!("RDMA port {}/{} is {} ({})", p.device, p.port, p.state, p.phys_state)
+                format!(
+                    "RDMA port {}/{} is {} ({})",
+                    p.device, p.port, p.state, p.phys_state
+                )
             });
         }
         if let Some(e) = p.errors_per_minute {
             let h = grade(e, t.rdma_errors_per_minute, HigherIsWorse);
             push(&mut out, format!("{comp}/errors"), h, || {
-                format!("{e:.1} RDMA port errors per minute on {}/{} (threshold {})", p.device, p.port, thr(h, t.rdma_errors_per_minute))
+                format!(
+                    "{e:.1} RDMA port errors per minute on {}/{} (threshold {})",
+                    p.device,
+                    p.port,
+                    thr(h, t.rdma_errors_per_minute)
+                )
             });
         }
     }
     if let Some(cpu) = s.cpu_usage_percent {
         let h = grade(cpu, t.cpu_usage_percent, HigherIsWorse);
-        push(&mut out, "host/cpu".into(), h, || format!("CPU {cpu:.0}% busy (threshold {}%)", thr(h, t.cpu_usage_percent)));
+        push(&mut out, "host/cpu".into(), h, || {
+            format!(
+                "CPU {cpu:.0}% busy (threshold {}%)",
+                thr(h, t.cpu_usage_percent)
+            )
+        });
     }
     if let Some(mem) = s.memory_used_percent {
         let h = grade(mem, t.memory_used_percent, HigherIsWorse);
-        push(&mut out, "host/memory".into(), h, || format!("memory {mem:.0}% used (threshold {}%)", thr(h, t.memory_used_percent)));
+        push(&mut out, "host/memory".into(), h, || {
+            format!(
+                "memory {mem:.0}% used (threshold {}%)",
+                thr(h, t.memory_used_percent)
+            )
+        });
     }
     if let Some((mount, free)) = &s.disk_free_percent {
         let h = grade(*free, t.disk_free_percent, LowerIsWorse);
-        push(&mut out, format!("host/fs{mount}"), h, || format!("{free:.0}% free on {mount} (threshold {}%)", thr(h, t.disk_free_percent)));
+        push(&mut out, format!("host/fs{mount}"), h, || {
+            format!(
+                "{free:.0}% free on {mount} (threshold {}%)",
+                thr(h, t.disk_free_percent)
+            )
+        });
     }
     if matches!(s.agent_state, AgentState::Error) {
         push(&mut out, "agent".into(), Health::Warning, || {
-            format!("agent collector failed ({} collector errors)", s.collector_errors)
+            format!(
+                "agent collector failed ({} collector errors)",
+                s.collector_errors
+            )
         });
     }
-    out.sort_by(|a, b| b.severity.rank().cmp(&a.severity.rank()).then_with(|| a.component.cmp(&b.component)));
+    out.sort_by(|a, b| {
+        b.severity
+            .rank()
+            .cmp(&a.severity.rank())
+            .then_with(|| a.component.cmp(&b.component))
+    });
     out
 }
 
 /// Health of a node: Unknown when its last report is older than `3 × interval` (or it never
 /// reported), else the worst of its findings (Healthy when none).
-pub fn node_health(findings: &[Finding], last_report: Option<DateTime<Utc>>, interval_seconds: f64, now: DateTime<Utc>) -> Health {
+pub fn node_health(
+    findings: &[Finding],
+    last_report: Option<DateTime<Utc>>,
+    interval_seconds: f64,
+    now: DateTime<Utc>,
+) -> Health {
     if is_stale(last_report, interval_seconds, now) {
         return Health::Unknown;
     }
-    findings.iter().map(|f| f.severity).max_by_key(|h| h.rank()).unwrap_or(Health::Healthy)
+    findings
+        .iter()
+        .map(|f| f.severity)
+        .max_by_key(|h| h.rank())
+        .unwrap_or(Health::Healthy)
 }
 
 /// Missed-report rule: stale when nothing arrived for more than three intervals.
-pub fn is_stale(last_report: Option<DateTime<Utc>>, interval_seconds: f64, now: DateTime<Utc>) -> bool {
+pub fn is_stale(
+    last_report: Option<DateTime<Utc>>,
+    interval_seconds: f64,
+    now: DateTime<Utc>,
+) -> bool {
     let Some(last) = last_report else { return true };
     let age = (now - last).num_milliseconds() as f64 / 1000.0;
     age > 3.0 * interval_seconds.max(0.001)
@@ -204,16 +262,25 @@ pub fn target_health(nodes: impl IntoIterator<Item = Health>) -> Health {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::derive::{derive, tests::{peer, port, t}};
+    use crate::derive::{
+        derive,
+        tests::{peer, port, t},
+    };
     use fabricwatch_proto::report::AgentReport;
 
     #[test]
     fn grade_is_inclusive_at_thresholds() {
-        let l = Level { warning: 1.0, critical: 5.0 };
+        let l = Level {
+            warning: 1.0,
+            critical: 5.0,
+        };
         assert_eq!(grade(0.99, l, Direction::HigherIsWorse), Health::Healthy);
         assert_eq!(grade(1.0, l, Direction::HigherIsWorse), Health::Warning);
         assert_eq!(grade(5.0, l, Direction::HigherIsWorse), Health::Critical);
-        let d = Level { warning: 20.0, critical: 10.0 };
+        let d = Level {
+            warning: 20.0,
+            critical: 10.0,
+        };
         assert_eq!(grade(20.1, d, Direction::LowerIsWorse), Health::Healthy);
         assert_eq!(grade(20.0, d, Direction::LowerIsWorse), Health::Warning);
         assert_eq!(grade(10.0, d, Direction::LowerIsWorse), Health::Critical);
@@ -225,14 +292,24 @@ mod tests {
         let r = AgentReport {
             collected_at: t(0),
             ping: vec![peer("b", 2.0, 0.001), peer("c", 0.0, 0.030)],
-            rdma: vec![port("mlx5_2", "DOWN", "Polling", 0), port("mlx5_1", "DOWN", "Disabled", 0)],
+            rdma: vec![
+                port("mlx5_2", "DOWN", "Polling", 0),
+                port("mlx5_1", "DOWN", "Disabled", 0),
+            ],
             ..Default::default()
         };
         let f = findings(&derive(&r, None), &ThresholdsConfig::default());
-        let got: Vec<(&str, Health)> = f.iter().map(|f| (f.component.as_str(), f.severity)).collect();
+        let got: Vec<(&str, Health)> = f
+            .iter()
+            .map(|f| (f.component.as_str(), f.severity))
+            .collect();
         assert_eq!(
             got,
-            vec![("ping/c/rtt", Health::Critical), ("rdma/mlx5_2/1", Health::Critical), ("ping/b", Health::Warning)]
+            vec![
+                ("ping/c/rtt", Health::Critical),
+                ("rdma/mlx5_2/1", Health::Critical),
+                ("ping/b", Health::Warning)
+            ]
         );
         assert!(f[0].message.contains("30.000 ms"), "{}", f[0].message);
     }

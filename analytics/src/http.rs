@@ -56,9 +56,19 @@ pub struct ErrorBody {
 fn fail(shared: &Shared, status: StatusCode, reason: &str, error: String) -> Response {
     shared.metrics.reports.with_label_values(&[reason]).inc();
     tracing::debug!(reason, %status, "report refused: {error}");
-    let mut r = (status, Json(ErrorBody { error, reason: reason.into() })).into_response();
+    let mut r = (
+        status,
+        Json(ErrorBody {
+            error,
+            reason: reason.into(),
+        }),
+    )
+        .into_response();
     if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
     }
     r
 }
@@ -70,7 +80,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/targets/{ns}/{name}", get(target))
         .route("/api/v1/targets/{ns}/{name}/nodes", get(nodes))
-        .route("/api/v1/targets/{ns}/{name}/nodes/{node}/history/{series}", get(history))
+        .route(
+            "/api/v1/targets/{ns}/{name}/nodes/{node}/history/{series}",
+            get(history),
+        )
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/events", get(events))
         .with_state(shared)
@@ -89,19 +102,37 @@ pub fn validate(r: &AgentReport) -> Result<(), String> {
         return Err("target.namespace and target.name must be 1-253 characters".into());
     }
     if !(r.interval_seconds.is_finite() && r.interval_seconds > 0.0) {
-        return Err(format!("intervalSeconds must be > 0, got {}", r.interval_seconds));
+        return Err(format!(
+            "intervalSeconds must be > 0, got {}",
+            r.interval_seconds
+        ));
     }
     if r.ping.len() > MAX_PEERS {
-        return Err(format!("ping has {} peers, at most {MAX_PEERS} accepted", r.ping.len()));
+        return Err(format!(
+            "ping has {} peers, at most {MAX_PEERS} accepted",
+            r.ping.len()
+        ));
     }
     if r.rdma.len() > MAX_PORTS {
-        return Err(format!("rdma has {} ports, at most {MAX_PORTS} accepted", r.rdma.len()));
+        return Err(format!(
+            "rdma has {} ports, at most {MAX_PORTS} accepted",
+            r.rdma.len()
+        ));
     }
-    if let Some(p) = r.rdma.iter().find(|p| p.counters.len() > MAX_COUNTERS || p.rates.len() > MAX_COUNTERS) {
-        return Err(format!("rdma port {}/{} has more than {MAX_COUNTERS} counters", p.device, p.port));
+    if let Some(p) = r
+        .rdma
+        .iter()
+        .find(|p| p.counters.len() > MAX_COUNTERS || p.rates.len() > MAX_COUNTERS)
+    {
+        return Err(format!(
+            "rdma port {}/{} has more than {MAX_COUNTERS} counters",
+            p.device, p.port
+        ));
     }
     if r.collector_errors.len() > MAX_COLLECTOR_ERRORS {
-        return Err(format!("collectorErrors has more than {MAX_COLLECTOR_ERRORS} entries"));
+        return Err(format!(
+            "collectorErrors has more than {MAX_COLLECTOR_ERRORS} entries"
+        ));
     }
     Ok(())
 }
@@ -112,17 +143,39 @@ async fn ingest(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
     let identity: Option<Identity> = match &shared.auth {
         None => None,
         Some(auth) => {
-            let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            let header = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
             let token = match bearer_token(header) {
                 Ok(t) => t.to_string(),
-                Err(e) => return fail(&shared, StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()),
+                Err(e) => {
+                    return fail(
+                        &shared,
+                        StatusCode::UNAUTHORIZED,
+                        "unauthenticated",
+                        e.to_string(),
+                    )
+                }
             };
             match auth.authenticate(&token).await {
                 Ok(id) => Some(id),
                 Err(e @ AuthError::Unavailable(_)) => {
-                    return fail(&shared, StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable", e.to_string())
+                    return fail(
+                        &shared,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "auth_unavailable",
+                        e.to_string(),
+                    )
                 }
-                Err(e) => return fail(&shared, StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()),
+                Err(e) => {
+                    return fail(
+                        &shared,
+                        StatusCode::UNAUTHORIZED,
+                        "unauthenticated",
+                        e.to_string(),
+                    )
+                }
             }
         }
     };
@@ -131,11 +184,22 @@ async fn ingest(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
         Ok(b) => b,
         Err(e) => {
             // `to_bytes` fails for an oversized body (length limit) or a broken connection.
-            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             return if too_large {
-                fail(&shared, StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("report body exceeds {limit} bytes"))
+                fail(
+                    &shared,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("report body exceeds {limit} bytes"),
+                )
             } else {
-                fail(&shared, StatusCode::BAD_REQUEST, "malformed", format!("could not read body: {e}"))
+                fail(
+                    &shared,
+                    StatusCode::BAD_REQUEST,
+                    "malformed",
+                    format!("could not read body: {e}"),
+                )
             };
         }
     };
@@ -148,7 +212,12 @@ async fn ingest(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
                 .and_then(|v| v.get("schemaVersion").and_then(serde_json::Value::as_u64));
             return match version {
                 Some(v) if v != u64::from(REPORT_SCHEMA_VERSION) => unsupported(&shared, v),
-                _ => fail(&shared, StatusCode::BAD_REQUEST, "malformed", format!("invalid report JSON: {e}")),
+                _ => fail(
+                    &shared,
+                    StatusCode::BAD_REQUEST,
+                    "malformed",
+                    format!("invalid report JSON: {e}"),
+                ),
             };
         }
     };
@@ -164,9 +233,17 @@ async fn ingest(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
         }
     }
     let Some(config) = shared.catalog.target(&report.target) else {
-        return fail(&shared, StatusCode::FORBIDDEN, "forbidden", format!("MonitorTarget {} does not exist", report.target));
+        return fail(
+            &shared,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("MonitorTarget {} does not exist", report.target),
+        );
     };
-    let domain = config.topology_key.as_deref().and_then(|k| shared.catalog.node_label(&report.node, k));
+    let domain = config
+        .topology_key
+        .as_deref()
+        .and_then(|k| shared.catalog.node_label(&report.node, k));
     let interval = config.interval_seconds;
     let now = Utc::now();
     let outcome = {
@@ -179,22 +256,51 @@ async fn ingest(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
         out
     };
     if outcome.agent_restarted {
-        shared.event("AgentRestarted", &report.target, Some(&report.node), format!("agent on {} restarted (seq went back to {})", report.node, report.seq));
+        shared.event(
+            "AgentRestarted",
+            &report.target,
+            Some(&report.node),
+            format!(
+                "agent on {} restarted (seq went back to {})",
+                report.node, report.seq
+            ),
+        );
     }
     if let Some(anomaly) = outcome.new_anomaly {
         shared.event(
             "Anomaly",
             &report.target,
             Some(&report.node),
-            format!("anomalous series on {}: {} (score {:.1})", report.node, anomaly.flagged.join(", "), anomaly.score),
+            format!(
+                "anomalous series on {}: {} (score {:.1})",
+                report.node,
+                anomaly.flagged.join(", "),
+                anomaly.score
+            ),
         );
-        shared.trigger(Trigger::Anomaly { target: report.target.clone(), node: report.node.clone(), anomaly, at: now });
+        shared.trigger(Trigger::Anomaly {
+            target: report.target.clone(),
+            node: report.node.clone(),
+            anomaly,
+            at: now,
+        });
     }
-    shared.metrics.reports.with_label_values(&["accepted"]).inc();
+    shared
+        .metrics
+        .reports
+        .with_label_values(&["accepted"])
+        .inc();
     shared.metrics.report_bytes.observe(body.len() as f64);
-    shared.metrics.ingest_seconds.observe(started.elapsed().as_secs_f64());
+    shared
+        .metrics
+        .ingest_seconds
+        .observe(started.elapsed().as_secs_f64());
     let interval_seconds = ((interval - report.interval_seconds).abs() > 1e-9).then_some(interval);
-    Json(PushResponse { peers: outcome.peers, interval_seconds }).into_response()
+    Json(PushResponse {
+        peers: outcome.peers,
+        interval_seconds,
+    })
+    .into_response()
 }
 
 fn unsupported(shared: &Shared, v: u64) -> Response {
@@ -207,7 +313,14 @@ fn unsupported(shared: &Shared, v: u64) -> Response {
 }
 
 fn not_found(what: String) -> Response {
-    (StatusCode::NOT_FOUND, Json(ErrorBody { error: format!("{what} not found"), reason: "not_found".into() })).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorBody {
+            error: format!("{what} not found"),
+            reason: "not_found".into(),
+        }),
+    )
+        .into_response()
 }
 
 async fn targets(State(shared): State<Arc<Shared>>) -> Response {
@@ -217,16 +330,28 @@ async fn targets(State(shared): State<Arc<Shared>>) -> Response {
     Json(views).into_response()
 }
 
-async fn target(State(shared): State<Arc<Shared>>, Path((ns, name)): Path<(String, String)>) -> Response {
-    let t = ObjectRef { namespace: ns, name };
+async fn target(
+    State(shared): State<Arc<Shared>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    let t = ObjectRef {
+        namespace: ns,
+        name,
+    };
     match lock(&shared.fleet).view(&t, Utc::now()) {
         Some(v) => Json(v).into_response(),
         None => not_found(format!("target {t}")),
     }
 }
 
-async fn nodes(State(shared): State<Arc<Shared>>, Path((ns, name)): Path<(String, String)>) -> Response {
-    let t = ObjectRef { namespace: ns, name };
+async fn nodes(
+    State(shared): State<Arc<Shared>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    let t = ObjectRef {
+        namespace: ns,
+        name,
+    };
     match lock(&shared.fleet).nodes(&t, Utc::now()) {
         Some(v) => Json(v).into_response(),
         None => not_found(format!("target {t}")),
@@ -237,10 +362,16 @@ async fn history(
     State(shared): State<Arc<Shared>>,
     Path((ns, name, node, series)): Path<(String, String, String, String)>,
 ) -> Response {
-    let t = ObjectRef { namespace: ns, name };
+    let t = ObjectRef {
+        namespace: ns,
+        name,
+    };
     match lock(&shared.fleet).history(&t, &node, &series) {
         Some(v) => Json(v).into_response(),
-        None => not_found(format!("series {series} of node {node} in target {t} (series: {:?})", crate::fleet::SERIES.map(|s| s.0))),
+        None => not_found(format!(
+            "series {series} of node {node} in target {t} (series: {:?})",
+            crate::fleet::SERIES.map(|s| s.0)
+        )),
     }
 }
 
@@ -261,5 +392,6 @@ async fn events(State(shared): State<Arc<Shared>>, Query(q): Query<EventQuery>) 
         (Some(namespace), Some(name)) => Some(ObjectRef { namespace, name }),
         _ => None,
     };
-    Json(lock(&shared.events).latest(object.as_ref(), q.limit.unwrap_or(100).min(1000))).into_response()
+    Json(lock(&shared.events).latest(object.as_ref(), q.limit.unwrap_or(100).min(1000)))
+        .into_response()
 }

@@ -33,7 +33,9 @@ use crate::{
     fleet::{Problem, TargetConfig, TargetView},
     health::Health,
     metrics::Metrics,
-    rules::{accepted, firing_instance, object_ref, recorded_firing, rule_spec, target_config, to_time},
+    rules::{
+        accepted, firing_instance, object_ref, recorded_firing, rule_spec, target_config, to_time,
+    },
     state::Catalog,
 };
 
@@ -93,7 +95,11 @@ impl Stores {
 
     /// Every MonitorTarget with its settings.
     pub fn target_configs(&self) -> Vec<(ObjectRef, TargetConfig)> {
-        self.targets.state().iter().map(|t| (object_ref(&t.metadata), target_config(t))).collect()
+        self.targets
+            .state()
+            .iter()
+            .map(|t| (object_ref(&t.metadata), target_config(t)))
+            .collect()
     }
 
     /// Every AlertRule the operator has not refused, parsed.
@@ -114,10 +120,18 @@ impl Stores {
 
 impl Catalog for Stores {
     fn target(&self, t: &ObjectRef) -> Option<TargetConfig> {
-        self.targets.get(&KubeRef::new(&t.name).within(&t.namespace)).map(|m| target_config(&m))
+        self.targets
+            .get(&KubeRef::new(&t.name).within(&t.namespace))
+            .map(|m| target_config(&m))
     }
     fn node_label(&self, node: &str, key: &str) -> Option<String> {
-        self.nodes.get(&KubeRef::new(node))?.metadata.labels.as_ref()?.get(key).cloned()
+        self.nodes
+            .get(&KubeRef::new(node))?
+            .metadata
+            .labels
+            .as_ref()?
+            .get(key)
+            .cloned()
     }
 }
 
@@ -130,7 +144,15 @@ pub fn round_sig(x: f64, digits: i32) -> f64 {
     (x * scale).round() / scale
 }
 
-fn condition(type_: &str, ok: bool, reason: &str, message: String, generation: Option<i64>, prev: &[Condition], now: DateTime<Utc>) -> Condition {
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    prev: &[Condition],
+    now: DateTime<Utc>,
+) -> Condition {
     let status = if ok { "True" } else { "False" };
     // lastTransitionTime moves only when the status flips (metav1.Condition convention).
     let since = prev
@@ -167,22 +189,62 @@ fn component(p: &Problem) -> mt::Component {
 
 /// The analytics-owned part of a MonitorTarget's status for `view`; `prev` (the current
 /// conditions) keeps transition times.
-pub fn target_status(view: &TargetView, generation: Option<i64>, prev: &[Condition], now: DateTime<Utc>) -> MonitorTargetStatus {
+pub fn target_status(
+    view: &TargetView,
+    generation: Option<i64>,
+    prev: &[Condition],
+    now: DateTime<Utc>,
+) -> MonitorTargetStatus {
     let h = view.health;
     let silent = view.nodes.known - view.nodes.reporting;
     let (reason, message) = match h {
-        Health::Healthy => ("AllNodesHealthy".to_string(), format!("{} nodes reporting, all within thresholds", view.nodes.reporting)),
-        Health::Unknown => ("NoReports".to_string(), "no agent has reported recently".to_string()),
+        Health::Healthy => (
+            "AllNodesHealthy".to_string(),
+            format!(
+                "{} nodes reporting, all within thresholds",
+                view.nodes.reporting
+            ),
+        ),
+        Health::Unknown => (
+            "NoReports".to_string(),
+            "no agent has reported recently".to_string(),
+        ),
         _ => (
-            if silent > 0 { "NodesNotReporting" } else if h == Health::Critical { "CriticalThresholdExceeded" } else { "WarningThresholdExceeded" }.to_string(),
-            view.problems.first().map(|p| format!("{}: {}", p.node, p.message)).unwrap_or_default(),
+            if silent > 0 {
+                "NodesNotReporting"
+            } else if h == Health::Critical {
+                "CriticalThresholdExceeded"
+            } else {
+                "WarningThresholdExceeded"
+            }
+            .to_string(),
+            view.problems
+                .first()
+                .map(|p| format!("{}: {}", p.node, p.message))
+                .unwrap_or_default(),
         ),
     };
     let s = &view.summary;
     MonitorTargetStatus {
         conditions: vec![
-            condition(condition_types::HEALTHY, h == Health::Healthy, &reason, message.clone(), generation, prev, now),
-            condition(condition_types::DEGRADED, matches!(h, Health::Warning | Health::Critical), &reason, message, generation, prev, now),
+            condition(
+                condition_types::HEALTHY,
+                h == Health::Healthy,
+                &reason,
+                message.clone(),
+                generation,
+                prev,
+                now,
+            ),
+            condition(
+                condition_types::DEGRADED,
+                matches!(h, Health::Warning | Health::Critical),
+                &reason,
+                message,
+                generation,
+                prev,
+                now,
+            ),
         ],
         health: Some(match h {
             Health::Healthy => mt::Health::Healthy,
@@ -224,8 +286,24 @@ pub fn target_status(view: &TargetView, generation: Option<i64>, prev: &[Conditi
 /// The analytics-owned part of an AlertRule's status.
 pub fn rule_status(r: &RuleReport, prev: &[Condition], now: DateTime<Utc>) -> AlertRuleStatus {
     let ready = match &r.error {
-        None => condition(condition_types::READY, true, "Evaluated", "evaluated by analytics".into(), r.generation, prev, now),
-        Some(e) => condition(condition_types::READY, false, "InvalidSpec", e.clone(), r.generation, prev, now),
+        None => condition(
+            condition_types::READY,
+            true,
+            "Evaluated",
+            "evaluated by analytics".into(),
+            r.generation,
+            prev,
+            now,
+        ),
+        Some(e) => condition(
+            condition_types::READY,
+            false,
+            "InvalidSpec",
+            e.clone(),
+            r.generation,
+            prev,
+            now,
+        ),
     };
     AlertRuleStatus {
         conditions: vec![ready],
@@ -238,7 +316,12 @@ pub fn rule_status(r: &RuleReport, prev: &[Condition], now: DateTime<Utc>) -> Al
         active_since: r.active_since.map(to_time),
         last_evaluation_time: Some(to_time(r.evaluated_at)),
         last_value: r.last_value.map(|v| round_sig(v, 4)),
-        firing: r.firing.iter().take(fabricwatch_crds::alert_rule::MAX_FIRING).map(firing_instance).collect(),
+        firing: r
+            .firing
+            .iter()
+            .take(fabricwatch_crds::alert_rule::MAX_FIRING)
+            .map(firing_instance)
+            .collect(),
         ..Default::default()
     }
 }
@@ -250,18 +333,33 @@ pub fn rule_status(r: &RuleReport, prev: &[Condition], now: DateTime<Utc>) -> Al
 pub fn change_key(status: &Value) -> Value {
     let mut v = status.clone();
     if let Some(o) = v.as_object_mut() {
-        for k in ["lastReportTime", "lastEvaluationTime", "lastValue", "observedGeneration", "notifications"] {
+        for k in [
+            "lastReportTime",
+            "lastEvaluationTime",
+            "lastValue",
+            "observedGeneration",
+            "notifications",
+        ] {
             o.remove(k);
         }
         if let Some(Value::Array(cs)) = o.get_mut("conditions") {
             cs.retain(|c| {
                 let t = c.get("type").and_then(Value::as_str).unwrap_or("");
-                [condition_types::HEALTHY, condition_types::DEGRADED, condition_types::READY].contains(&t)
+                [
+                    condition_types::HEALTHY,
+                    condition_types::DEGRADED,
+                    condition_types::READY,
+                ]
+                .contains(&t)
             });
             for c in cs.iter_mut().filter_map(Value::as_object_mut) {
                 c.remove("lastTransitionTime");
             }
-            cs.sort_by(|a, b| a.get("type").and_then(Value::as_str).cmp(&b.get("type").and_then(Value::as_str)));
+            cs.sort_by(|a, b| {
+                a.get("type")
+                    .and_then(Value::as_str)
+                    .cmp(&b.get("type").and_then(Value::as_str))
+            });
         }
         if let Some(Value::Array(fs)) = o.get_mut("firing") {
             for f in fs.iter_mut().filter_map(Value::as_object_mut) {
@@ -303,37 +401,87 @@ pub struct StatusWriter {
 
 impl StatusWriter {
     /// A writer.
-    pub fn new(client: Client, stores: Stores, metrics: Metrics, min_interval: Duration, heartbeat: Duration) -> Self {
-        Self { client, stores, metrics, min_interval, heartbeat, written: HashMap::new() }
+    pub fn new(
+        client: Client,
+        stores: Stores,
+        metrics: Metrics,
+        min_interval: Duration,
+        heartbeat: Duration,
+    ) -> Self {
+        Self {
+            client,
+            stores,
+            metrics,
+            min_interval,
+            heartbeat,
+            written: HashMap::new(),
+        }
     }
 
-    fn due(&self, kind: &'static str, obj: &ObjectRef, key: &Value, current: Option<Value>) -> bool {
+    fn due(
+        &self,
+        kind: &'static str,
+        obj: &ObjectRef,
+        key: &Value,
+        current: Option<Value>,
+    ) -> bool {
         let last = self.written.get(&(kind, obj.clone()));
         if last.is_some_and(|w| w.at.elapsed() < self.min_interval) {
             return false;
         }
-        let changed = current.map(|c| change_key(&c)).as_ref() != Some(key) && last.is_none_or(|w| &w.key != key);
+        let changed = current.map(|c| change_key(&c)).as_ref() != Some(key)
+            && last.is_none_or(|w| &w.key != key);
         changed || last.is_some_and(|w| w.at.elapsed() >= self.heartbeat)
     }
 
-    async fn apply<K>(&mut self, kind: &'static str, obj: &ObjectRef, key: Value, patch: Value) -> bool
+    async fn apply<K>(
+        &mut self,
+        kind: &'static str,
+        obj: &ObjectRef,
+        key: Value,
+        patch: Value,
+    ) -> bool
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned,
         K::DynamicType: Default,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), &obj.namespace);
         let pp = PatchParams::apply(FIELD_MANAGER_ANALYTICS).force();
-        match api.patch_status(&obj.name, &pp, &Patch::Apply(&patch)).await {
+        match api
+            .patch_status(&obj.name, &pp, &Patch::Apply(&patch))
+            .await
+        {
             Ok(_) => {
-                self.metrics.status_writes.with_label_values(&[kind, "applied"]).inc();
-                self.written.insert((kind, obj.clone()), Written { key, at: Instant::now() });
+                self.metrics
+                    .status_writes
+                    .with_label_values(&[kind, "applied"])
+                    .inc();
+                self.written.insert(
+                    (kind, obj.clone()),
+                    Written {
+                        key,
+                        at: Instant::now(),
+                    },
+                );
                 true
             }
             Err(e) => {
-                self.metrics.status_writes.with_label_values(&[kind, "failed"]).inc();
+                self.metrics
+                    .status_writes
+                    .with_label_values(&[kind, "failed"])
+                    .inc();
                 tracing::warn!(%obj, kind, "status apply failed: {e}");
                 // Retry after min_interval, not on every cycle.
-                self.written.insert((kind, obj.clone()), Written { key: Value::Null, at: Instant::now() });
+                self.written.insert(
+                    (kind, obj.clone()),
+                    Written {
+                        key: Value::Null,
+                        at: Instant::now(),
+                    },
+                );
                 false
             }
         }
@@ -342,41 +490,73 @@ impl StatusWriter {
     /// Writes the status of each target in `views` that is due.
     pub async fn write_targets(&mut self, views: &[TargetView], now: DateTime<Utc>) {
         for v in views {
-            let Some(current) = self.stores.targets.get(&KubeRef::new(&v.target.name).within(&v.target.namespace)) else {
+            let Some(current) = self
+                .stores
+                .targets
+                .get(&KubeRef::new(&v.target.name).within(&v.target.namespace))
+            else {
                 continue;
             };
-            let prev = current.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+            let prev = current
+                .status
+                .as_ref()
+                .map(|s| s.conditions.clone())
+                .unwrap_or_default();
             let status = target_status(v, current.metadata.generation, &prev, now);
-            let Ok(value) = serde_json::to_value(&status) else { continue };
+            let Ok(value) = serde_json::to_value(&status) else {
+                continue;
+            };
             let key = change_key(&value);
-            let cur = current.status.as_ref().and_then(|s| serde_json::to_value(s).ok());
+            let cur = current
+                .status
+                .as_ref()
+                .and_then(|s| serde_json::to_value(s).ok());
             if self.due("MonitorTarget", &v.target, &key, cur) {
                 let patch = json!({"apiVersion": fabricwatch_crds::API_VERSION, "kind": "MonitorTarget", "status": value});
-                self.apply::<MonitorTarget>("MonitorTarget", &v.target, key, patch).await;
+                self.apply::<MonitorTarget>("MonitorTarget", &v.target, key, patch)
+                    .await;
             }
         }
-        let live: std::collections::HashSet<ObjectRef> = views.iter().map(|v| v.target.clone()).collect();
-        self.written.retain(|(k, o), _| *k != "MonitorTarget" || live.contains(o));
+        let live: std::collections::HashSet<ObjectRef> =
+            views.iter().map(|v| v.target.clone()).collect();
+        self.written
+            .retain(|(k, o), _| *k != "MonitorTarget" || live.contains(o));
     }
 
     /// Writes the status of each rule in `reports` that is due.
     pub async fn write_rules(&mut self, reports: &[RuleReport], now: DateTime<Utc>) {
         for r in reports {
-            let Some(current) = self.stores.rules.get(&KubeRef::new(&r.rule.name).within(&r.rule.namespace)) else {
+            let Some(current) = self
+                .stores
+                .rules
+                .get(&KubeRef::new(&r.rule.name).within(&r.rule.namespace))
+            else {
                 continue;
             };
-            let prev = current.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+            let prev = current
+                .status
+                .as_ref()
+                .map(|s| s.conditions.clone())
+                .unwrap_or_default();
             let status = rule_status(r, &prev, now);
-            let Ok(value) = serde_json::to_value(&status) else { continue };
+            let Ok(value) = serde_json::to_value(&status) else {
+                continue;
+            };
             let key = change_key(&value);
-            let cur = current.status.as_ref().and_then(|s| serde_json::to_value(s).ok());
+            let cur = current
+                .status
+                .as_ref()
+                .and_then(|s| serde_json::to_value(s).ok());
             if self.due("AlertRule", &r.rule, &key, cur) {
                 let patch = json!({"apiVersion": fabricwatch_crds::API_VERSION, "kind": "AlertRule", "status": value});
-                self.apply::<AlertRule>("AlertRule", &r.rule, key, patch).await;
+                self.apply::<AlertRule>("AlertRule", &r.rule, key, patch)
+                    .await;
             }
         }
-        let live: std::collections::HashSet<ObjectRef> = reports.iter().map(|r| r.rule.clone()).collect();
-        self.written.retain(|(k, o), _| *k != "AlertRule" || live.contains(o));
+        let live: std::collections::HashSet<ObjectRef> =
+            reports.iter().map(|r| r.rule.clone()).collect();
+        self.written
+            .retain(|(k, o), _| *k != "AlertRule" || live.contains(o));
     }
 }
 
@@ -395,10 +575,22 @@ mod tests {
 
     fn view(loss: f64, last: i64) -> TargetView {
         TargetView {
-            target: ObjectRef { namespace: "ns".into(), name: "fabric".into() },
+            target: ObjectRef {
+                namespace: "ns".into(),
+                name: "fabric".into(),
+            },
             health: Health::Warning,
-            nodes: NodeCounts { known: 2, reporting: 2, warning: 1, critical: 0 },
-            summary: Summary { worst_loss_percent: Some(loss), rtt_p99_seconds: Some(0.000_123_4), ..Default::default() },
+            nodes: NodeCounts {
+                known: 2,
+                reporting: 2,
+                warning: 1,
+                critical: 0,
+            },
+            summary: Summary {
+                worst_loss_percent: Some(loss),
+                rtt_p99_seconds: Some(0.000_123_4),
+                ..Default::default()
+            },
             problems: vec![Problem {
                 node: "n1".into(),
                 component: "ping/n2".into(),
@@ -434,15 +626,31 @@ mod tests {
         let s = target_status(&view(2.0, 10), Some(3), &[], t(10));
         let v = serde_json::to_value(&s).expect("json");
         assert_eq!(v["health"], "Warning");
-        assert_eq!(v["nodes"], json!({"reporting": 2, "warning": 1, "critical": 0}));
+        assert_eq!(
+            v["nodes"],
+            json!({"reporting": 2, "warning": 1, "critical": 0})
+        );
         assert_eq!(v["summary"]["rttP99Seconds"], json!(0.000123));
         assert_eq!(v["problems"][0]["component"], "ping");
         assert_eq!(v["problems"][0]["severity"], "warning");
-        assert!(v.get("observedGeneration").is_none(), "the operator owns observedGeneration");
+        assert!(
+            v.get("observedGeneration").is_none(),
+            "the operator owns observedGeneration"
+        );
         let healthy = &s.conditions[0];
-        assert_eq!((healthy.type_.as_str(), healthy.status.as_str(), healthy.observed_generation), ("Healthy", "False", Some(3)));
+        assert_eq!(
+            (
+                healthy.type_.as_str(),
+                healthy.status.as_str(),
+                healthy.observed_generation
+            ),
+            ("Healthy", "False", Some(3))
+        );
         // Transition time is kept while the status does not flip.
         let later = target_status(&view(2.0, 99), Some(3), &s.conditions, t(99));
-        assert_eq!(later.conditions[0].last_transition_time, s.conditions[0].last_transition_time);
+        assert_eq!(
+            later.conditions[0].last_transition_time,
+            s.conditions[0].last_transition_time
+        );
     }
 }

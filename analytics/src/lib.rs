@@ -19,6 +19,26 @@ pub mod stats;
 pub mod trigger;
 pub mod window;
 
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use fabricwatch_common::{
+    auth::{Authenticator, TokenReviewAuthenticator},
+    serve::{ops_router, serve, Readiness},
+    shutdown,
+};
+use tokio::sync::mpsc;
+
+use crate::{
+    evaluator::Evaluator,
+    fleet::{Fleet, Settings},
+    metrics::Metrics,
+    notify::{Notifier, NotifierConfig},
+    policy::AgentPolicy,
+    state::{lock, Catalog, EventLog, OpenCatalog, Shared},
+    trigger::Trigger,
+};
+
 /// Command-line flags of `fabricwatch-operator analytics`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Args {
@@ -29,12 +49,253 @@ pub struct Args {
         default_value = "0.0.0.0:8080"
     )]
     pub listen: std::net::SocketAddr,
+    /// Accept reports without a token. For local runs only: anyone who can reach the port
+    /// can then feed analytics.
+    #[arg(long, env = "FABRICWATCH_ANALYTICS_INSECURE_SKIP_AUTH")]
+    pub insecure_skip_auth: bool,
+    /// Run without a Kubernetes API: every target is accepted with default thresholds, no
+    /// AlertRules are evaluated and no status is written (implies nothing about auth; combine
+    /// with --insecure-skip-auth for a fully local run).
+    #[arg(long, env = "FABRICWATCH_ANALYTICS_WITHOUT_KUBERNETES")]
+    pub without_kubernetes: bool,
+    /// Audience agent tokens must be issued for (repeatable).
+    #[arg(
+        long = "audience",
+        env = "FABRICWATCH_ANALYTICS_AUDIENCES",
+        value_delimiter = ',',
+        default_value = "fabricwatch-analytics"
+    )]
+    pub audiences: Vec<String>,
+    /// ServiceAccount names agents run as (repeatable).
+    #[arg(
+        long = "agent-service-account",
+        env = "FABRICWATCH_AGENT_SERVICE_ACCOUNTS",
+        value_delimiter = ',',
+        default_value = "fabricwatch-agent"
+    )]
+    pub agent_service_accounts: Vec<String>,
+    /// Namespaces agents may run in besides their MonitorTarget's (repeatable), e.g. the
+    /// operator's namespace.
+    #[arg(
+        long = "agent-namespace",
+        env = "FABRICWATCH_AGENT_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub agent_namespaces: Vec<String>,
+    /// Largest report body accepted, bytes.
+    #[arg(long, env = "FABRICWATCH_ANALYTICS_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Base URL of the notifier; notifications are not sent when unset.
+    #[arg(long, env = "FABRICWATCH_NOTIFIER_URL")]
+    pub notifier_url: Option<String>,
+    /// Projected ServiceAccount token presented to the notifier.
+    #[arg(
+        long,
+        env = "FABRICWATCH_ANALYTICS_TOKEN_FILE",
+        default_value = "/var/run/secrets/fabricwatch/token"
+    )]
+    pub token_file: std::path::PathBuf,
+    /// How often AlertRules are evaluated and status is considered for writing.
+    #[arg(long, env = "FABRICWATCH_ANALYTICS_EVALUATION_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub evaluation_interval: Duration,
+    /// Least time between two status writes of one object.
+    #[arg(long, env = "FABRICWATCH_ANALYTICS_STATUS_MIN_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub status_min_interval: Duration,
+    /// Status is rewritten at least this often (moving timestamps and values).
+    #[arg(long, env = "FABRICWATCH_ANALYTICS_STATUS_HEARTBEAT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub status_heartbeat: Duration,
+    /// Samples per rolling window per series.
+    #[arg(
+        long,
+        env = "FABRICWATCH_ANALYTICS_WINDOW_SAMPLES",
+        default_value_t = 60
+    )]
+    pub window_samples: usize,
+    /// Nodes silent this long are forgotten.
+    #[arg(long, env = "FABRICWATCH_ANALYTICS_FORGET_AFTER", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub forget_after: Duration,
 }
 
-/// Runs analytics until shutdown.
+/// Runs analytics until SIGTERM/Ctrl-C. AI triggers are logged and counted; use
+/// [`run_with_triggers`] to consume them.
 ///
 /// # Errors
 /// Fatal start-up or serving errors.
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("analytics is not built yet")
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let (tx, mut rx) = mpsc::channel::<Trigger>(256);
+    tokio::spawn(async move {
+        while let Some(t) = rx.recv().await {
+            tracing::info!(trigger = %serde_json::to_string(&t).unwrap_or_default(), "AI analysis trigger (no AI runner attached)");
+        }
+    });
+    run_with_triggers(args, tx).await
+}
+
+/// [`run`], sending AI triggers (alerts with `analysisRef`, new anomalies) to `triggers`.
+///
+/// # Errors
+/// Fatal start-up or serving errors.
+pub async fn run_with_triggers(args: Args, triggers: mpsc::Sender<Trigger>) -> anyhow::Result<()> {
+    let metrics = Metrics::new()?;
+    let client = if args.without_kubernetes {
+        None
+    } else {
+        Some(kube::Client::try_default().await?)
+    };
+    let stores = match &client {
+        Some(c) => Some(k8s::Stores::start(c.clone()).await?),
+        None => None,
+    };
+    let auth: Option<Arc<dyn Authenticator>> = if args.insecure_skip_auth {
+        tracing::warn!("--insecure-skip-auth: agent reports are NOT authenticated; anyone reaching {} can feed analytics", args.listen);
+        None
+    } else {
+        let Some(c) = &client else {
+            anyhow::bail!("token authentication needs the Kubernetes API: drop --without-kubernetes or add --insecure-skip-auth");
+        };
+        Some(Arc::new(TokenReviewAuthenticator::new(
+            c.clone(),
+            args.audiences.clone(),
+        )))
+    };
+    let catalog: Arc<dyn Catalog> = match &stores {
+        Some(s) => k8s::catalog(s),
+        None => Arc::new(OpenCatalog),
+    };
+    let settings = Settings {
+        window: args.window_samples.max(2),
+        forget_after: chrono::Duration::from_std(args.forget_after)?,
+        ..Settings::default()
+    };
+    let shared = Arc::new(Shared {
+        fleet: std::sync::Mutex::new(Fleet::new(settings)),
+        evaluator: std::sync::Mutex::new(Evaluator::default()),
+        events: std::sync::Mutex::new(EventLog::new(1000)),
+        metrics: metrics.clone(),
+        auth,
+        policy: AgentPolicy {
+            service_accounts: args.agent_service_accounts.clone(),
+            namespaces: args.agent_namespaces.clone(),
+        },
+        catalog,
+        max_body_bytes: args.max_body_bytes,
+        triggers: Some(triggers),
+    });
+    let notifier = match &args.notifier_url {
+        Some(url) => Some(Notifier::start(
+            NotifierConfig {
+                url: url.clone(),
+                token_file: Some(args.token_file.clone()),
+                ..NotifierConfig::default()
+            },
+            metrics.clone(),
+        )?),
+        None => {
+            tracing::warn!("--notifier-url is not set: alert notifications are not sent");
+            None
+        }
+    };
+    let writer = match (&client, &stores) {
+        (Some(c), Some(s)) => Some(k8s::StatusWriter::new(
+            c.clone(),
+            s.clone(),
+            metrics.clone(),
+            args.status_min_interval,
+            args.status_heartbeat,
+        )),
+        _ => None,
+    };
+    let ready = Readiness::default();
+    let app =
+        http::router(shared.clone()).merge(ops_router(metrics.registry.clone(), ready.clone()));
+    tokio::spawn(cycle_loop(
+        shared.clone(),
+        stores,
+        writer,
+        notifier,
+        args.evaluation_interval,
+    ));
+    ready.set(true);
+    serve(args.listen, app, shutdown::signal()).await
+}
+
+/// One evaluation cycle every `every`: sync specs, forget silent nodes, evaluate rules,
+/// notify, trigger, refresh metrics, write status.
+async fn cycle_loop(
+    shared: Arc<Shared>,
+    stores: Option<k8s::Stores>,
+    mut writer: Option<k8s::StatusWriter>,
+    notifier: Option<Notifier>,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = Utc::now();
+        let (cycle, views) = {
+            let mut fleet = lock(&shared.fleet);
+            if let Some(s) = &stores {
+                let configs = s.target_configs();
+                let live: std::collections::BTreeSet<_> =
+                    configs.iter().map(|(k, _)| k.clone()).collect();
+                let gone: Vec<_> = fleet
+                    .targets()
+                    .filter(|t| !live.contains(*t))
+                    .cloned()
+                    .collect();
+                gone.iter().for_each(|t| fleet.remove(t));
+                for (k, c) in configs {
+                    if fleet.config(&k) != Some(&c) {
+                        fleet.configure(k, c);
+                    }
+                }
+            }
+            fleet.forget_silent(now);
+            shared.metrics.nodes.set(fleet.node_count() as i64);
+            let mut ev = lock(&shared.evaluator);
+            if let Some(s) = &stores {
+                ev.sync(s.rule_inputs());
+            }
+            let cycle = ev.evaluate(&fleet, now);
+            let views: Vec<_> = fleet
+                .targets()
+                .filter_map(|t| {
+                    Some((fleet.view(t, now)?, fleet.nodes(t, now).unwrap_or_default()))
+                })
+                .collect();
+            (cycle, views)
+        };
+        for r in &cycle.reports {
+            shared
+                .metrics
+                .evaluations
+                .with_label_values(&[if r.error.is_some() { "invalid" } else { "ok" }])
+                .inc();
+        }
+        for (rule, text) in &cycle.changes {
+            shared.event("AlertStateChanged", rule, None, text.clone());
+        }
+        if let Some(n) = &notifier {
+            for req in cycle.notifications {
+                n.send(req, &shared.metrics);
+            }
+        }
+        for t in cycle.triggers {
+            shared.trigger(t);
+        }
+        shared.metrics.refresh_targets(&views);
+        shared.metrics.refresh_alerts(
+            cycle
+                .reports
+                .iter()
+                .filter_map(|r| Some((r.rule.namespace.as_str(), r.rule.name.as_str(), r.state?))),
+        );
+        shared.metrics.last_evaluation.set(now.timestamp() as f64);
+        if let Some(w) = &mut writer {
+            let tv: Vec<_> = views.into_iter().map(|(v, _)| v).collect();
+            w.write_targets(&tv, now).await;
+            w.write_rules(&cycle.reports, now).await;
+        }
+    }
 }

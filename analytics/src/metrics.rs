@@ -8,7 +8,7 @@ use prometheus::{
     Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry,
 };
 
-use crate::{alert::RuleState, fleet::TargetView, fleet::NodeView};
+use crate::{alert::RuleState, fleet::NodeView, fleet::TargetView};
 
 /// All metrics, registered in one registry.
 #[derive(Clone)]
@@ -79,7 +79,12 @@ impl Metrics {
     pub fn new() -> prometheus::Result<Self> {
         let r = Registry::new();
         let m = Self {
-            reports: cv(&r, "fabricwatch_analytics_reports_total", "Agent reports received, by result.", &["result"])?,
+            reports: cv(
+                &r,
+                "fabricwatch_analytics_reports_total",
+                "Agent reports received, by result.",
+                &["result"],
+            )?,
             report_bytes: hist(
                 &r,
                 "fabricwatch_analytics_report_bytes",
@@ -93,23 +98,84 @@ impl Metrics {
                 prometheus::exponential_buckets(0.0001, 2.0, 16)?,
             )?,
             nodes: {
-                let g = IntGauge::new("fabricwatch_analytics_nodes", "Nodes held in memory, all targets.")?;
+                let g = IntGauge::new(
+                    "fabricwatch_analytics_nodes",
+                    "Nodes held in memory, all targets.",
+                )?;
                 r.register(Box::new(g.clone()))?;
                 g
             },
-            target_health: gv(&r, "fabricwatch_target_health", "Target health: 0 Healthy, 1 Warning, 2 Critical, 3 Unknown.", &["namespace", "target"])?,
-            target_reporting: gv(&r, "fabricwatch_target_nodes_reporting", "Agents that reported within three intervals.", &["namespace", "target"])?,
-            target_anomalies: gv(&r, "fabricwatch_target_anomalies", "Series currently flagged anomalous.", &["namespace", "target"])?,
-            node_health: gv(&r, "fabricwatch_node_health", "Node health: 0 Healthy, 1 Warning, 2 Critical, 3 Unknown.", &["namespace", "target", "node"])?,
-            node_score: gv(&r, "fabricwatch_node_network_score", "Worst path network quality score of the node, 0-100.", &["namespace", "target", "node"])?,
-            node_anomaly: gv(&r, "fabricwatch_node_anomaly_score", "Largest anomaly score of the node's series, sigma-equivalents (3 = alarm).", &["namespace", "target", "node"])?,
-            alert_state: gv(&r, "fabricwatch_alert_state", "AlertRule state: 0 Inactive, 1 Pending, 2 Firing, 3 Suppressed.", &["namespace", "rule"])?,
-            evaluations: cv(&r, "fabricwatch_alert_evaluations_total", "AlertRule evaluations, by result.", &["result"])?,
-            status_writes: cv(&r, "fabricwatch_analytics_status_writes_total", "Status server-side applies, by kind and result.", &["kind", "result"])?,
-            notifications: cv(&r, "fabricwatch_analytics_notifications_total", "Notification requests to the notifier, by result.", &["result"])?,
-            triggers: cv(&r, "fabricwatch_analytics_ai_triggers_total", "AI analysis triggers emitted, by reason.", &["reason"])?,
+            target_health: gv(
+                &r,
+                "fabricwatch_target_health",
+                "Target health: 0 Healthy, 1 Warning, 2 Critical, 3 Unknown.",
+                &["namespace", "target"],
+            )?,
+            target_reporting: gv(
+                &r,
+                "fabricwatch_target_nodes_reporting",
+                "Agents that reported within three intervals.",
+                &["namespace", "target"],
+            )?,
+            target_anomalies: gv(
+                &r,
+                "fabricwatch_target_anomalies",
+                "Series currently flagged anomalous.",
+                &["namespace", "target"],
+            )?,
+            node_health: gv(
+                &r,
+                "fabricwatch_node_health",
+                "Node health: 0 Healthy, 1 Warning, 2 Critical, 3 Unknown.",
+                &["namespace", "target", "node"],
+            )?,
+            node_score: gv(
+                &r,
+                "fabricwatch_node_network_score",
+                "Worst path network quality score of the node, 0-100.",
+                &["namespace", "target", "node"],
+            )?,
+            node_anomaly: gv(
+                &r,
+                "fabricwatch_node_anomaly_score",
+                "Largest anomaly score of the node's series, sigma-equivalents (3 = alarm).",
+                &["namespace", "target", "node"],
+            )?,
+            alert_state: gv(
+                &r,
+                "fabricwatch_alert_state",
+                "AlertRule state: 0 Inactive, 1 Pending, 2 Firing, 3 Suppressed.",
+                &["namespace", "rule"],
+            )?,
+            evaluations: cv(
+                &r,
+                "fabricwatch_alert_evaluations_total",
+                "AlertRule evaluations, by result.",
+                &["result"],
+            )?,
+            status_writes: cv(
+                &r,
+                "fabricwatch_analytics_status_writes_total",
+                "Status server-side applies, by kind and result.",
+                &["kind", "result"],
+            )?,
+            notifications: cv(
+                &r,
+                "fabricwatch_analytics_notifications_total",
+                "Notification requests to the notifier, by result.",
+                &["result"],
+            )?,
+            triggers: cv(
+                &r,
+                "fabricwatch_analytics_ai_triggers_total",
+                "AI analysis triggers emitted, by reason.",
+                &["reason"],
+            )?,
             last_evaluation: {
-                let g = Gauge::new("fabricwatch_analytics_last_evaluation_timestamp_seconds", "Unix time of the last evaluation cycle.")?;
+                let g = Gauge::new(
+                    "fabricwatch_analytics_last_evaluation_timestamp_seconds",
+                    "Unix time of the last evaluation cycle.",
+                )?;
                 r.register(Box::new(g.clone()))?;
                 g
             },
@@ -121,17 +187,32 @@ impl Metrics {
     /// Replaces the per-target and per-node gauges with `views` (so forgotten nodes and
     /// deleted targets disappear).
     pub fn refresh_targets(&self, views: &[(TargetView, Vec<NodeView>)]) {
-        for g in [&self.target_health, &self.target_reporting, &self.target_anomalies, &self.node_health, &self.node_score, &self.node_anomaly] {
+        for g in [
+            &self.target_health,
+            &self.target_reporting,
+            &self.target_anomalies,
+            &self.node_health,
+            &self.node_score,
+            &self.node_anomaly,
+        ] {
             g.reset();
         }
         for (v, nodes) in views {
             let t = [v.target.namespace.as_str(), v.target.name.as_str()];
-            self.target_health.with_label_values(&t).set(v.health.as_gauge());
-            self.target_reporting.with_label_values(&t).set(f64::from(v.nodes.reporting));
-            self.target_anomalies.with_label_values(&t).set(f64::from(v.summary.anomalies));
+            self.target_health
+                .with_label_values(&t)
+                .set(v.health.as_gauge());
+            self.target_reporting
+                .with_label_values(&t)
+                .set(f64::from(v.nodes.reporting));
+            self.target_anomalies
+                .with_label_values(&t)
+                .set(f64::from(v.summary.anomalies));
             for n in nodes {
                 let l = [t[0], t[1], n.node.as_str()];
-                self.node_health.with_label_values(&l).set(n.health.as_gauge());
+                self.node_health
+                    .with_label_values(&l)
+                    .set(n.health.as_gauge());
                 if let Some(s) = n.latest.network_score {
                     self.node_score.with_label_values(&l).set(s);
                 }

@@ -89,13 +89,19 @@ impl Notifier {
     }
 }
 
-async fn attempt(config: &NotifierConfig, http: &reqwest::Client, req: &NotificationRequest) -> Outcome {
+async fn attempt(
+    config: &NotifierConfig,
+    http: &reqwest::Client,
+    req: &NotificationRequest,
+) -> Outcome {
     let url = format!("{}{NOTIFY_PATH}", config.url.trim_end_matches('/'));
     let mut rb = http.post(&url).json(req);
     if let Some(path) = &config.token_file {
         match tokio::fs::read_to_string(path).await {
             Ok(t) => rb = rb.bearer_auth(t.trim()),
-            Err(e) => return Outcome::Retry(format!("cannot read token file {}: {e}", path.display())),
+            Err(e) => {
+                return Outcome::Retry(format!("cannot read token file {}: {e}", path.display()))
+            }
         }
     }
     let resp = match rb.send().await {
@@ -104,10 +110,20 @@ async fn attempt(config: &NotifierConfig, http: &reqwest::Client, req: &Notifica
     };
     let status = resp.status();
     if status.is_success() {
-        let duplicate = resp.json::<NotificationAck>().await.map(|a| a.duplicate).unwrap_or(false);
+        let duplicate = resp
+            .json::<NotificationAck>()
+            .await
+            .map(|a| a.duplicate)
+            .unwrap_or(false);
         return Outcome::Accepted { duplicate };
     }
-    let body: String = resp.text().await.unwrap_or_default().chars().take(512).collect();
+    let body: String = resp
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(512)
+        .collect();
     let msg = format!("notifier answered {status}: {body}");
     if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
         Outcome::Retry(msg)
@@ -117,7 +133,12 @@ async fn attempt(config: &NotifierConfig, http: &reqwest::Client, req: &Notifica
     }
 }
 
-async fn worker(config: NotifierConfig, http: reqwest::Client, mut rx: mpsc::Receiver<NotificationRequest>, metrics: Metrics) {
+async fn worker(
+    config: NotifierConfig,
+    http: reqwest::Client,
+    mut rx: mpsc::Receiver<NotificationRequest>,
+    metrics: Metrics,
+) {
     while let Some(req) = rx.recv().await {
         let mut tries = 0;
         loop {
@@ -179,7 +200,10 @@ mod tests {
             schema_version: 1,
             id: id.into(),
             source_kind: SourceKind::AlertRule,
-            source: ObjectRef { namespace: "ns".into(), name: "r".into() },
+            source: ObjectRef {
+                namespace: "ns".into(),
+                name: "r".into(),
+            },
             fingerprint: "fp".into(),
             status: AlertStatus::Firing,
             severity: Severity::Warning,
@@ -191,27 +215,44 @@ mod tests {
         }
     }
 
+    /// (request id, Authorization header) per call.
+    type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
     #[derive(Clone, Default)]
     struct Fake {
         calls: Arc<AtomicUsize>,
-        seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+        seen: Seen,
     }
 
-    async fn handler(State(f): State<Fake>, headers: HeaderMap, Json(r): Json<NotificationRequest>) -> (StatusCode, String) {
+    async fn handler(
+        State(f): State<Fake>,
+        headers: HeaderMap,
+        Json(r): Json<NotificationRequest>,
+    ) -> (StatusCode, String) {
         let n = f.calls.fetch_add(1, Ordering::SeqCst);
-        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         f.seen.lock().expect("lock").push((r.id.clone(), auth));
         if n == 0 {
             return (StatusCode::SERVICE_UNAVAILABLE, "warming up".into());
         }
-        (StatusCode::ACCEPTED, serde_json::json!({"id": r.id, "duplicate": n == 2}).to_string())
+        (
+            StatusCode::ACCEPTED,
+            serde_json::json!({"id": r.id, "duplicate": n == 2}).to_string(),
+        )
     }
 
     #[tokio::test]
     async fn retries_in_order_with_the_token_from_the_file() {
         let fake = Fake::default();
-        let app = Router::new().route(NOTIFY_PATH, post(handler)).with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let app = Router::new()
+            .route(NOTIFY_PATH, post(handler))
+            .with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
         let dir = tempfile::tempdir().expect("tmp");
@@ -235,11 +276,26 @@ mod tests {
         }
         let seen = fake.seen.lock().expect("lock").clone();
         let ids: Vec<&str> = seen.iter().map(|(i, _)| i.as_str()).collect();
-        assert_eq!(ids, vec!["a", "a", "b"], "503 retried before the next request");
-        assert!(seen.iter().all(|(_, a)| a.as_deref() == Some("Bearer tok-123")));
+        assert_eq!(
+            ids,
+            vec!["a", "a", "b"],
+            "503 retried before the next request"
+        );
+        assert!(seen
+            .iter()
+            .all(|(_, a)| a.as_deref() == Some("Bearer tok-123")));
         // let the worker record the last outcome
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(metrics.notifications.with_label_values(&["accepted"]).get(), 1);
-        assert_eq!(metrics.notifications.with_label_values(&["duplicate"]).get(), 1);
+        assert_eq!(
+            metrics.notifications.with_label_values(&["accepted"]).get(),
+            1
+        );
+        assert_eq!(
+            metrics
+                .notifications
+                .with_label_values(&["duplicate"])
+                .get(),
+            1
+        );
     }
 }

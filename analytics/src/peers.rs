@@ -54,7 +54,12 @@ fn ranked<'a>(me: &str, candidates: &'a [Candidate]) -> Vec<&'a Candidate> {
 ///   from the other side, so the answer always has `min(k, others)` peers.
 ///
 /// Deterministic: the same inputs give the same peers, sorted by node name.
-pub fn assign(me: &str, my_domain: Option<&str>, candidates: &[Candidate], max_peers: Option<usize>) -> Vec<Peer> {
+pub fn assign(
+    me: &str,
+    my_domain: Option<&str>,
+    candidates: &[Candidate],
+    max_peers: Option<usize>,
+) -> Vec<Peer> {
     let order = ranked(me, candidates);
     let k = max_peers.unwrap_or(usize::MAX).min(order.len());
     let chosen: Vec<&Candidate> = match my_domain {
@@ -64,11 +69,20 @@ pub fn assign(me: &str, my_domain: Option<&str>, candidates: &[Candidate], max_p
             let want_same = k.div_ceil(2).min(same.len());
             let want_other = (k - want_same).min(other.len());
             let want_same = (k - want_other).min(same.len());
-            same.into_iter().take(want_same).chain(other.into_iter().take(want_other)).collect()
+            same.into_iter()
+                .take(want_same)
+                .chain(other.into_iter().take(want_other))
+                .collect()
         }
         _ => order.into_iter().take(k).collect(),
     };
-    let mut peers: Vec<Peer> = chosen.into_iter().map(|c| Peer { node: c.node.clone(), address: c.address.clone() }).collect();
+    let mut peers: Vec<Peer> = chosen
+        .into_iter()
+        .map(|c| Peer {
+            node: c.node.clone(),
+            address: c.address.clone(),
+        })
+        .collect();
     peers.sort();
     peers
 }
@@ -92,9 +106,14 @@ mod tests {
     fn pairs(c: &[Candidate], k: usize, topo: bool) -> BTreeSet<(String, String)> {
         c.iter()
             .flat_map(|me| {
-                assign(&me.node, if topo { me.domain.as_deref() } else { None }, c, Some(k))
-                    .into_iter()
-                    .map(move |p| (me.node.clone(), p.node))
+                assign(
+                    &me.node,
+                    if topo { me.domain.as_deref() } else { None },
+                    c,
+                    Some(k),
+                )
+                .into_iter()
+                .map(move |p| (me.node.clone(), p.node))
             })
             .collect()
     }
@@ -122,7 +141,11 @@ mod tests {
         let k = 8;
         let before = nodes(100, 0);
         let mut after = before.clone();
-        after.push(Candidate { node: "node-new".into(), address: "10.9.9.9".into(), domain: None });
+        after.push(Candidate {
+            node: "node-new".into(),
+            address: "10.9.9.9".into(),
+            domain: None,
+        });
         let a = pairs(&before, k, false);
         let b = pairs(&after, k, false);
         let moved = a.difference(&b).count();
@@ -139,12 +162,21 @@ mod tests {
         for me in &c[..10] {
             let p = assign(&me.node, me.domain.as_deref(), &c, Some(6));
             assert_eq!(p.len(), 6);
-            let same = p.iter().filter(|p| c.iter().any(|x| x.node == p.node && x.domain == me.domain)).count();
+            let same = p
+                .iter()
+                .filter(|p| c.iter().any(|x| x.node == p.node && x.domain == me.domain))
+                .count();
             assert_eq!(same, 3, "half the peers in {:?}", me.domain);
         }
         let mut after = c.clone();
-        after.push(Candidate { node: "node-new".into(), address: "10.9.9.9".into(), domain: Some("rack-1".into()) });
-        let moved = pairs(&c, 6, true).difference(&pairs(&after, 6, true)).count();
+        after.push(Candidate {
+            node: "node-new".into(),
+            address: "10.9.9.9".into(),
+            domain: Some("rack-1".into()),
+        });
+        let moved = pairs(&c, 6, true)
+            .difference(&pairs(&after, 6, true))
+            .count();
         assert!(moved <= 2 * 6, "moved {moved}");
     }
 

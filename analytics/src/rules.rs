@@ -15,14 +15,17 @@ use crate::{
 };
 
 /// `metav1.Time` (a `jiff` timestamp) → chrono, to the second's nanosecond.
-pub fn from_time(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Option<DateTime<Utc>> {
+pub fn from_time(
+    t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
 }
 
 /// chrono → `metav1.Time`. Kubernetes serializes it with second precision (RFC 3339), so
 /// sub-second parts are dropped here to compare equal with what is read back.
 pub fn to_time(t: DateTime<Utc>) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
-    let ts = k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    let ts = k8s_openapi::jiff::Timestamp::from_second(t.timestamp())
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts)
 }
 
@@ -33,16 +36,20 @@ fn dur(d: &fabricwatch_crds::Duration, field: &str) -> Result<Duration, String> 
 
 /// The object reference of a namespaced resource.
 pub fn object_ref(meta: &kube::api::ObjectMeta) -> ObjectRef {
-    ObjectRef { namespace: meta.namespace.clone().unwrap_or_default(), name: meta.name.clone().unwrap_or_default() }
+    ObjectRef {
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+    }
 }
 
 /// Whether the operator has not refused the rule: an `Accepted` condition that is `False`
 /// refuses it; no condition yet (the operator has not looked) does not.
 pub fn accepted(rule: &AlertRule) -> bool {
-    !rule
-        .status
-        .as_ref()
-        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == condition_types::ACCEPTED && c.status == "False"))
+    !rule.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == condition_types::ACCEPTED && c.status == "False")
+    })
 }
 
 /// The engine settings of `rule`.
@@ -58,27 +65,43 @@ pub fn rule_spec(rule: &AlertRule) -> Result<RuleSpec, String> {
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            let d = dur(&w.duration, &format!("spec.maintenanceWindows[{i}].duration"))?;
+            let d = dur(
+                &w.duration,
+                &format!("spec.maintenanceWindows[{i}].duration"),
+            )?;
             MaintenanceWindow::parse(w.schedule.as_str(), d.num_milliseconds() as f64 / 1000.0)
         })
         .collect::<Result<Vec<_>, String>>()?;
     let (resolve_for, flap) = match &s.flap_damping {
         Some(f) => (
             dur(&f.resolve_for, "spec.flapDamping.resolveFor")?,
-            Some((f.max_transitions, dur(&f.window, "spec.flapDamping.window")?)),
+            Some((
+                f.max_transitions,
+                dur(&f.window, "spec.flapDamping.window")?,
+            )),
         ),
         None => (Duration::zero(), None),
     };
     let mut annotations = BTreeMap::new();
     let a = &s.annotations;
-    for (k, v) in [("summary", &a.summary), ("description", &a.description), ("runbook_url", &a.runbook_url)] {
+    for (k, v) in [
+        ("summary", &a.summary),
+        ("description", &a.description),
+        ("runbook_url", &a.runbook_url),
+    ] {
         if let Some(v) = v {
             annotations.insert(k.to_string(), v.clone());
         }
     }
     Ok(RuleSpec {
-        target: ObjectRef { namespace: me.namespace.clone(), name: s.target_ref.name.clone() },
-        analysis_ref: s.analysis_ref.as_ref().map(|r| ObjectRef { namespace: me.namespace.clone(), name: r.name.clone() }),
+        target: ObjectRef {
+            namespace: me.namespace.clone(),
+            name: s.target_ref.name.clone(),
+        },
+        analysis_ref: s.analysis_ref.as_ref().map(|r| ObjectRef {
+            namespace: me.namespace.clone(),
+            name: r.name.clone(),
+        }),
         rule: me,
         metric: s.metric,
         op: s.operator,
@@ -105,7 +128,12 @@ pub fn recorded_firing(rule: &AlertRule) -> Vec<FiringSeries> {
                 .filter(|f| f.state == AlertState::Firing)
                 .filter_map(|f| {
                     Some(FiringSeries {
-                        key: SeriesKey { node: f.node.clone(), device: f.device.clone(), port: f.port, peer: f.peer.clone() },
+                        key: SeriesKey {
+                            node: f.node.clone(),
+                            device: f.device.clone(),
+                            port: f.port,
+                            peer: f.peer.clone(),
+                        },
                         since: from_time(f.since.as_ref()?)?,
                         value: Some(f.value),
                     })
@@ -133,7 +161,13 @@ pub fn firing_instance(f: &FiringSeries) -> FiringInstance {
 pub fn target_config(t: &MonitorTarget) -> TargetConfig {
     let s = &t.spec;
     TargetConfig {
-        interval_seconds: s.interval.to_std().map(|d| d.as_secs_f64()).ok().filter(|v| *v > 0.0).unwrap_or(10.0),
+        interval_seconds: s
+            .interval
+            .to_std()
+            .map(|d| d.as_secs_f64())
+            .ok()
+            .filter(|v| *v > 0.0)
+            .unwrap_or(10.0),
         thresholds: (&s.thresholds).into(),
         max_peers: s.ping.peers.max_peers.map(|m| m as usize),
         topology_key: s.ping.peers.topology_key.clone(),
@@ -163,7 +197,13 @@ mod tests {
              maintenanceWindows: [{schedule: '0 2 * * SAT', duration: 2h}]\nannotations: {summary: 'loss on {{ node }}'}",
         );
         let s = rule_spec(&r).expect("valid");
-        assert_eq!(s.target, ObjectRef { namespace: "ns".into(), name: "fabric".into() });
+        assert_eq!(
+            s.target,
+            ObjectRef {
+                namespace: "ns".into(),
+                name: "fabric".into()
+            }
+        );
         assert_eq!(s.analysis_ref.map(|a| a.name), Some("diag".into()));
         assert_eq!(s.for_, Duration::minutes(1));
         assert_eq!(s.cooldown, Duration::minutes(10));
@@ -183,9 +223,22 @@ mod tests {
 
     #[test]
     fn firing_round_trips_through_status() {
-        let f = FiringSeries { key: SeriesKey { node: Some("n1".into()), peer: Some("n2".into()), ..Default::default() }, since: t(0), value: Some(7.5) };
-        let mut r = rule("targetRef: {name: fabric}\nmetric: ping_loss_percent\noperator: gt\nthreshold: 5\n");
-        r.status = Some(AlertRuleStatus { firing: vec![firing_instance(&f)], ..Default::default() });
+        let f = FiringSeries {
+            key: SeriesKey {
+                node: Some("n1".into()),
+                peer: Some("n2".into()),
+                ..Default::default()
+            },
+            since: t(0),
+            value: Some(7.5),
+        };
+        let mut r = rule(
+            "targetRef: {name: fabric}\nmetric: ping_loss_percent\noperator: gt\nthreshold: 5\n",
+        );
+        r.status = Some(AlertRuleStatus {
+            firing: vec![firing_instance(&f)],
+            ..Default::default()
+        });
         assert_eq!(recorded_firing(&r), vec![f]);
     }
 }

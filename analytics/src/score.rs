@@ -28,7 +28,12 @@ pub fn network_score(loss_percent: f64, rtt_seconds: f64, jitter_seconds: f64) -
         return 0.0;
     }
     let d_ms = 1000.0 * (clean(rtt_seconds) / 2.0 + 2.0 * clean(jitter_seconds));
-    let id = 0.024 * d_ms + if d_ms > 177.3 { 0.11 * (d_ms - 177.3) } else { 0.0 };
+    let id = 0.024 * d_ms
+        + if d_ms > 177.3 {
+            0.11 * (d_ms - 177.3)
+        } else {
+            0.0
+        };
     let ie = 30.0 * (1.0 + 15.0 * e).ln();
     let r = (R_MAX - id - ie).clamp(0.0, R_MAX);
     100.0 * r / R_MAX
@@ -73,6 +78,10 @@ mod tests {
             last = s;
         }
         assert_eq!(network_score(f64::NAN, -1.0, f64::INFINITY), 100.0);
-        assert_eq!(network_score(0.0, 100.0, 0.0), 0.0, "absurd delay floors at 0");
+        assert_eq!(
+            network_score(0.0, 100.0, 0.0),
+            0.0,
+            "absurd delay floors at 0"
+        );
     }
 }

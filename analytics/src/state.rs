@@ -68,7 +68,10 @@ pub struct EventLog {
 impl EventLog {
     /// Keeps at most `capacity` events.
     pub fn new(capacity: usize) -> Self {
-        Self { capacity: capacity.max(1), events: VecDeque::new() }
+        Self {
+            capacity: capacity.max(1),
+            events: VecDeque::new(),
+        }
     }
     /// Appends, dropping the oldest when full.
     pub fn push(&mut self, e: Event) {
@@ -79,7 +82,13 @@ impl EventLog {
     }
     /// Newest first, optionally only of `object`, at most `limit`.
     pub fn latest(&self, object: Option<&ObjectRef>, limit: usize) -> Vec<Event> {
-        self.events.iter().rev().filter(|e| object.is_none_or(|o| &e.object == o)).take(limit).cloned().collect()
+        self.events
+            .iter()
+            .rev()
+            .filter(|e| object.is_none_or(|o| &e.object == o))
+            .take(limit)
+            .cloned()
+            .collect()
     }
 }
 
@@ -114,7 +123,13 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     /// Records an event.
     pub fn event(&self, kind: &str, object: &ObjectRef, node: Option<&str>, message: String) {
-        lock(&self.events).push(Event { at: Utc::now(), kind: kind.into(), object: object.clone(), node: node.map(str::to_string), message });
+        lock(&self.events).push(Event {
+            at: Utc::now(),
+            kind: kind.into(),
+            object: object.clone(),
+            node: node.map(str::to_string),
+            message,
+        });
     }
 
     /// Hands a trigger to the AI consumer without waiting.

@@ -90,7 +90,7 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
 /// backwards (a reset: driver reload, reboot or wrap), the same rule as Prometheus' `rate()`
 /// refuses to invent an increase it did not see.
 pub fn counter_rate(prev: u64, cur: u64, dt_seconds: f64) -> Option<f64> {
-    if !(dt_seconds > 0.0) || cur < prev {
+    if dt_seconds.is_nan() || dt_seconds <= 0.0 || cur < prev {
         return None;
     }
     Some((cur - prev) as f64 / dt_seconds)

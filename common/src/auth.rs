@@ -40,7 +40,8 @@ impl Identity {
     pub fn parse_service_account(username: &str) -> Option<(String, String)> {
         let rest = username.strip_prefix("system:serviceaccount:")?;
         let (ns, name) = rest.split_once(':')?;
-        (!ns.is_empty() && !name.is_empty() && !name.contains(':')).then(|| (ns.to_string(), name.to_string()))
+        (!ns.is_empty() && !name.is_empty() && !name.contains(':'))
+            .then(|| (ns.to_string(), name.to_string()))
     }
 }
 
@@ -76,7 +77,10 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
     let h = header.ok_or(AuthError::Missing)?.trim();
     let (scheme, token) = h.split_once(' ').ok_or(AuthError::Malformed)?;
     let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(char::is_whitespace) {
+    if !scheme.eq_ignore_ascii_case("bearer")
+        || token.is_empty()
+        || token.contains(char::is_whitespace)
+    {
         return Err(AuthError::Malformed);
     }
     Ok(token)
@@ -138,7 +142,10 @@ mod tokenreview {
 
         fn cached(&self, key: &[u8; 32]) -> Option<Result<Identity, AuthError>> {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            cache.get(key).filter(|(exp, _)| *exp > Instant::now()).map(|(_, r)| r.clone())
+            cache
+                .get(key)
+                .filter(|(exp, _)| *exp > Instant::now())
+                .map(|(_, r)| r.clone())
         }
 
         fn remember(&self, key: [u8; 32], result: &Result<Identity, AuthError>) {
@@ -177,15 +184,23 @@ mod tokenreview {
 
     /// Interprets a TokenReview status: authenticated, and (when audiences were asked for)
     /// valid for one of them.
-    pub(super) fn identity_of(status: TokenReviewStatus, audiences: &[String]) -> Result<Identity, AuthError> {
+    pub(super) fn identity_of(
+        status: TokenReviewStatus,
+        audiences: &[String],
+    ) -> Result<Identity, AuthError> {
         if status.authenticated != Some(true) {
-            let why = status.error.filter(|e| !e.is_empty()).unwrap_or_else(|| "not authenticated".into());
+            let why = status
+                .error
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| "not authenticated".into());
             return Err(AuthError::Rejected(why));
         }
         if !audiences.is_empty() {
             let got = status.audiences.unwrap_or_default();
             if !got.iter().any(|a| audiences.contains(a)) {
-                return Err(AuthError::Rejected(format!("token is not valid for audience {audiences:?}")));
+                return Err(AuthError::Rejected(format!(
+                    "token is not valid for audience {audiences:?}"
+                )));
             }
         }
         let user = status.user.unwrap_or_default();
@@ -230,7 +245,10 @@ mod tokenreview {
                 error: (!auth).then(|| "token has expired".into()),
                 user: Some(UserInfo {
                     username: Some("system:serviceaccount:fw:fabricwatch-agent".into()),
-                    extra: Some(BTreeMap::from([(EXTRA_POD_NAME.to_string(), vec!["agent-x1".to_string()])])),
+                    extra: Some(BTreeMap::from([(
+                        EXTRA_POD_NAME.to_string(),
+                        vec!["agent-x1".to_string()],
+                    )])),
                     ..Default::default()
                 }),
             }
@@ -240,11 +258,22 @@ mod tokenreview {
         fn status_is_interpreted_with_audience_and_extras() {
             let aud = vec!["fabricwatch-analytics".to_string()];
             let id = identity_of(status(true, &["fabricwatch-analytics"]), &aud).expect("valid");
-            assert_eq!(id.service_account, Some(("fw".into(), "fabricwatch-agent".into())));
+            assert_eq!(
+                id.service_account,
+                Some(("fw".into(), "fabricwatch-agent".into()))
+            );
             assert_eq!(id.pod_name.as_deref(), Some("agent-x1"));
-            assert!(matches!(identity_of(status(true, &["other"]), &aud), Err(AuthError::Rejected(m)) if m.contains("audience")));
-            assert_eq!(identity_of(status(false, &[]), &aud), Err(AuthError::Rejected("token has expired".into())));
-            assert!(identity_of(status(true, &[]), &[]).is_ok(), "no audience asked, none checked");
+            assert!(
+                matches!(identity_of(status(true, &["other"]), &aud), Err(AuthError::Rejected(m)) if m.contains("audience"))
+            );
+            assert_eq!(
+                identity_of(status(false, &[]), &aud),
+                Err(AuthError::Rejected("token has expired".into()))
+            );
+            assert!(
+                identity_of(status(true, &[]), &[]).is_ok(),
+                "no audience asked, none checked"
+            );
         }
     }
 }
@@ -269,8 +298,14 @@ mod tests {
             Identity::parse_service_account("system:serviceaccount:ns:sa"),
             Some(("ns".into(), "sa".into()))
         );
-        assert_eq!(Identity::parse_service_account("system:serviceaccount:ns"), None);
+        assert_eq!(
+            Identity::parse_service_account("system:serviceaccount:ns"),
+            None
+        );
         assert_eq!(Identity::parse_service_account("admin"), None);
-        assert_eq!(Identity::parse_service_account("system:serviceaccount::sa"), None);
+        assert_eq!(
+            Identity::parse_service_account("system:serviceaccount::sa"),
+            None
+        );
     }
 }

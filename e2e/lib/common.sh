@@ -89,6 +89,17 @@ need_root() {
   [ "$(id -u)" = 0 ] || die "'$1' must run as root (it manages network namespaces, mounts and cgroups)"
 }
 
+# lock_state: serialise up/down on this state folder (fd 8; every daemon is started with fd 8
+# and 9 closed, so the lock ends with the command that took it).
+lock_state() {
+  mkdir -p "$STATE"
+  exec 8>"$STATE/cluster.lock"
+  if ! flock -n 8; then
+    log "waiting for another e2e/cluster up/down on $STATE to finish"
+    flock -w 1200 8 || die "timed out waiting for the lock $STATE/cluster.lock"
+  fi
+}
+
 # wait_until TIMEOUT_SECONDS DESCRIPTION COMMAND... : poll COMMAND every 0.2 s.
 wait_until() {
   local timeout=$1 what=$2; shift 2

@@ -111,9 +111,7 @@ cmd_down() {
     -h|--help) echo "usage: e2e/cluster down"; return 0 ;;
     *) die "down takes no arguments" ;;
   esac
-  [ -d "$STATE" ] || mkdir -p "$STATE"
-  exec 8>"$STATE/.lock"
-  flock 8
+  lock_state
   if ! state_present; then
     log "nothing to do: no cluster is up (state: $STATE)"
     return 0

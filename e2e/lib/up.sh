@@ -11,7 +11,7 @@ start_daemon() {
   local name=$1 cg=$2; shift 2
   setsid bash -c 'echo $$ > "$1/cgroup.procs" && echo $$ > "$2" && shift 2 && exec "$@"' \
     start-daemon "$(cgroup_track)/$cg" "$STATE/pids/$name.pid" "$@" \
-    >"$STATE/logs/$name.log" 2>&1 </dev/null &
+    >"$STATE/logs/$name.log" 2>&1 </dev/null 8>&- 9>&- &
 }
 
 # make_cert NAME SUBJECT EXTENSIONS: key + certificate signed by the cluster CA.
@@ -311,7 +311,7 @@ start_node() {
   setsid bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' start-node \
     "$(cgroup_track)/$(node_cgroup "$n")/node" \
     nsenter --net="/run/netns/$(node_netns "$n")" -- unshare --mount --propagation slave -- \
-    /bin/bash "$E2E_HOME/lib/node.sh" "$n" >"$STATE/logs/$(node_name "$n")-setup.log" 2>&1 </dev/null &
+    /bin/bash "$E2E_HOME/lib/node.sh" "$n" >"$STATE/logs/$(node_name "$n")-setup.log" 2>&1 </dev/null 8>&- 9>&- &
 }
 
 # fail_with_logs NAME...: print the tail of each component's log and fail.
@@ -346,9 +346,7 @@ cmd_up() {
   export K8S_BIN=$BIN FABRICWATCH_E2E_DIR=$STATE FABRICWATCH_CACHE=$CACHE
   build_testbox_image
 
-  mkdir -p "$STATE"
-  exec 8>"$STATE/.lock"
-  flock 8
+  lock_state
   if [ "$fresh" = 0 ] && cluster_healthy "$NODES"; then
     log "cluster already up with $NODES Ready nodes (use --fresh to recreate)"
     cmd_env

@@ -120,7 +120,10 @@ impl Agent {
     ///
     /// # Errors
     /// When the listen address cannot be parsed or bound.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let addr: SocketAddr = self
             .config
             .listen
@@ -165,17 +168,24 @@ impl Agent {
                 backoff_start: push::BACKOFF_START,
                 backoff_max: push::BACKOFF_MAX,
             };
-            tokio::spawn(push::run(settings, queue.clone(), resp_tx, Some(self.metrics.clone()), stop.clone()));
+            tokio::spawn(push::run(
+                settings,
+                queue.clone(),
+                resp_tx,
+                Some(self.metrics.clone()),
+                stop.clone(),
+            ));
         }
         let mut collectors = Collectors {
             rdma: cfg
                 .rdma
                 .enabled
                 .then(|| Arc::new(Mutex::new(RdmaCollector::new(ReadMode::KeepOpen)))),
-            host: cfg
-                .host
-                .enabled
-                .then(|| Arc::new(Mutex::new(HostCollector::new(&PathBuf::from(&cfg.procfs_root))))),
+            host: cfg.host.enabled.then(|| {
+                Arc::new(Mutex::new(HostCollector::new(&PathBuf::from(
+                    &cfg.procfs_root,
+                ))))
+            }),
             ping: PingCollector::new(),
         };
         let mut peers: Vec<Peer> = cfg.ping.peers.clone();
@@ -215,7 +225,8 @@ impl Agent {
                 c = self.cycle(&cfg, &mut collectors, &peers, &externals, interval, clock) => c,
                 _ = stop.wait_for(|s| *s) => break,
             };
-            let (report, mut snap, results) = self.assemble(&cfg, cycle, seq, interval, &mut totals, &collectors);
+            let (report, mut snap, results) =
+                self.assemble(&cfg, cycle, seq, interval, &mut totals, &collectors);
             state = health::next_state(state, &results);
             snap.state = state;
             let mut report = report;
@@ -224,7 +235,10 @@ impl Agent {
             if let Some(dir) = &cfg.snapshot_dir {
                 let dir = PathBuf::from(dir);
                 let s = snap.clone();
-                let r = tokio::task::spawn_blocking(move || snapshot::write_snapshot(&dir, &s, SNAPSHOTS_KEPT)).await;
+                let r = tokio::task::spawn_blocking(move || {
+                    snapshot::write_snapshot(&dir, &s, SNAPSHOTS_KEPT)
+                })
+                .await;
                 if let Ok(Err(e)) = r {
                     tracing::warn!(error = %e, "snapshot not written");
                 }
@@ -236,7 +250,9 @@ impl Agent {
                 if dropped > 0 {
                     self.metrics.push_dropped.inc_by(dropped as u64);
                 }
-                self.metrics.push_buffered.set(i64::try_from(queue.len()).unwrap_or(i64::MAX));
+                self.metrics
+                    .push_buffered
+                    .set(i64::try_from(queue.len()).unwrap_or(i64::MAX));
             }
             let next = started + Duration::from_secs_f64(interval);
             let wait = next.saturating_duration_since(Instant::now());
@@ -267,7 +283,10 @@ impl Agent {
             tokio::task::spawn_blocking(move || {
                 let t = Instant::now();
                 let now = clock.elapsed().as_secs_f64();
-                let out = r.lock().map(|mut r| r.collect(&sysfs, &rdma_cfg, now)).unwrap_or_default();
+                let out = r
+                    .lock()
+                    .map(|mut r| r.collect(&sysfs, &rdma_cfg, now))
+                    .unwrap_or_default();
                 (out, t.elapsed().as_secs_f64())
             })
         });
@@ -276,7 +295,10 @@ impl Agent {
             tokio::task::spawn_blocking(move || {
                 let t = Instant::now();
                 let now = clock.elapsed().as_secs_f64();
-                let out = h.lock().map(|mut h| h.collect(&host_cfg, now)).unwrap_or_default();
+                let out = h
+                    .lock()
+                    .map(|mut h| h.collect(&host_cfg, now))
+                    .unwrap_or_default();
                 (out, t.elapsed().as_secs_f64())
             })
         });
@@ -320,7 +342,9 @@ impl Agent {
         let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut results = Vec::new();
         let mut count = |collector: &str, kind: &str| {
-            *counts.entry((collector.to_string(), kind.to_string())).or_default() += 1;
+            *counts
+                .entry((collector.to_string(), kind.to_string()))
+                .or_default() += 1;
         };
         let mut report = AgentReport {
             schema_version: REPORT_SCHEMA_VERSION,
@@ -355,15 +379,31 @@ impl Agent {
                         message: format!("{}: {}", e.kind.as_str(), e.message),
                     });
                 }
-                let wire: Vec<_> = out.ports.iter().map(|p| (p.to_report(), p.error_rate())).collect();
+                let wire: Vec<_> = out
+                    .ports
+                    .iter()
+                    .map(|p| (p.to_report(), p.error_rate()))
+                    .collect();
                 problems.extend(health::classify_rdma(&wire, &cfg.thresholds));
                 report.rdma = wire.into_iter().map(|(r, _)| r).collect();
                 snap.rdma_ports = out.ports;
             }
-            None => results.push(if cfg.rdma.enabled { CollectorResult::Failed } else { CollectorResult::Disabled }),
+            None => results.push(if cfg.rdma.enabled {
+                CollectorResult::Failed
+            } else {
+                CollectorResult::Disabled
+            }),
         }
         match cycle.host {
-            Some((HostOutcome { report: host, disks, netdevs, errors: herr }, secs)) => {
+            Some((
+                HostOutcome {
+                    report: host,
+                    disks,
+                    netdevs,
+                    errors: herr,
+                },
+                secs,
+            )) => {
                 snap.durations_seconds.insert("host".into(), secs);
                 results.push(match (&host, herr.is_empty()) {
                     (None, _) => CollectorResult::Failed,
@@ -372,7 +412,11 @@ impl Agent {
                 });
                 for (subject, message) in herr {
                     count("host", "read");
-                    errors.push(CollectorError { collector: "host".into(), subject, message });
+                    errors.push(CollectorError {
+                        collector: "host".into(),
+                        subject,
+                        message,
+                    });
                 }
                 if let Some(h) = &host {
                     problems.extend(health::classify_host(h, &cfg.thresholds));
@@ -381,14 +425,29 @@ impl Agent {
                 snap.disks = disks;
                 snap.netdevs = netdevs;
             }
-            None => results.push(if cfg.host.enabled { CollectorResult::Failed } else { CollectorResult::Disabled }),
+            None => results.push(if cfg.host.enabled {
+                CollectorResult::Failed
+            } else {
+                CollectorResult::Disabled
+            }),
         }
-        if let Some((PingOutcome { reports, setup_error }, secs)) = cycle.ping {
+        if let Some((
+            PingOutcome {
+                reports,
+                setup_error,
+            },
+            secs,
+        )) = cycle.ping
+        {
             snap.durations_seconds.insert("ping".into(), secs);
             let mut result = CollectorResult::Ok;
             if let Some(e) = setup_error {
                 count("ping", "setup");
-                errors.push(CollectorError { collector: "ping".into(), subject: "socket".into(), message: e });
+                errors.push(CollectorError {
+                    collector: "ping".into(),
+                    subject: "socket".into(),
+                    message: e,
+                });
                 result = CollectorResult::Failed;
             }
             for r in &reports {
@@ -401,18 +460,30 @@ impl Agent {
                     if kind != "timeout" && result == CollectorResult::Ok {
                         result = CollectorResult::Partial;
                     }
-                    errors.push(CollectorError { collector: "ping".into(), subject: r.peer.clone(), message: e.clone() });
+                    errors.push(CollectorError {
+                        collector: "ping".into(),
+                        subject: r.peer.clone(),
+                        message: e.clone(),
+                    });
                 }
             }
-            let live: std::collections::HashSet<&String> = reports.iter().map(|r| &r.peer).collect();
+            let live: std::collections::HashSet<&String> =
+                reports.iter().map(|r| &r.peer).collect();
             totals.retain(|k, _| live.contains(k));
             problems.extend(health::classify_ping(&reports, &cfg.thresholds));
             results.push(result);
             report.ping = reports;
         }
         for ((collector, kind), n) in &counts {
-            self.metrics.collector_errors.with_label_values(&[collector.as_str(), kind.as_str()]).inc_by(*n);
-            snap.errors.push(ErrorCount { collector: collector.clone(), kind: kind.clone(), count: *n });
+            self.metrics
+                .collector_errors
+                .with_label_values(&[collector.as_str(), kind.as_str()])
+                .inc_by(*n);
+            snap.errors.push(ErrorCount {
+                collector: collector.clone(),
+                kind: kind.clone(),
+                count: *n,
+            });
         }
         errors.truncate(MAX_REPORT_ERRORS);
         report.collector_errors = errors;

@@ -109,7 +109,11 @@ pub fn apply_env(
             });
         }
         let value: Value = serde_yaml::from_str(&raw).unwrap_or(Value::String(raw.clone()));
-        let value = if value.is_null() { Value::String(raw) } else { value };
+        let value = if value.is_null() {
+            Value::String(raw)
+        } else {
+            value
+        };
         let mut cur = &mut *doc;
         for (i, seg) in path.iter().enumerate() {
             if cur.is_null() {
@@ -152,7 +156,10 @@ pub fn load(
                 origin: format!(" in {}", p.display()),
                 message: e.to_string(),
             })?;
-            (doc, format!(" in {} (after environment overrides)", p.display()))
+            (
+                doc,
+                format!(" in {} (after environment overrides)", p.display()),
+            )
         }
         None => (Value::Null, " (after environment overrides)".to_string()),
     };
@@ -196,13 +203,19 @@ fn positive(field: &str, v: f64) -> Result<(), ConfigError> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
-        Err(invalid(field, format!("must be a positive number of seconds, got {v}")))
+        Err(invalid(
+            field,
+            format!("must be a positive number of seconds, got {v}"),
+        ))
     }
 }
 
 fn level(field: &str, l: &Level, higher_is_worse: bool) -> Result<(), ConfigError> {
     if !l.warning.is_finite() || !l.critical.is_finite() {
-        return Err(invalid(field, "warning and critical must be finite numbers"));
+        return Err(invalid(
+            field,
+            "warning and critical must be finite numbers",
+        ));
     }
     let ordered = if higher_is_worse {
         l.warning <= l.critical
@@ -215,7 +228,11 @@ fn level(field: &str, l: &Level, higher_is_worse: bool) -> Result<(), ConfigErro
             format!(
                 "warning ({}) must be {} critical ({})",
                 l.warning,
-                if higher_is_worse { "at most" } else { "at least" },
+                if higher_is_worse {
+                    "at most"
+                } else {
+                    "at least"
+                },
                 l.critical
             ),
         ));
@@ -229,9 +246,12 @@ fn level(field: &str, l: &Level, higher_is_worse: bool) -> Result<(), ConfigErro
 /// [`ConfigError::Invalid`] naming the field.
 pub fn validate(c: &AgentConfig) -> Result<(), ConfigError> {
     positive("intervalSeconds", c.interval_seconds)?;
-    c.listen
-        .parse::<SocketAddr>()
-        .map_err(|e| invalid("listen", format!("{:?} is not an address:port ({e})", c.listen)))?;
+    c.listen.parse::<SocketAddr>().map_err(|e| {
+        invalid(
+            "listen",
+            format!("{:?} is not an address:port ({e})", c.listen),
+        )
+    })?;
     if c.sysfs_root.is_empty() {
         return Err(invalid("sysfsRoot", "must not be empty"));
     }
@@ -240,19 +260,28 @@ pub fn validate(c: &AgentConfig) -> Result<(), ConfigError> {
     }
     positive("ping.timeoutSeconds", c.ping.timeout_seconds)?;
     if c.ping.packets_per_probe == 0 || c.ping.packets_per_probe > 1000 {
-        return Err(invalid("ping.packetsPerProbe", "must be between 1 and 1000"));
+        return Err(invalid(
+            "ping.packetsPerProbe",
+            "must be between 1 and 1000",
+        ));
     }
     if c.ping.tcp_port == 0 {
         return Err(invalid("ping.tcpPort", "must be between 1 and 65535"));
     }
     for (i, p) in c.ping.peers.iter().enumerate() {
         if p.address.is_empty() {
-            return Err(invalid(&format!("ping.peers[{i}].address"), "must not be empty"));
+            return Err(invalid(
+                &format!("ping.peers[{i}].address"),
+                "must not be empty",
+            ));
         }
     }
     if let Some(a) = &c.analytics {
         if !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
-            return Err(invalid("analytics.url", format!("{:?} is not an http(s) URL", a.url)));
+            return Err(invalid(
+                "analytics.url",
+                format!("{:?} is not an http(s) URL", a.url),
+            ));
         }
         positive("analytics.timeoutSeconds", a.timeout_seconds)?;
         if a.buffer_reports == 0 {
@@ -268,7 +297,11 @@ pub fn validate(c: &AgentConfig) -> Result<(), ConfigError> {
     level("thresholds.diskFreePercent", &t.disk_free_percent, false)?;
     level("thresholds.lossPercent", &t.loss_percent, true)?;
     level("thresholds.rttP99Seconds", &t.rtt_p99_seconds, true)?;
-    level("thresholds.rdmaErrorsPerMinute", &t.rdma_errors_per_minute, true)?;
+    level(
+        "thresholds.rdmaErrorsPerMinute",
+        &t.rdma_errors_per_minute,
+        true,
+    )?;
     Ok(())
 }
 
@@ -277,7 +310,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -321,14 +357,26 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = load(None, env(&[("FABRICWATCH_PING__TIMEOUT_SECONDS", "soon")]), &FlagOverrides::default())
-            .expect_err("bad type");
+        let e = load(
+            None,
+            env(&[("FABRICWATCH_PING__TIMEOUT_SECONDS", "soon")]),
+            &FlagOverrides::default(),
+        )
+        .expect_err("bad type");
         assert!(e.to_string().contains("ping.timeoutSeconds"), "{e}");
-        let e = load(None, env(&[("FABRICWATCH_PING__TIMEOUT_SECS", "1")]), &FlagOverrides::default())
-            .expect_err("unknown");
+        let e = load(
+            None,
+            env(&[("FABRICWATCH_PING__TIMEOUT_SECS", "1")]),
+            &FlagOverrides::default(),
+        )
+        .expect_err("unknown");
         assert!(e.to_string().contains("timeoutSecs"), "{e}");
-        let e = load(None, env(&[("FABRICWATCH_INTERVAL_SECONDS", "0")]), &FlagOverrides::default())
-            .expect_err("range");
+        let e = load(
+            None,
+            env(&[("FABRICWATCH_INTERVAL_SECONDS", "0")]),
+            &FlagOverrides::default(),
+        )
+        .expect_err("range");
         assert!(e.to_string().contains("intervalSeconds"), "{e}");
         let e = load(
             None,
@@ -342,7 +390,10 @@ mod tests {
         assert!(e.to_string().contains("listen"), "{e}");
         let e = load(
             None,
-            env(&[("FABRICWATCH_THRESHOLDS__DISK_FREE_PERCENT", "{warning: 5, critical: 10}")]),
+            env(&[(
+                "FABRICWATCH_THRESHOLDS__DISK_FREE_PERCENT",
+                "{warning: 5, critical: 10}",
+            )]),
             &FlagOverrides::default(),
         )
         .expect_err("order");
@@ -352,8 +403,12 @@ mod tests {
         std::fs::write(&f, "ping:\n  packetsPerProbe: -3\n").expect("write");
         let e = load(Some(&f), env(&[]), &FlagOverrides::default()).expect_err("negative");
         assert!(e.to_string().contains("ping.packetsPerProbe"), "{e}");
-        let e = load(Some(&dir.path().join("missing.yaml")), env(&[]), &FlagOverrides::default())
-            .expect_err("missing");
+        let e = load(
+            Some(&dir.path().join("missing.yaml")),
+            env(&[]),
+            &FlagOverrides::default(),
+        )
+        .expect_err("missing");
         assert!(e.to_string().contains("missing.yaml"), "{e}");
     }
 

@@ -68,7 +68,10 @@ fn push(
             subject: subject.to_string(),
             severity,
             value,
-            message: format!("{what} is {value:.3} (warning {}, critical {})", level.warning, level.critical),
+            message: format!(
+                "{what} is {value:.3} (warning {}, critical {})",
+                level.warning, level.critical
+            ),
         });
     }
 }
@@ -76,10 +79,34 @@ fn push(
 /// Host problems: CPU, memory, each filesystem's free space.
 pub fn classify_host(h: &HostReport, t: &ThresholdsConfig) -> Vec<Problem> {
     let mut out = Vec::new();
-    push(&mut out, "host", "cpu", h.cpu_usage_percent, &t.cpu_usage_percent, true, "CPU usage %");
-    push(&mut out, "host", "memory", h.memory_used_percent, &t.memory_used_percent, true, "memory used %");
+    push(
+        &mut out,
+        "host",
+        "cpu",
+        h.cpu_usage_percent,
+        &t.cpu_usage_percent,
+        true,
+        "CPU usage %",
+    );
+    push(
+        &mut out,
+        "host",
+        "memory",
+        h.memory_used_percent,
+        &t.memory_used_percent,
+        true,
+        "memory used %",
+    );
     for fs in &h.filesystems {
-        push(&mut out, "host", &fs.mountpoint, fs.free_percent, &t.disk_free_percent, false, "free space %");
+        push(
+            &mut out,
+            "host",
+            &fs.mountpoint,
+            fs.free_percent,
+            &t.disk_free_percent,
+            false,
+            "free space %",
+        );
     }
     out
 }
@@ -88,9 +115,25 @@ pub fn classify_host(h: &HostReport, t: &ThresholdsConfig) -> Vec<Problem> {
 pub fn classify_ping(peers: &[PeerReport], t: &ThresholdsConfig) -> Vec<Problem> {
     let mut out = Vec::new();
     for p in peers {
-        push(&mut out, "ping", &p.peer, p.loss_percent, &t.loss_percent, true, "loss %");
+        push(
+            &mut out,
+            "ping",
+            &p.peer,
+            p.loss_percent,
+            &t.loss_percent,
+            true,
+            "loss %",
+        );
         if let Some(rtt) = p.rtt_p99_seconds {
-            push(&mut out, "ping", &p.peer, rtt, &t.rtt_p99_seconds, true, "RTT p99 (s)");
+            push(
+                &mut out,
+                "ping",
+                &p.peer,
+                rtt,
+                &t.rtt_p99_seconds,
+                true,
+                "RTT p99 (s)",
+            );
         }
     }
     out
@@ -175,11 +218,17 @@ mod tests {
 
     #[test]
     fn grades_both_directions() {
-        let up = Level { warning: 70.0, critical: 90.0 };
+        let up = Level {
+            warning: 70.0,
+            critical: 90.0,
+        };
         assert_eq!(grade(69.9, &up, true), None);
         assert_eq!(grade(70.0, &up, true), Some(Severity::Warning));
         assert_eq!(grade(95.0, &up, true), Some(Severity::Critical));
-        let down = Level { warning: 20.0, critical: 10.0 };
+        let down = Level {
+            warning: 20.0,
+            critical: 10.0,
+        };
         assert_eq!(grade(25.0, &down, false), None);
         assert_eq!(grade(15.0, &down, false), Some(Severity::Warning));
         assert_eq!(grade(10.0, &down, false), Some(Severity::Critical));
@@ -200,8 +249,14 @@ mod tests {
         };
         let p = classify_host(&h, &t);
         assert_eq!(p.len(), 2);
-        assert_eq!((p[0].subject.as_str(), p[0].severity), ("cpu", Severity::Critical));
-        assert_eq!((p[1].subject.as_str(), p[1].severity), ("/data", Severity::Warning));
+        assert_eq!(
+            (p[0].subject.as_str(), p[0].severity),
+            ("cpu", Severity::Critical)
+        );
+        assert_eq!(
+            (p[1].subject.as_str(), p[1].severity),
+            ("/data", Severity::Warning)
+        );
         let peers = vec![PeerReport {
             peer: "n2".into(),
             loss_percent: 100.0,
@@ -240,9 +295,18 @@ mod tests {
     #[test]
     fn state_machine() {
         use CollectorResult::*;
-        assert_eq!(next_state(AgentState::Starting, &[Ok, Disabled]), AgentState::Running);
-        assert_eq!(next_state(AgentState::Running, &[Ok, Partial]), AgentState::Degraded);
-        assert_eq!(next_state(AgentState::Degraded, &[Failed, Partial]), AgentState::Error);
+        assert_eq!(
+            next_state(AgentState::Starting, &[Ok, Disabled]),
+            AgentState::Running
+        );
+        assert_eq!(
+            next_state(AgentState::Running, &[Ok, Partial]),
+            AgentState::Degraded
+        );
+        assert_eq!(
+            next_state(AgentState::Degraded, &[Failed, Partial]),
+            AgentState::Error
+        );
         assert_eq!(next_state(AgentState::Error, &[Ok]), AgentState::Running);
         assert_eq!(next_state(AgentState::Stopped, &[Ok]), AgentState::Stopped);
     }

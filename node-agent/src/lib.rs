@@ -1,12 +1,12 @@
 //! The fabricwatch node agent: collectors (rdma, ping, host), the `/metrics` + `/status`
 //! server, the report pusher and standalone mode. See README.md for what lives where.
 
-pub mod ping;
-pub mod rdma;
-pub mod host;
+pub mod agent;
 pub mod config;
 pub mod health;
+pub mod host;
 pub mod metrics;
-pub mod snapshot;
+pub mod ping;
 pub mod push;
-pub mod agent;
+pub mod rdma;
+pub mod snapshot;

@@ -16,7 +16,11 @@ use fabricwatch_common::telemetry::{self, LogFormat};
 use fabricwatch_proto::report::ProbeProtocol;
 
 #[derive(Parser, Debug)]
-#[command(name = "fabricwatch-agent", version, about = "fabricwatch node agent: RDMA, ping-mesh and host collectors")]
+#[command(
+    name = "fabricwatch-agent",
+    version,
+    about = "fabricwatch node agent: RDMA, ping-mesh and host collectors"
+)]
 struct Cli {
     /// YAML config file (every field optional; see README.md).
     #[arg(long, env = "FABRICWATCH_CONFIG")]
@@ -93,7 +97,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Some(Command::Probe { count, interval_ms, timeout_ms, protocol, tcp_port, targets }) = cli.command {
+    if let Some(Command::Probe {
+        count,
+        interval_ms,
+        timeout_ms,
+        protocol,
+        tcp_port,
+        targets,
+    }) = cli.command
+    {
         let protocol = match protocol.as_str() {
             "icmp" => ProbeProtocol::Icmp,
             "tcp" => ProbeProtocol::Tcp,

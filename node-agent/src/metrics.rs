@@ -105,7 +105,10 @@ impl AgentMetrics {
 
     /// The latest snapshot.
     pub fn latest(&self) -> Arc<Snapshot> {
-        self.snapshot.read().map(|s| Arc::clone(&s)).unwrap_or_default()
+        self.snapshot
+            .read()
+            .map(|s| Arc::clone(&s))
+            .unwrap_or_default()
     }
 }
 
@@ -302,11 +305,22 @@ fn render_rdma(f: &mut Families, s: &Snapshot) {
             );
         }
         for (name, key) in [
-            ("fabricwatch_rdma_port_receive_bytes_per_second", "port_rcv_data"),
-            ("fabricwatch_rdma_port_transmit_bytes_per_second", "port_xmit_data"),
+            (
+                "fabricwatch_rdma_port_receive_bytes_per_second",
+                "port_rcv_data",
+            ),
+            (
+                "fabricwatch_rdma_port_transmit_bytes_per_second",
+                "port_xmit_data",
+            ),
         ] {
             if let Some(r) = p.rates.get(key) {
-                f.gauge(name, "Data rate over the last interval, bytes per second.", l, r * 4.0);
+                f.gauge(
+                    name,
+                    "Data rate over the last interval, bytes per second.",
+                    l,
+                    r * 4.0,
+                );
             }
         }
         f.counter(
@@ -335,7 +349,12 @@ fn render_rdma(f: &mut Families, s: &Snapshot) {
         }
         for (kernel, suffix, help) in CONGESTION_COUNTERS {
             if let Some(v) = all.get(*kernel) {
-                f.counter(&format!("fabricwatch_rdma_congestion_{suffix}"), help, l, *v as f64);
+                f.counter(
+                    &format!("fabricwatch_rdma_congestion_{suffix}"),
+                    help,
+                    l,
+                    *v as f64,
+                );
             }
         }
     }
@@ -362,7 +381,12 @@ fn render_ping(f: &mut Families, s: &Snapshot) {
             }
         }
         if let Some(j) = p.jitter_seconds {
-            f.gauge("fabricwatch_ping_jitter_seconds", "RFC 3550 interarrival jitter of the RTT.", l, j);
+            f.gauge(
+                "fabricwatch_ping_jitter_seconds",
+                "RFC 3550 interarrival jitter of the RTT.",
+                l,
+                j,
+            );
         }
         f.gauge(
             "fabricwatch_ping_loss_ratio",
@@ -377,7 +401,12 @@ fn render_ping(f: &mut Families, s: &Snapshot) {
             if p.received > 0 { 1.0 } else { 0.0 },
         );
         if let Some(t) = s.ping_totals.get(&p.peer) {
-            f.counter("fabricwatch_ping_probes_sent_total", "Probes sent since start.", l, t.sent as f64);
+            f.counter(
+                "fabricwatch_ping_probes_sent_total",
+                "Probes sent since start.",
+                l,
+                t.sent as f64,
+            );
             f.counter(
                 "fabricwatch_ping_probes_received_total",
                 "Replies received in time since start.",
@@ -392,31 +421,105 @@ fn render_host(f: &mut Families, s: &Snapshot) {
     let Some(h) = &s.report.host else {
         return;
     };
-    f.gauge("fabricwatch_host_cpu_usage_ratio", "CPU busy share over the interval, 0-1.", &[], h.cpu_usage_percent / 100.0);
-    f.gauge("fabricwatch_host_cpus", "Online CPUs.", &[], f64::from(h.cpus));
-    f.gauge("fabricwatch_host_load1", "1-minute load average.", &[], h.load1);
-    f.gauge("fabricwatch_host_load5", "5-minute load average.", &[], h.load5);
-    f.gauge("fabricwatch_host_load15", "15-minute load average.", &[], h.load15);
-    f.gauge("fabricwatch_host_memory_total_bytes", "MemTotal.", &[], h.memory_total_bytes as f64);
-    f.gauge("fabricwatch_host_memory_available_bytes", "MemAvailable.", &[], h.memory_available_bytes as f64);
-    f.gauge("fabricwatch_host_memory_used_ratio", "(MemTotal - MemAvailable) / MemTotal.", &[], h.memory_used_percent / 100.0);
-    f.gauge("fabricwatch_host_swap_used_ratio", "Swap in use, 0-1.", &[], h.swap_used_percent / 100.0);
-    f.gauge("fabricwatch_host_uptime_seconds", "Seconds since boot.", &[], h.uptime_seconds);
+    f.gauge(
+        "fabricwatch_host_cpu_usage_ratio",
+        "CPU busy share over the interval, 0-1.",
+        &[],
+        h.cpu_usage_percent / 100.0,
+    );
+    f.gauge(
+        "fabricwatch_host_cpus",
+        "Online CPUs.",
+        &[],
+        f64::from(h.cpus),
+    );
+    f.gauge(
+        "fabricwatch_host_load1",
+        "1-minute load average.",
+        &[],
+        h.load1,
+    );
+    f.gauge(
+        "fabricwatch_host_load5",
+        "5-minute load average.",
+        &[],
+        h.load5,
+    );
+    f.gauge(
+        "fabricwatch_host_load15",
+        "15-minute load average.",
+        &[],
+        h.load15,
+    );
+    f.gauge(
+        "fabricwatch_host_memory_total_bytes",
+        "MemTotal.",
+        &[],
+        h.memory_total_bytes as f64,
+    );
+    f.gauge(
+        "fabricwatch_host_memory_available_bytes",
+        "MemAvailable.",
+        &[],
+        h.memory_available_bytes as f64,
+    );
+    f.gauge(
+        "fabricwatch_host_memory_used_ratio",
+        "(MemTotal - MemAvailable) / MemTotal.",
+        &[],
+        h.memory_used_percent / 100.0,
+    );
+    f.gauge(
+        "fabricwatch_host_swap_used_ratio",
+        "Swap in use, 0-1.",
+        &[],
+        h.swap_used_percent / 100.0,
+    );
+    f.gauge(
+        "fabricwatch_host_uptime_seconds",
+        "Seconds since boot.",
+        &[],
+        h.uptime_seconds,
+    );
     for fs in &h.filesystems {
         let l: &[(&str, &str)] = &[("mountpoint", &fs.mountpoint)];
-        f.gauge("fabricwatch_host_filesystem_size_bytes", "Filesystem size.", l, fs.size_bytes as f64);
-        f.gauge("fabricwatch_host_filesystem_avail_bytes", "Bytes available to unprivileged users.", l, fs.avail_bytes as f64);
-        f.gauge("fabricwatch_host_filesystem_free_ratio", "avail / size.", l, fs.free_percent / 100.0);
+        f.gauge(
+            "fabricwatch_host_filesystem_size_bytes",
+            "Filesystem size.",
+            l,
+            fs.size_bytes as f64,
+        );
+        f.gauge(
+            "fabricwatch_host_filesystem_avail_bytes",
+            "Bytes available to unprivileged users.",
+            l,
+            fs.avail_bytes as f64,
+        );
+        f.gauge(
+            "fabricwatch_host_filesystem_free_ratio",
+            "avail / size.",
+            l,
+            fs.free_percent / 100.0,
+        );
     }
     for n in &s.netdevs {
         let l: &[(&str, &str)] = &[("device", &n.name)];
         for (name, v) in [
             ("fabricwatch_host_network_receive_bytes_total", n.rx_bytes),
             ("fabricwatch_host_network_transmit_bytes_total", n.tx_bytes),
-            ("fabricwatch_host_network_receive_packets_total", n.rx_packets),
-            ("fabricwatch_host_network_transmit_packets_total", n.tx_packets),
+            (
+                "fabricwatch_host_network_receive_packets_total",
+                n.rx_packets,
+            ),
+            (
+                "fabricwatch_host_network_transmit_packets_total",
+                n.tx_packets,
+            ),
             ("fabricwatch_host_network_receive_errors_total", n.rx_errors),
-            ("fabricwatch_host_network_transmit_errors_total", n.tx_errors),
+            (
+                "fabricwatch_host_network_transmit_errors_total",
+                n.tx_errors,
+            ),
             ("fabricwatch_host_network_receive_drops_total", n.rx_drops),
             ("fabricwatch_host_network_transmit_drops_total", n.tx_drops),
         ] {
@@ -425,11 +528,36 @@ fn render_host(f: &mut Families, s: &Snapshot) {
     }
     for d in &s.disks {
         let l: &[(&str, &str)] = &[("device", &d.device)];
-        f.counter("fabricwatch_host_disk_reads_completed_total", "Completed reads.", l, d.reads_total as f64);
-        f.counter("fabricwatch_host_disk_writes_completed_total", "Completed writes.", l, d.writes_total as f64);
-        f.counter("fabricwatch_host_disk_read_bytes_total", "Bytes read.", l, d.read_bytes_total as f64);
-        f.counter("fabricwatch_host_disk_written_bytes_total", "Bytes written.", l, d.written_bytes_total as f64);
-        f.counter("fabricwatch_host_disk_io_time_seconds_total", "Seconds spent doing IO.", l, d.io_time_seconds_total);
+        f.counter(
+            "fabricwatch_host_disk_reads_completed_total",
+            "Completed reads.",
+            l,
+            d.reads_total as f64,
+        );
+        f.counter(
+            "fabricwatch_host_disk_writes_completed_total",
+            "Completed writes.",
+            l,
+            d.writes_total as f64,
+        );
+        f.counter(
+            "fabricwatch_host_disk_read_bytes_total",
+            "Bytes read.",
+            l,
+            d.read_bytes_total as f64,
+        );
+        f.counter(
+            "fabricwatch_host_disk_written_bytes_total",
+            "Bytes written.",
+            l,
+            d.written_bytes_total as f64,
+        );
+        f.counter(
+            "fabricwatch_host_disk_io_time_seconds_total",
+            "Seconds spent doing IO.",
+            l,
+            d.io_time_seconds_total,
+        );
     }
     if let Some(p) = &h.pressure {
         for (res, kind, v) in [

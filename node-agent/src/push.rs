@@ -196,7 +196,9 @@ pub async fn run(
                 _ = shutdown.changed() => continue,
             }
         }
-        let jitter = settings.max_jitter.mul_f64(rand::rng().random_range(0.0..1.0));
+        let jitter = settings
+            .max_jitter
+            .mul_f64(rand::rng().random_range(0.0..1.0));
         if sleep_or_shutdown(jitter, &mut shutdown).await {
             return;
         }
@@ -212,7 +214,11 @@ pub async fn run(
                     let _ = responses.send(Some(r));
                 }
                 Attempt::Rejected(s) => {
-                    tracing::warn!(status = s, seq = report.seq, "analytics rejected a report; dropping it");
+                    tracing::warn!(
+                        status = s,
+                        seq = report.seq,
+                        "analytics rejected a report; dropping it"
+                    );
                     queue.pop_front();
                     if let Some(m) = &metrics {
                         m.push_dropped.inc();
@@ -228,7 +234,8 @@ pub async fn run(
                 }
             }
             if let Some(m) = &metrics {
-                m.push_buffered.set(i64::try_from(queue.len()).unwrap_or(i64::MAX));
+                m.push_buffered
+                    .set(i64::try_from(queue.len()).unwrap_or(i64::MAX));
             }
         }
     }

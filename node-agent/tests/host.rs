@@ -13,9 +13,16 @@ fn fixture_proc_exact_values_and_rates() {
     copy_dir(&src, &proc_root);
     let mut c = HostCollector::new(&proc_root);
     let out = c.collect(&HostConfig::default(), 100.0);
-    let r = out.report.clone().unwrap_or_else(|| panic!("{:?}", out.errors));
+    let r = out
+        .report
+        .clone()
+        .unwrap_or_else(|| panic!("{:?}", out.errors));
     // busy = 1000+500 = 1500, total = 1500 + 8000 + 500 = 10000 since boot
-    assert!((r.cpu_usage_percent - 15.0).abs() < 1e-9, "{}", r.cpu_usage_percent);
+    assert!(
+        (r.cpu_usage_percent - 15.0).abs() < 1e-9,
+        "{}",
+        r.cpu_usage_percent
+    );
     assert_eq!(r.cpus, 2);
     assert_eq!((r.load1, r.load5, r.load15), (0.5, 1.25, 2.0));
     assert_eq!(r.memory_total_bytes, 16_000_000 * 1024);
@@ -24,7 +31,10 @@ fn fixture_proc_exact_values_and_rates() {
     assert!((r.swap_used_percent - 25.0).abs() < 1e-9);
     assert!((r.uptime_seconds - 12345.67).abs() < 1e-9);
     let psi = r.pressure.expect("psi");
-    assert_eq!((psi.cpu_some_avg10, psi.memory_full_avg10, psi.io_some_avg10), (1.5, 0.75, 3.25));
+    assert_eq!(
+        (psi.cpu_some_avg10, psi.memory_full_avg10, psi.io_some_avg10),
+        (1.5, 0.75, 3.25)
+    );
     assert!(r.netdevs.is_empty(), "no rates on the first collection");
     assert_eq!(out.netdevs.len(), 1, "lo is skipped");
     assert_eq!(out.netdevs[0].rx_bytes, 5_000_000);
@@ -33,7 +43,13 @@ fn fixture_proc_exact_values_and_rates() {
     assert_eq!(out.disks[0].read_bytes_total, 2000 * 512);
     assert_eq!(out.disks[0].io_time_seconds_total, 1.5);
     // Mount points resolve under the proc root's parent: "/" is the tempdir, a real fs.
-    assert_eq!(r.filesystems.len(), 1, "{:?} {:?}", r.filesystems, out.errors);
+    assert_eq!(
+        r.filesystems.len(),
+        1,
+        "{:?} {:?}",
+        r.filesystems,
+        out.errors
+    );
     assert_eq!(r.filesystems[0].mountpoint, "/");
     assert!(r.filesystems[0].size_bytes > 0);
 
@@ -44,12 +60,19 @@ fn fixture_proc_exact_values_and_rates() {
     )
     .expect("write");
     let dev = fs::read_to_string(proc_root.join("net/dev")).expect("read");
-    fs::write(proc_root.join("net/dev"), dev.replace("5000000    4000", "5010000    4100"))
-        .expect("write");
+    fs::write(
+        proc_root.join("net/dev"),
+        dev.replace("5000000    4000", "5010000    4100"),
+    )
+    .expect("write");
     let out2 = c.collect(&HostConfig::default(), 110.0);
     let r2 = out2.report.expect("report");
     // busy +1000, total +1000 + 500 idle - 500 iowait → 1000/1000
-    assert!((r2.cpu_usage_percent - 100.0).abs() < 1e-9, "{}", r2.cpu_usage_percent);
+    assert!(
+        (r2.cpu_usage_percent - 100.0).abs() < 1e-9,
+        "{}",
+        r2.cpu_usage_percent
+    );
     assert_eq!(r2.netdevs.len(), 1);
     assert!((r2.netdevs[0].rx_bytes_per_second - 1000.0).abs() < 1e-9);
     assert_eq!(out2.disks[0].utilization_percent, Some(0.0));

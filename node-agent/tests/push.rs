@@ -39,8 +39,7 @@ async fn reports(
             return Err(StatusCode::UNAUTHORIZED);
         }
     }
-    if s
-        .fail_first
+    if s.fail_first
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok()
     {
@@ -91,7 +90,13 @@ fn start_pusher(url: String) -> Harness {
         backoff_start: Duration::from_millis(50),
         backoff_max: Duration::from_millis(200),
     };
-    tokio::spawn(push::run(settings, queue.clone(), tx, Some(metrics.clone()), srx));
+    tokio::spawn(push::run(
+        settings,
+        queue.clone(),
+        tx,
+        Some(metrics.clone()),
+        srx,
+    ));
     Harness {
         queue,
         responses: rx,
@@ -146,7 +151,13 @@ async fn server_errors_are_retried_in_order() {
     }
     let seen = wait_for(&s.seen, 3).await;
     assert_eq!(seen.iter().map(|x| x.0).collect::<Vec<_>>(), [1, 2, 3]);
-    assert_eq!(h.metrics.push_total.with_label_values(&["server_error"]).get(), 3);
+    assert_eq!(
+        h.metrics
+            .push_total
+            .with_label_values(&["server_error"])
+            .get(),
+        3
+    );
     assert_eq!(h.queue.len(), 0);
 }
 
@@ -178,7 +189,13 @@ async fn unauthorized_until_the_token_file_is_rotated() {
     let h = start_pusher(format!("http://{addr}"));
     h.queue.enqueue(report(9));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(h.metrics.push_total.with_label_values(&["unauthorized"]).get() >= 1);
+    assert!(
+        h.metrics
+            .push_total
+            .with_label_values(&["unauthorized"])
+            .get()
+            >= 1
+    );
     assert!(s.seen.lock().expect("lock").is_empty());
     std::fs::write(h.token.path(), "rotated").expect("write");
     let seen = wait_for(&s.seen, 1).await;

@@ -6,7 +6,10 @@ use fabricwatch_agent::rdma::{parse::Transport, FileErrorKind, RdmaCollector, Re
 use fabricwatch_proto::agent_config::{RdmaConfig, RdmaMode};
 
 fn fixture(tree: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysfs").join(tree).join("sys")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/sysfs")
+        .join(tree)
+        .join("sys")
 }
 
 fn collect(root: &Path) -> fabricwatch_agent::rdma::RdmaOutcome {
@@ -29,7 +32,10 @@ fn roce_fixture_exact_values() {
     assert_eq!(p.sample.netdev.as_deref(), Some("ens1f0"));
     assert_eq!(p.sample.info.fw_ver.as_deref(), Some("22.39.1002"));
     assert_eq!(p.sample.info.board_id.as_deref(), Some("MT_0000000223"));
-    assert_eq!(p.sample.info.node_guid.as_deref(), Some("b859:9f03:00d4:6e40"));
+    assert_eq!(
+        p.sample.info.node_guid.as_deref(),
+        Some("b859:9f03:00d4:6e40")
+    );
     let c = &p.sample.counters;
     assert_eq!(c["symbol_error"], 12);
     assert_eq!(c["link_downed"], 3);
@@ -44,7 +50,10 @@ fn roce_fixture_exact_values() {
     assert_eq!(hw["np_ecn_marked_roce_packets"], 4514);
     assert_eq!(hw["out_of_sequence"], 3477);
     assert_eq!(hw["packet_seq_err"], 484);
-    assert!(!hw.contains_key("lifespan"), "lifespan is a setting, not a counter");
+    assert!(
+        !hw.contains_key("lifespan"),
+        "lifespan is a setting, not a counter"
+    );
     assert_eq!(hw.len(), 28, "29 files minus lifespan");
     assert_eq!(p.supported_counters().len(), 49);
 
@@ -86,7 +95,10 @@ fn procfs_fixture_ib_and_omnipath() {
     // "InfiniBand\n\n" in the fixture still reads as InfiniBand.
     assert_eq!(out.ports[2].sample.link_layer, "InfiniBand");
     let mlx5 = &out.ports[3];
-    assert_eq!(mlx5.sample.info.node_guid.as_deref(), Some("0a7f:bc12:45ef:d23b"));
+    assert_eq!(
+        mlx5.sample.info.node_guid.as_deref(),
+        Some("0a7f:bc12:45ef:d23b")
+    );
     assert_eq!(mlx5.sample.counters["unicast_xmit_packets"], 10_907_922_116);
     assert_eq!(mlx5.sample.hw_counters["req_cqe_error"], 3481);
     assert_eq!(mlx5.sample.hw_counters["rx_read_requests"], 175_528_982);
@@ -96,18 +108,30 @@ fn procfs_fixture_ib_and_omnipath() {
 #[test]
 fn node_exporter_fixture_iwarp_without_pma() {
     let out = collect(&fixture("node_exporter"));
-    let i40 = out.ports.iter().find(|p| p.sample.device == "i40iw0").expect("i40iw0");
+    let i40 = out
+        .ports
+        .iter()
+        .find(|p| p.sample.device == "i40iw0")
+        .expect("i40iw0");
     assert_eq!(i40.sample.transport, Transport::Iwarp);
-    assert!(i40.sample.counters.is_empty(), "every counter is N/A (no PMA)");
+    assert!(
+        i40.sample.counters.is_empty(),
+        "every counter is N/A (no PMA)"
+    );
     assert_eq!(i40.sample.errors.len(), 17);
     assert!(i40
         .sample
         .errors
         .iter()
-        .all(|e| e.kind == FileErrorKind::Bad(fabricwatch_agent::rdma::parse::BadValue::NotAvailable)));
+        .all(|e| e.kind
+            == FileErrorKind::Bad(fabricwatch_agent::rdma::parse::BadValue::NotAvailable)));
     assert_eq!(i40.sample.state, Some((4, "ACTIVE".into())));
     assert_eq!(i40.sample.rate_gbps, Some(10.0));
-    let mlx4 = out.ports.iter().find(|p| p.sample.device == "mlx4_0").expect("mlx4_0");
+    let mlx4 = out
+        .ports
+        .iter()
+        .find(|p| p.sample.device == "mlx4_0")
+        .expect("mlx4_0");
     assert_eq!(mlx4.sample.counters["port_xmit_wait"], 4_294_967_295);
     assert_eq!(mlx4.sample.counters["port_rcv_packets"], 6_825_908_347);
     assert_eq!(mlx4.sample.counters["port_xmit_discards"], 5);
@@ -146,7 +170,9 @@ fn missing_class_dir_is_no_devices() {
 /// Builds a tree that looks like real sysfs: the class entry is a symlink into devices/.
 fn hostile_tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    let real = dir.path().join("devices/pci0000:00/0000:00:01.0/infiniband/mlx5_9");
+    let real = dir
+        .path()
+        .join("devices/pci0000:00/0000:00:01.0/infiniband/mlx5_9");
     let port = real.join("ports/1");
     fs::create_dir_all(port.join("counters")).expect("mkdir");
     fs::create_dir_all(port.join("hw_counters")).expect("mkdir");
@@ -173,8 +199,11 @@ fn hostile_tree() -> tempfile::TempDir {
     let class = dir.path().join("class/infiniband");
     fs::create_dir_all(&class).expect("mkdir");
     std::os::unix::fs::symlink(&real, class.join("mlx5_9")).expect("symlink");
-    std::os::unix::fs::symlink(dir.path().join("devices/virtual/infiniband/rxe0"), class.join("rxe0"))
-        .expect("symlink");
+    std::os::unix::fs::symlink(
+        dir.path().join("devices/virtual/infiniband/rxe0"),
+        class.join("rxe0"),
+    )
+    .expect("symlink");
     // A dangling entry must be ignored, not fail the walk.
     std::os::unix::fs::symlink(dir.path().join("nowhere"), class.join("gone0")).expect("symlink");
     dir
@@ -205,7 +234,11 @@ fn hostile_tree_skips_bad_files_and_keeps_the_rest() {
             .iter()
             .map(|e| {
                 (
-                    e.path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string(),
+                    e.path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("")
+                        .to_string(),
                     e.kind.as_str(),
                 )
             })
@@ -235,7 +268,9 @@ fn hostile_tree_skips_bad_files_and_keeps_the_rest() {
 #[test]
 fn counters_going_backwards_and_flaps_over_collections() {
     let dir = hostile_tree();
-    let port = dir.path().join("devices/pci0000:00/0000:00:01.0/infiniband/mlx5_9/ports/1");
+    let port = dir
+        .path()
+        .join("devices/pci0000:00/0000:00:01.0/infiniband/mlx5_9/ports/1");
     let mut c = RdmaCollector::new(ReadMode::KeepOpen);
     let cfg = RdmaConfig::default();
     let first = c.collect(dir.path(), &cfg, 100.0);
@@ -246,11 +281,17 @@ fn counters_going_backwards_and_flaps_over_collections() {
     let second = c.collect(dir.path(), &cfg, 110.0);
     let p = &second.ports[0];
     assert_eq!(p.rates["port_rcv_data"], 200.0, "(3000-1000) words / 10 s");
-    assert!(!p.rates.contains_key("symbol_error"), "went backwards: reset, no rate");
+    assert!(
+        !p.rates.contains_key("symbol_error"),
+        "went backwards: reset, no rate"
+    );
     assert_eq!(p.resets, vec!["symbol_error".to_string()]);
     assert_eq!(p.link_flaps_total, 1);
     fs::write(port.join("state"), "1: DOWN\n").expect("write");
     let third = c.collect(dir.path(), &cfg, 120.0);
-    assert_eq!(third.ports[0].link_flaps_total, 2, "ACTIVE -> DOWN without link_downed moving");
+    assert_eq!(
+        third.ports[0].link_flaps_total, 2,
+        "ACTIVE -> DOWN without link_downed moving"
+    );
     assert_eq!(third.ports[0].rates["symbol_error"], 0.0);
 }

@@ -70,7 +70,7 @@ metadata: {{name: high-loss}}
 spec:
   targetRef: {{name: fabric}}
   metric: ping_loss_percent
-  operator: Gt
+  operator: gt
   threshold: 5
   notify:
     groupWait: 0s

@@ -37,6 +37,9 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Both `ring` (kube) and `aws-lc-rs` (AWS SDK) are linked; pick one explicitly. An error
+    // only means a provider is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     telemetry::init(cli.log_format, "info,kube=warn,tower=warn,hyper=warn");
     let result = match cli.command {
         Command::Controller(args) => controller::run(args).await,

@@ -3,17 +3,45 @@
 
 /// Filesystem types that hold no user data (node_exporter's `fs-types-exclude`).
 pub const VIRTUAL_FS_TYPES: &[&str] = &[
-    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
-    "devtmpfs", "fusectl", "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay", "proc",
-    "procfs", "pstore", "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs",
-    "tracefs", "ramfs", "efivarfs", "tmpfs",
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "fusectl",
+    "hugetlbfs",
+    "iso9660",
+    "mqueue",
+    "nsfs",
+    "overlay",
+    "proc",
+    "procfs",
+    "pstore",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "squashfs",
+    "sysfs",
+    "tracefs",
+    "ramfs",
+    "efivarfs",
+    "tmpfs",
 ];
 
 /// Mount point prefixes that are never watched by default (node_exporter's
 /// `mount-points-exclude`).
 const EXCLUDED_PREFIXES: &[&str] = &[
-    "/dev", "/proc", "/sys", "/run/credentials/", "/var/lib/docker/",
-    "/var/lib/containers/storage/", "/var/lib/kubelet/pods/",
+    "/dev",
+    "/proc",
+    "/sys",
+    "/run/credentials/",
+    "/var/lib/docker/",
+    "/var/lib/containers/storage/",
+    "/var/lib/kubelet/pods/",
 ];
 
 fn excluded_mountpoint(mp: &str) -> bool {
@@ -89,7 +117,10 @@ mod tests {
             ("/", "ext4"),
             ("/data", "xfs"),
         ];
-        assert_eq!(choose_mounts(m.clone().into_iter(), &[]), ["/", "/boot", "/data"]);
+        assert_eq!(
+            choose_mounts(m.clone().into_iter(), &[]),
+            ["/", "/boot", "/data"]
+        );
         assert_eq!(
             choose_mounts(m.into_iter(), &["/data".into(), "/nope".into()]),
             ["/data"]
@@ -101,7 +132,16 @@ mod tests {
         for d in ["sda", "vdb", "nvme0n1", "mmcblk0", "dm-0", "md0", "xvda"] {
             assert!(is_whole_disk(d), "{d}");
         }
-        for d in ["sda1", "vdb12", "nvme0n1p1", "mmcblk0p2", "loop0", "ram1", "zram0", "sr0"] {
+        for d in [
+            "sda1",
+            "vdb12",
+            "nvme0n1p1",
+            "mmcblk0p2",
+            "loop0",
+            "ram1",
+            "zram0",
+            "sr0",
+        ] {
             assert!(!is_whole_disk(d), "{d}");
         }
     }

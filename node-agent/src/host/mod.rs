@@ -139,20 +139,27 @@ impl HostCollector {
         let stat = match procfs::KernelStats::from_file(p("stat"), &si) {
             Ok(s) => s,
             Err(e) => {
-                out.errors.push((p("stat").display().to_string(), e.to_string()));
+                out.errors
+                    .push((p("stat").display().to_string(), e.to_string()));
                 return out;
             }
         };
         let mem = match procfs::Meminfo::from_file(p("meminfo")) {
             Ok(m) => m,
             Err(e) => {
-                out.errors.push((p("meminfo").display().to_string(), e.to_string()));
+                out.errors
+                    .push((p("meminfo").display().to_string(), e.to_string()));
                 return out;
             }
         };
         let t = &stat.total;
         let idle = t.idle + t.iowait.unwrap_or(0);
-        let busy = t.user + t.nice + t.system + t.irq.unwrap_or(0) + t.softirq.unwrap_or(0) + t.steal.unwrap_or(0);
+        let busy = t.user
+            + t.nice
+            + t.system
+            + t.irq.unwrap_or(0)
+            + t.softirq.unwrap_or(0)
+            + t.steal.unwrap_or(0);
         let (d_busy, d_total) = match &self.prev {
             Some(prev) => (
                 busy.saturating_sub(prev.cpu_busy),
@@ -160,7 +167,11 @@ impl HostCollector {
             ),
             None => (busy, busy + idle),
         };
-        let cpu_usage_percent = if d_total == 0 { 0.0 } else { d_busy as f64 * 100.0 / d_total as f64 };
+        let cpu_usage_percent = if d_total == 0 {
+            0.0
+        } else {
+            d_busy as f64 * 100.0 / d_total as f64
+        };
 
         let mut report = HostReport {
             cpu_usage_percent,
@@ -308,7 +319,9 @@ impl HostCollector {
             }
         };
         let chosen = filters::choose_mounts(
-            mounts.iter().map(|m| (m.fs_file.as_str(), m.fs_vfstype.as_str())),
+            mounts
+                .iter()
+                .map(|m| (m.fs_file.as_str(), m.fs_vfstype.as_str())),
             &config.filesystems,
         );
         let mut out = Vec::new();

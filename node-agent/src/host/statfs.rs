@@ -71,13 +71,15 @@ impl StatFs {
         let (tx, rx) = std::sync::mpsc::channel();
         let p = path.to_path_buf();
         let stuck = Arc::clone(&self.stuck);
-        let spawned = std::thread::Builder::new().name("statvfs".into()).spawn(move || {
-            let r = statvfs(&p);
-            if let Ok(mut s) = stuck.lock() {
-                s.remove(&p);
-            }
-            let _ = tx.send(r);
-        });
+        let spawned = std::thread::Builder::new()
+            .name("statvfs".into())
+            .spawn(move || {
+                let r = statvfs(&p);
+                if let Ok(mut s) = stuck.lock() {
+                    s.remove(&p);
+                }
+                let _ = tx.send(r);
+            });
         if let Err(e) = spawned {
             if let Ok(mut s) = self.stuck.lock() {
                 s.remove(path);

@@ -235,7 +235,14 @@ impl IcmpProber {
         };
         let packet = echo_request(self.inner.ident, seq);
         let dst = SockAddr::from(SocketAddr::V4(SocketAddrV4::new(addr, 0)));
-        if let Some(p) = self.inner.pending.lock().ok().as_mut().and_then(|m| m.get_mut(&seq)) {
+        if let Some(p) = self
+            .inner
+            .pending
+            .lock()
+            .ok()
+            .as_mut()
+            .and_then(|m| m.get_mut(&seq))
+        {
             // Stamp as close to the send as possible.
             p.sent_realtime = realtime_now();
             p.sent_mono = Instant::now();
@@ -304,7 +311,16 @@ fn receive_loop(inner: &Inner) {
     while !inner.stop.load(Ordering::Relaxed) {
         let (n, kernel_ts) = match recv_with_timestamp(&inner.sock, &mut buf) {
             Ok(v) => v,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "icmp receive failed");
                 std::thread::sleep(Duration::from_millis(10));
@@ -339,7 +355,10 @@ mod tests {
     #[test]
     fn checksum_matches_rfc1071_example() {
         // RFC 1071 §3: the sum of 0001 f203 f4f5 f6f7 is ddf2, checksum 220d.
-        assert_eq!(checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0x220d);
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0x220d
+        );
         let p = echo_request(0x1234, 7);
         assert_eq!(checksum(&p), 0, "a packet with its checksum sums to zero");
     }
@@ -348,11 +367,17 @@ mod tests {
     fn replies_parse_for_both_socket_kinds() {
         let mut reply = echo_request(0xabcd, 42);
         reply[0] = ECHO_REPLY;
-        assert_eq!(parse_echo_reply(&reply, SocketKind::Datagram), Some((0xabcd, 42)));
+        assert_eq!(
+            parse_echo_reply(&reply, SocketKind::Datagram),
+            Some((0xabcd, 42))
+        );
         let mut ip = vec![0x45u8; 20];
         ip.extend_from_slice(&reply);
         assert_eq!(parse_echo_reply(&ip, SocketKind::Raw), Some((0xabcd, 42)));
-        assert_eq!(parse_echo_reply(&echo_request(1, 1), SocketKind::Datagram), None);
+        assert_eq!(
+            parse_echo_reply(&echo_request(1, 1), SocketKind::Datagram),
+            None
+        );
         assert_eq!(parse_echo_reply(&[0x4f], SocketKind::Raw), None);
         assert_eq!(parse_echo_reply(&[], SocketKind::Raw), None);
     }

@@ -201,7 +201,11 @@ async fn probe_target(
         (IpAddr::V6(_), ProbeProtocol::Tcp) => None,
     };
     // Random phase so that targets (and agents) do not fire together.
-    let phase_range = if spacing.is_zero() { Duration::from_millis(10) } else { spacing };
+    let phase_range = if spacing.is_zero() {
+        Duration::from_millis(10)
+    } else {
+        spacing
+    };
     let phase = phase_range.mul_f64(rand::rng().random_range(0.0..1.0));
     tokio::time::sleep(phase).await;
     let mut inflight = tokio::task::JoinSet::new();
@@ -222,7 +226,8 @@ async fn probe_target(
             tokio::time::sleep(spacing.mul_f64(j)).await;
         }
     }
-    let mut outcomes = vec![ProbeOutcome::Lost("internal: probe task failed".into()); packets as usize];
+    let mut outcomes =
+        vec![ProbeOutcome::Lost("internal: probe task failed".into()); packets as usize];
     while let Some(r) = inflight.join_next().await {
         if let Ok((i, o)) = r {
             outcomes[i as usize] = o;
@@ -256,7 +261,9 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_round_against_real_listeners() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let open = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             loop {
@@ -284,7 +291,11 @@ mod tests {
         assert_eq!(out.reports.len(), 3);
         assert_eq!(out.reports[0].received, 3, "{:?}", out.reports[0]);
         assert!(out.reports[0].rtt_p99_seconds.expect("rtt") < 0.1);
-        assert_eq!(out.reports[1].received, 3, "RST is an answer: {:?}", out.reports[1]);
+        assert_eq!(
+            out.reports[1].received, 3,
+            "RST is an answer: {:?}",
+            out.reports[1]
+        );
         assert_eq!(out.reports[2].loss_percent, 100.0);
         assert!(out.reports[2]
             .last_error

@@ -118,9 +118,16 @@ mod tests {
     #[test]
     fn deltas_handle_wrap_and_reset() {
         assert_eq!(counter_delta(10, 15), Delta::Increase(5));
-        assert_eq!(counter_delta(u64::from(u32::MAX) - 1, 3), Delta::Increase(5));
+        assert_eq!(
+            counter_delta(u64::from(u32::MAX) - 1, 3),
+            Delta::Increase(5)
+        );
         assert_eq!(counter_delta(1_000, 10), Delta::Reset);
-        assert_eq!(counter_delta(1 << 40, 5), Delta::Reset, "64-bit counters do not wrap at 2^32");
+        assert_eq!(
+            counter_delta(1 << 40, 5),
+            Delta::Reset,
+            "64-bit counters do not wrap at 2^32"
+        );
         assert_eq!(counter_delta(7, 7), Delta::Increase(0));
     }
 

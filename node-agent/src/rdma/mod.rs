@@ -130,12 +130,18 @@ impl PortView {
 
     /// Sum of the [`ERROR_COUNTERS`] rates, per second (0 when none has a rate yet).
     pub fn error_rate(&self) -> f64 {
-        ERROR_COUNTERS.iter().filter_map(|c| self.rates.get(*c)).sum()
+        ERROR_COUNTERS
+            .iter()
+            .filter_map(|c| self.rates.get(*c))
+            .sum()
     }
 
     /// Whether `state` reads `ACTIVE`.
     pub fn is_active(&self) -> bool {
-        self.sample.state.as_ref().is_some_and(|(_, s)| s == "ACTIVE")
+        self.sample
+            .state
+            .as_ref()
+            .is_some_and(|(_, s)| s == "ACTIVE")
     }
 
     /// The wire form for analytics.
@@ -144,7 +150,12 @@ impl PortView {
             device: self.sample.device.clone(),
             port: self.sample.port,
             link_layer: self.sample.link_layer.clone(),
-            state: self.sample.state.as_ref().map(|s| s.1.clone()).unwrap_or_default(),
+            state: self
+                .sample
+                .state
+                .as_ref()
+                .map(|s| s.1.clone())
+                .unwrap_or_default(),
             phys_state: self
                 .sample
                 .phys_state
@@ -221,7 +232,8 @@ impl RdmaCollector {
             let key = (sample.device.clone(), sample.port);
             let all = merged(&sample);
             let state = sample.state.as_ref().map(|s| s.1.as_str()).unwrap_or("");
-            let (next, update) = delta::update_port(self.history.get(&key), &all, state, now_seconds);
+            let (next, update) =
+                delta::update_port(self.history.get(&key), &all, state, now_seconds);
             seen.insert(key, next);
             out.errors.append(&mut sample.errors.clone());
             sample.errors.shrink_to_fit();

@@ -155,8 +155,14 @@ mod tests {
 
     #[test]
     fn states_parse() {
-        assert_eq!(parse_numbered_state("4: ACTIVE\n"), Some((4, "ACTIVE".into())));
-        assert_eq!(parse_numbered_state("3: Disabled"), Some((3, "Disabled".into())));
+        assert_eq!(
+            parse_numbered_state("4: ACTIVE\n"),
+            Some((4, "ACTIVE".into()))
+        );
+        assert_eq!(
+            parse_numbered_state("3: Disabled"),
+            Some((3, "Disabled".into()))
+        );
         assert_eq!(parse_numbered_state("ACTIVE"), None);
         assert_eq!(parse_numbered_state("x: ACTIVE"), None);
         assert_eq!(parse_numbered_state("4:"), None);
@@ -178,13 +184,22 @@ mod tests {
             classify_transport("mlx5_0", Some("1: CA"), "InfiniBand"),
             Transport::Infiniband
         );
-        assert_eq!(classify_transport("mlx5_0", None, "Ethernet"), Transport::Roce);
-        assert_eq!(classify_transport("i40iw0", None, "InfiniBand"), Transport::Iwarp);
+        assert_eq!(
+            classify_transport("mlx5_0", None, "Ethernet"),
+            Transport::Roce
+        );
+        assert_eq!(
+            classify_transport("i40iw0", None, "InfiniBand"),
+            Transport::Iwarp
+        );
         assert_eq!(
             classify_transport("irdma0", Some("4: RNIC"), "Ethernet"),
             Transport::Iwarp
         );
-        assert_eq!(classify_transport("hfi1_0", None, "InfiniBand"), Transport::OmniPath);
+        assert_eq!(
+            classify_transport("hfi1_0", None, "InfiniBand"),
+            Transport::OmniPath
+        );
         assert_eq!(classify_transport("rxe0", None, ""), Transport::Unknown);
     }
 

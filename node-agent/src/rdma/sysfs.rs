@@ -312,9 +312,8 @@ fn read_text(
 }
 
 fn read_info(reader: &mut SysfsReader, dev: &Path, errors: &mut Vec<FileError>) -> DeviceInfo {
-    let mut get = |name: &str| {
-        read_text(reader, &dev.join(name), errors, true).filter(|s| !s.is_empty())
-    };
+    let mut get =
+        |name: &str| read_text(reader, &dev.join(name), errors, true).filter(|s| !s.is_empty());
     DeviceInfo {
         fw_ver: get("fw_ver"),
         board_id: get("board_id"),
@@ -333,7 +332,8 @@ fn read_port(
     hw_counters: bool,
 ) -> PortSample {
     let mut errors = Vec::new();
-    let link_layer = read_text(reader, &dir.join("link_layer"), &mut errors, true).unwrap_or_default();
+    let link_layer =
+        read_text(reader, &dir.join("link_layer"), &mut errors, true).unwrap_or_default();
     let mut numbered = |name: &str, errors: &mut Vec<FileError>| {
         let path = dir.join(name);
         let text = read_text(reader, &path, errors, false)?;

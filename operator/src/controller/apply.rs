@@ -78,7 +78,10 @@ pub async fn apply_dynamic(
     kind: &'static str,
     obj: &Value,
 ) -> Result<(), Error> {
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     api.patch(&name, &params(), &Patch::Apply(obj))
         .await
         .map(|_| ())

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::Client;
-use k8s_openapi::api::core::v1::ObjectReference;
 
 use super::metrics::Metrics;
 use super::settings::Settings;
@@ -32,7 +32,10 @@ impl OptionalApis {
     /// Records discovery results; returns whether anything changed.
     pub fn set(&self, pod_monitor: bool, prometheus_rule: bool) -> bool {
         let a = self.pod_monitor.swap(pod_monitor, Ordering::Relaxed) != pod_monitor;
-        let b = self.prometheus_rule.swap(prometheus_rule, Ordering::Relaxed) != prometheus_rule;
+        let b = self
+            .prometheus_rule
+            .swap(prometheus_rule, Ordering::Relaxed)
+            != prometheus_rule;
         a || b
     }
 }

@@ -39,7 +39,9 @@ impl Metrics {
                     "fabricwatch_controller_reconcile_duration_seconds",
                     "Duration of one reconcile, seconds.",
                 )
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
                 &["kind"],
             )?,
             errors: IntCounterVec::new(

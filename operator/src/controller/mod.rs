@@ -1,4 +1,43 @@
-//! The `controller` subcommand.
+//! The `controller` subcommand: reconciles MonitorTargets, AlertRules and AIAnalyses, and keeps
+//! the central analytics and notifier workloads in place. See the crate README.
+//!
+//! * [`build`]: pure builders (spec → child objects); [`status`]: pure condition logic;
+//!   [`names`]: names and labels; [`settings`]: what the builders need from the flags.
+//! * [`reconcile`]: validate → build → apply → status, per kind.
+//! * [`apply`], [`context`], [`error`], [`metrics`]: the IO edge and shared state.
+
+pub mod apply;
+pub mod build;
+pub mod context;
+pub mod error;
+pub mod metrics;
+pub mod names;
+pub mod reconcile;
+pub mod settings;
+pub mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use fabricwatch_common::serve::{ops_router, serve, Readiness};
+use fabricwatch_crds::{AIAnalysis, AlertRule, MonitorTarget};
+use futures::channel::mpsc;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+
+use context::{Context, OptionalApis};
+use error::Error;
+use reconcile::{ai_analysis, alert_rule, central, monitor_target, Outcome};
+use settings::Settings;
 
 /// Command-line flags of `fabricwatch-operator controller`.
 #[derive(Clone, Debug, clap::Args)]
@@ -10,9 +49,558 @@ pub struct Args {
         default_value = "0.0.0.0:8080"
     )]
     pub listen: std::net::SocketAddr,
+    /// Namespace of the operator, its Lease and the central workloads.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "fabricwatch")]
+    pub namespace: String,
+    /// Default agent image (a MonitorTarget's spec.agent.image overrides it).
+    #[arg(
+        long,
+        env = "FABRICWATCH_AGENT_IMAGE",
+        default_value = "localhost/fabricwatch-agent:dev"
+    )]
+    pub agent_image: String,
+    /// Default agent image pull policy: Always, IfNotPresent or Never.
+    #[arg(long, env = "FABRICWATCH_AGENT_IMAGE_PULL_POLICY", default_value = "IfNotPresent", value_parser = ["Always", "IfNotPresent", "Never"])]
+    pub agent_image_pull_policy: String,
+    /// Analytics URL written into agent configs; default: the analytics Service in --namespace.
+    #[arg(long, env = "FABRICWATCH_ANALYTICS_URL")]
+    pub analytics_url: Option<String>,
+    /// Audience of the agents' projected ServiceAccount tokens (analytics checks it).
+    #[arg(
+        long,
+        env = "FABRICWATCH_TOKEN_AUDIENCE",
+        default_value = "fabricwatch-analytics"
+    )]
+    pub token_audience: String,
+    /// Image of the central workloads (normally the operator's own image).
+    #[arg(
+        long,
+        env = "FABRICWATCH_OPERATOR_IMAGE",
+        default_value = "localhost/fabricwatch-operator:dev"
+    )]
+    pub operator_image: String,
+    /// Pull policy of the central workloads: Always, IfNotPresent or Never.
+    #[arg(long, env = "FABRICWATCH_OPERATOR_IMAGE_PULL_POLICY", default_value = "IfNotPresent", value_parser = ["Always", "IfNotPresent", "Never"])]
+    pub operator_image_pull_policy: String,
+    /// Keep the analytics and notifier Deployments and Services in --namespace.
+    #[arg(long, env = "FABRICWATCH_MANAGE_CENTRAL_WORKLOADS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub manage_central_workloads: bool,
+    /// The operator's own Deployment; when set, it owns the central workloads so that
+    /// uninstalling the operator removes them.
+    #[arg(long, env = "FABRICWATCH_OWNER_DEPLOYMENT")]
+    pub owner_deployment: Option<String>,
+    /// ServiceAccount of the analytics Deployment.
+    #[arg(
+        long,
+        env = "FABRICWATCH_ANALYTICS_SERVICE_ACCOUNT",
+        default_value = "fabricwatch-analytics"
+    )]
+    pub analytics_service_account: String,
+    /// ServiceAccount of the notifier Deployment.
+    #[arg(
+        long,
+        env = "FABRICWATCH_NOTIFIER_SERVICE_ACCOUNT",
+        default_value = "fabricwatch-notifier"
+    )]
+    pub notifier_service_account: String,
+    /// Log format passed on to the central workloads: text or json.
+    #[arg(long, env = "FABRICWATCH_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub workload_log_format: String,
+    /// Elect a leader through a coordination.k8s.io Lease (only the leader reconciles).
+    #[arg(long, env = "FABRICWATCH_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the leader Lease in --namespace.
+    #[arg(
+        long,
+        env = "FABRICWATCH_LEASE_NAME",
+        default_value = "fabricwatch-operator"
+    )]
+    pub lease_name: String,
+    /// Identity in the Lease; default: the Pod name (POD_NAME) or the host name plus pid.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Lease duration, seconds (a new leader takes over at most this long after a crash).
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// How often to re-check whether the monitoring.coreos.com API exists, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub discovery_interval_seconds: u64,
+    /// How often to re-apply the central workloads, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub central_interval_seconds: u64,
+    /// Watch only this namespace (for a namespaced install or tests); default: all namespaces.
+    #[arg(long, env = "FABRICWATCH_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Reconciles run in parallel per kind.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: u16,
+}
+
+impl Args {
+    /// The builders' settings.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            agent_image: self.agent_image.clone(),
+            agent_image_pull_policy: self.agent_image_pull_policy.clone(),
+            analytics_url: self
+                .analytics_url
+                .clone()
+                .unwrap_or_else(|| build::central::Component::Analytics.url(&self.namespace)),
+            token_audience: self.token_audience.clone(),
+            namespace: self.namespace.clone(),
+            operator_image: self.operator_image.clone(),
+            operator_image_pull_policy: self.operator_image_pull_policy.clone(),
+            analytics_service_account: self.analytics_service_account.clone(),
+            notifier_service_account: self.notifier_service_account.clone(),
+            log_format: self.workload_log_format.clone(),
+        }
+    }
+}
+
+/// The kinds the controller serves, by plural.
+const PLURALS: [&str; 3] = ["monitortargets", "alertrules", "aianalyses"];
+
+/// Fails with an actionable message when the fabricwatch.io CRDs are not installed.
+///
+/// # Errors
+/// When the API group is missing or incomplete, or discovery fails.
+pub async fn check_crds(client: &Client) -> anyhow::Result<()> {
+    let hint = "install them with `kubectl apply -f crds/` (or the Helm chart's CRDs) and restart";
+    let list = match client
+        .list_api_group_resources(fabricwatch_crds::API_VERSION)
+        .await
+    {
+        Ok(l) => l,
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            anyhow::bail!(
+                "the {} API is not installed: {hint}",
+                fabricwatch_crds::API_VERSION
+            )
+        }
+        Err(e) => return Err(e).context("API discovery of fabricwatch.io failed"),
+    };
+    let missing: Vec<&str> = PLURALS
+        .iter()
+        .copied()
+        .filter(|p| !list.resources.iter().any(|r| r.name == *p))
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "the {} API lacks {}: {hint}",
+            fabricwatch_crds::API_VERSION,
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Which monitoring.coreos.com/v1 kinds exist: `(podmonitors, prometheusrules)`.
+async fn discover_monitoring(client: &Client) -> Result<(bool, bool), kube::Error> {
+    match client
+        .list_api_group_resources("monitoring.coreos.com/v1")
+        .await
+    {
+        Ok(l) => Ok((
+            l.resources.iter().any(|r| r.name == "podmonitors"),
+            l.resources.iter().any(|r| r.name == "prometheusrules"),
+        )),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok((false, false)),
+        Err(e) => Err(e),
+    }
+}
+
+/// An `Api` over all namespaces, or over `ns` only.
+fn scoped<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn key<K: Resource<DynamicType = ()>>(kind: &str, obj: &K) -> String {
+    format!(
+        "{kind}/{}/{}",
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
+}
+
+async fn instrumented<K: Resource<DynamicType = ()>>(
+    kind: &'static str,
+    obj: &K,
+    ctx: &Context,
+    work: impl Future<Output = Result<Outcome, Error>>,
+) -> Result<Action, Error> {
+    let timer = ctx
+        .metrics
+        .duration
+        .with_label_values(&[kind])
+        .start_timer();
+    let result = work.await;
+    timer.observe_duration();
+    match result {
+        Ok(outcome) => {
+            ctx.backoff.reset(&key(kind, obj));
+            ctx.metrics
+                .reconciles
+                .with_label_values(&[kind, outcome.result_label()])
+                .inc();
+            Ok(outcome.action())
+        }
+        Err(e) => {
+            ctx.metrics
+                .reconciles
+                .with_label_values(&[kind, "error"])
+                .inc();
+            ctx.metrics
+                .errors
+                .with_label_values(&[kind, e.category()])
+                .inc();
+            tracing::warn!(kind, object = %key(kind, obj), category = e.category(), error = %e, "reconcile failed");
+            ctx.event(
+                &obj.object_ref(&()),
+                EventType::Warning,
+                e.event_reason(),
+                format!("{} ({}); retrying with backoff", e, e.category()),
+            )
+            .await;
+            Err(e)
+        }
+    }
+}
+
+fn error_policy<K: Resource<DynamicType = ()>>(
+    kind: &'static str,
+) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
+    move |obj, _e, ctx| Action::requeue(ctx.backoff.fail(&key(kind, obj.as_ref())))
 }
 
 /// Runs the controller until shutdown.
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("controller is not built yet")
+///
+/// # Errors
+/// Start-up failures (no cluster access, CRDs missing, port in use) and loss of leadership.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let client = Client::try_default()
+        .await
+        .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
+    check_crds(&client).await?;
+
+    let registry = prometheus::Registry::new();
+    let metrics = metrics::Metrics::new(&registry).context("registering metrics")?;
+    let ready = Readiness::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let server = tokio::spawn(serve(
+        args.listen,
+        ops_router(registry, ready.clone()),
+        shutdown,
+    ));
+    tokio::spawn(async move {
+        fabricwatch_common::shutdown::signal().await;
+        let _ = stop_tx.send(true);
+    });
+    ready.set(true);
+
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "fabricwatch-operator".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let reporter = Reporter {
+        controller: fabricwatch_crds::FIELD_MANAGER_OPERATOR.into(),
+        instance: Some(identity.clone()),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings: args.settings(),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics,
+        apis: OptionalApis::default(),
+        backoff: context::Backoff::default(),
+    });
+
+    let result = if args.leader_election {
+        let manager =
+            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+                .with_namespace(&args.namespace)
+                .with_identity(&identity)
+                .with_duration(args.lease_duration_seconds.max(5))
+                .with_grace((args.lease_duration_seconds / 3).max(2))
+                .with_field_manager(format!(
+                    "{}-lease",
+                    fabricwatch_crds::FIELD_MANAGER_OPERATOR
+                ))
+                .build()
+                .await
+                .context("cannot set up leader election")?;
+        let (mut leader, task) = manager.watch().await;
+        tracing::info!(identity, lease = %args.lease_name, "waiting for leadership");
+        let mut stop = stop_rx.clone();
+        let became_leader = tokio::select! {
+            r = leader.wait_for(|l| *l) => r.is_ok(),
+            _ = stop.wait_for(|s| *s) => false,
+        };
+        let result = if became_leader {
+            tracing::info!(identity, "leading");
+            ctx.metrics.leader.set(1);
+            let mut stop = stop_rx.clone();
+            tokio::select! {
+                r = run_controllers(ctx.clone(), &args, stop_rx.clone()) => r,
+                lost = leader.wait_for(|l| !*l) => {
+                    // Another replica may already be writing: stop at once and let the
+                    // kubelet restart this one as a standby.
+                    ctx.metrics.leader.set(0);
+                    match lost {
+                        Ok(_) => Err(anyhow::anyhow!("lost leadership of Lease {}/{}", args.namespace, args.lease_name)),
+                        Err(_) => Err(anyhow::anyhow!("leader election stopped")),
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => Ok(()),
+            }
+        } else {
+            Ok(())
+        };
+        drop(leader);
+        // Releasing the Lease lets a standby take over without waiting for expiry.
+        match task.await {
+            Ok(Ok(_)) => tracing::info!("lease released"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "releasing the lease failed"),
+            Err(e) => tracing::warn!(error = %e, "lease task failed"),
+        }
+        result
+    } else {
+        run_controllers(ctx.clone(), &args, stop_rx.clone()).await
+    };
+    ready.set(false);
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "ops server failed"),
+        Err(e) => tracing::warn!(error = %e, "ops server task failed"),
+    }
+    result
+}
+
+async fn run_controllers(
+    ctx: Arc<Context>,
+    args: &Args,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let client = ctx.client.clone();
+    let shutdown = move || {
+        let mut rx = stop.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    match discover_monitoring(&client).await {
+        Ok((pm, pr)) => {
+            ctx.apis.set(pm, pr);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "monitoring.coreos.com discovery failed; assuming absent")
+        }
+    }
+
+    let ns = args.watch_namespace.as_deref();
+    let owned =
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=fabricwatch-operator");
+    let (mt_all_tx, mt_all_rx) = mpsc::unbounded::<()>();
+    let (ar_all_tx, ar_all_rx) = mpsc::unbounded::<()>();
+
+    let mt_controller = Controller::new(
+        scoped::<MonitorTarget>(&client, ns),
+        watcher::Config::default(),
+    )
+    .owns(scoped::<DaemonSet>(&client, ns), owned.clone())
+    .owns(scoped::<ConfigMap>(&client, ns), owned.clone())
+    .owns(scoped::<Service>(&client, ns), owned.clone())
+    .reconcile_all_on(mt_all_rx)
+    .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
+    .graceful_shutdown_on(shutdown());
+    let mt_store = mt_controller.store();
+
+    let ar_controller =
+        Controller::new(scoped::<AlertRule>(&client, ns), watcher::Config::default());
+    let ar_store = ar_controller.store();
+    let ar_controller = ar_controller
+        .watches(
+            scoped::<MonitorTarget>(&client, ns),
+            watcher::Config::default(),
+            {
+                let store = ar_store.clone();
+                move |mt: MonitorTarget| {
+                    let ns = mt.namespace();
+                    let name = mt.name_any();
+                    store
+                        .state()
+                        .into_iter()
+                        .filter(|r| r.namespace() == ns && r.spec.target_ref.name == name)
+                        .map(|r| ObjectRef::from_obj(r.as_ref()))
+                        .collect::<Vec<_>>()
+                }
+            },
+        )
+        .reconcile_all_on(ar_all_rx)
+        .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
+        .graceful_shutdown_on(shutdown());
+
+    let aia_controller = Controller::new(
+        scoped::<AIAnalysis>(&client, ns),
+        watcher::Config::default(),
+    );
+    let aia_store = aia_controller.store();
+    let aia_controller = aia_controller
+        .watches(
+            scoped::<MonitorTarget>(&client, ns),
+            watcher::Config::default(),
+            {
+                let store = aia_store.clone();
+                move |mt: MonitorTarget| {
+                    referencing(&store, mt.namespace(), "MonitorTarget", &mt.name_any())
+                }
+            },
+        )
+        .watches(
+            scoped::<AlertRule>(&client, ns),
+            watcher::Config::default(),
+            {
+                let store = aia_store.clone();
+                move |ar: AlertRule| {
+                    referencing(&store, ar.namespace(), "AlertRule", &ar.name_any())
+                }
+            },
+        )
+        .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
+        .graceful_shutdown_on(shutdown());
+
+    let mt_run = mt_controller
+        .run(
+            |obj, ctx: Arc<Context>| async move {
+                instrumented(
+                    monitor_target::KIND,
+                    obj.as_ref(),
+                    &ctx,
+                    monitor_target::reconcile(&obj, &ctx),
+                )
+                .await
+            },
+            error_policy(monitor_target::KIND),
+            ctx.clone(),
+        )
+        .for_each(|r| async move { log_result(r) });
+    let ar_run = ar_controller
+        .run(
+            |obj, ctx: Arc<Context>| async move {
+                instrumented(
+                    alert_rule::KIND,
+                    obj.as_ref(),
+                    &ctx,
+                    alert_rule::reconcile(&obj, &ctx),
+                )
+                .await
+            },
+            error_policy(alert_rule::KIND),
+            ctx.clone(),
+        )
+        .for_each(|r| async move { log_result(r) });
+    let aia_run = aia_controller
+        .run(
+            |obj, ctx: Arc<Context>| async move {
+                instrumented(
+                    ai_analysis::KIND,
+                    obj.as_ref(),
+                    &ctx,
+                    ai_analysis::reconcile(&obj, &ctx),
+                )
+                .await
+            },
+            error_policy(ai_analysis::KIND),
+            ctx.clone(),
+        )
+        .for_each(|r| async move { log_result(r) });
+
+    // Discovery, managed-object gauges and the central workloads, until shutdown.
+    let housekeeping = {
+        let ctx = ctx.clone();
+        let discovery_every = Duration::from_secs(args.discovery_interval_seconds.max(5));
+        let central_every = Duration::from_secs(args.central_interval_seconds.max(5));
+        let manage_central = args.manage_central_workloads;
+        let owner = args.owner_deployment.clone();
+        let stop = shutdown();
+        async move {
+            let mut discovery = tokio::time::interval(discovery_every);
+            let mut central_tick = tokio::time::interval(central_every);
+            let mut stop = std::pin::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = discovery.tick() => {
+                        ctx.metrics.managed.with_label_values(&[monitor_target::KIND]).set(mt_store.state().len() as i64);
+                        ctx.metrics.managed.with_label_values(&[alert_rule::KIND]).set(ar_store.state().len() as i64);
+                        ctx.metrics.managed.with_label_values(&[ai_analysis::KIND]).set(aia_store.state().len() as i64);
+                        match discover_monitoring(&ctx.client).await {
+                            Ok((pm, pr)) => if ctx.apis.set(pm, pr) {
+                                tracing::info!(podmonitors = pm, prometheusrules = pr, "monitoring.coreos.com availability changed");
+                                let _ = mt_all_tx.unbounded_send(());
+                                let _ = ar_all_tx.unbounded_send(());
+                            },
+                            Err(e) => tracing::warn!(error = %e, "monitoring.coreos.com discovery failed"),
+                        }
+                    }
+                    _ = central_tick.tick(), if manage_central => {
+                        let timer = ctx.metrics.duration.with_label_values(&[central::KIND]).start_timer();
+                        let r = central::ensure(&ctx, owner.as_deref()).await;
+                        timer.observe_duration();
+                        match r {
+                            Ok(()) => ctx.metrics.reconciles.with_label_values(&[central::KIND, "success"]).inc(),
+                            Err(e) => {
+                                ctx.metrics.reconciles.with_label_values(&[central::KIND, "error"]).inc();
+                                ctx.metrics.errors.with_label_values(&[central::KIND, e.category()]).inc();
+                                tracing::warn!(error = %e, category = e.category(), "cannot apply the central workloads");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    tokio::join!(mt_run, ar_run, aia_run, housekeeping);
+    tracing::info!("controllers stopped");
+    Ok(())
+}
+
+fn referencing(
+    store: &kube::runtime::reflector::Store<AIAnalysis>,
+    ns: Option<String>,
+    kind: &str,
+    name: &str,
+) -> Vec<ObjectRef<AIAnalysis>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|a| {
+            a.namespace() == ns
+                && a.spec
+                    .target_refs
+                    .iter()
+                    .any(|r| r.name == name && format!("{:?}", r.kind) == kind)
+        })
+        .map(|a| ObjectRef::from_obj(a.as_ref()))
+        .collect()
+}
+
+fn log_result<K: Resource, E: std::fmt::Display>(r: Result<(ObjectRef<K>, Action), E>)
+where
+    K::DynamicType: Clone + std::fmt::Debug + Eq + std::hash::Hash,
+{
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "controller event");
+    }
 }

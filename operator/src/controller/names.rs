@@ -61,7 +61,10 @@ pub fn agent_name(target: &str) -> String {
 pub fn agent_selector(target: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), AGENT_APP.to_string()),
-        ("app.kubernetes.io/instance".to_string(), label_value(target)),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            label_value(target),
+        ),
     ])
 }
 
@@ -77,18 +80,36 @@ pub fn agent_labels(target: &str) -> BTreeMap<String, String> {
 /// Labels of a central workload (`analytics` or `notifier`).
 pub fn central_labels(component: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "fabricwatch".to_string()),
-        ("app.kubernetes.io/instance".to_string(), format!("fabricwatch-{component}")),
-        ("app.kubernetes.io/component".to_string(), component.to_string()),
-        ("app.kubernetes.io/managed-by".to_string(), MANAGED_BY.to_string()),
+        (
+            "app.kubernetes.io/name".to_string(),
+            "fabricwatch".to_string(),
+        ),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            format!("fabricwatch-{component}"),
+        ),
+        (
+            "app.kubernetes.io/component".to_string(),
+            component.to_string(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            MANAGED_BY.to_string(),
+        ),
     ])
 }
 
 /// Selector labels of a central workload.
 pub fn central_selector(component: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "fabricwatch".to_string()),
-        ("app.kubernetes.io/component".to_string(), component.to_string()),
+        (
+            "app.kubernetes.io/name".to_string(),
+            "fabricwatch".to_string(),
+        ),
+        (
+            "app.kubernetes.io/component".to_string(),
+            component.to_string(),
+        ),
     ])
 }
 

@@ -44,6 +44,7 @@ pub struct Settings {
 }
 
 impl Settings {
+    #[cfg(test)]
     /// Settings for tests and examples: images `localhost/fabricwatch-*:dev`, namespace
     /// `fabricwatch`.
     pub fn example() -> Self {

@@ -57,11 +57,7 @@ pub fn truncate(s: &str, max: usize) -> String {
 pub fn accepted(result: &Result<(), Errors>) -> Cond {
     match result {
         Ok(()) => Cond::yes(ACCEPTED, "Valid", "the spec is valid"),
-        Err(e) => Cond::no(
-            ACCEPTED,
-            "InvalidSpec",
-            format!("fix the spec: {e}"),
-        ),
+        Err(e) => Cond::no(ACCEPTED, "InvalidSpec", format!("fix the spec: {e}")),
     }
 }
 
@@ -168,9 +164,14 @@ pub fn materialize(
 
 /// Whether writing `desired` conditions would change `existing` (ignoring transition times
 /// and condition types owned by other writers).
-pub fn conditions_differ(existing: &[Condition], desired: &[Cond], generation: Option<i64>) -> bool {
-    desired.iter().any(|d| {
-        match existing.iter().find(|c| c.type_ == d.type_) {
+pub fn conditions_differ(
+    existing: &[Condition],
+    desired: &[Cond],
+    generation: Option<i64>,
+) -> bool {
+    desired
+        .iter()
+        .any(|d| match existing.iter().find(|c| c.type_ == d.type_) {
             None => true,
             Some(c) => {
                 c.status != d.status
@@ -178,8 +179,7 @@ pub fn conditions_differ(existing: &[Condition], desired: &[Cond], generation: O
                     || c.message != truncate(&d.message, MAX_MESSAGE)
                     || c.observed_generation != generation
             }
-        }
-    })
+        })
 }
 
 #[cfg(test)]
@@ -195,12 +195,38 @@ mod tests {
 
     #[test]
     fn unchanged_conditions_are_not_rewritten() {
-        let desired = vec![accepted(&Ok(())), ready(Rollout { desired: 3, ready: 3, updated: 3, observed: true }, "ns", None, None)];
+        let desired = vec![
+            accepted(&Ok(())),
+            ready(
+                Rollout {
+                    desired: 3,
+                    ready: 3,
+                    updated: 3,
+                    observed: true,
+                },
+                "ns",
+                None,
+                None,
+            ),
+        ];
         let written = materialize(&[], &desired, Some(2), &now());
         assert!(!conditions_differ(&written, &desired, Some(2)));
         // A new generation or a new message is a change.
         assert!(conditions_differ(&written, &desired, Some(3)));
-        let rolling = vec![desired[0].clone(), ready(Rollout { desired: 3, ready: 2, updated: 3, observed: true }, "ns", None, None)];
+        let rolling = vec![
+            desired[0].clone(),
+            ready(
+                Rollout {
+                    desired: 3,
+                    ready: 2,
+                    updated: 3,
+                    observed: true,
+                },
+                "ns",
+                None,
+                None,
+            ),
+        ];
         assert!(conditions_differ(&written, &rolling, Some(2)));
         // Conditions of other writers are ignored.
         let mut with_other = written.clone();
@@ -217,25 +243,68 @@ mod tests {
 
     #[test]
     fn transition_time_moves_only_when_status_changes() {
-        let first = materialize(&[], &[Cond::no(READY, "RollingOut", "1/3")], Some(1), &now());
-        let same_status = materialize(&first, &[Cond::no(READY, "RollingOut", "2/3")], Some(1), &later());
+        let first = materialize(
+            &[],
+            &[Cond::no(READY, "RollingOut", "1/3")],
+            Some(1),
+            &now(),
+        );
+        let same_status = materialize(
+            &first,
+            &[Cond::no(READY, "RollingOut", "2/3")],
+            Some(1),
+            &later(),
+        );
         assert_eq!(same_status[0].last_transition_time, now());
-        let flipped = materialize(&first, &[Cond::yes(READY, "AgentsReady", "3/3")], Some(1), &later());
+        let flipped = materialize(
+            &first,
+            &[Cond::yes(READY, "AgentsReady", "3/3")],
+            Some(1),
+            &later(),
+        );
         assert_eq!(flipped[0].last_transition_time, later());
     }
 
     #[test]
     fn ready_reasons() {
-        let r = |desired, ready, updated, observed| Rollout { desired, ready, updated, observed };
-        assert_eq!(super::ready(r(3, 3, 3, true), "ns", None, None).reason, "AgentsReady");
-        assert_eq!(super::ready(r(3, 1, 3, true), "ns", None, None).reason, "RollingOut");
-        assert_eq!(super::ready(r(3, 3, 3, false), "ns", None, None).reason, "RollingOut");
-        assert_eq!(super::ready(r(0, 0, 0, true), "ns", None, None).reason, "NoNodesSelected");
+        let r = |desired, ready, updated, observed| Rollout {
+            desired,
+            ready,
+            updated,
+            observed,
+        };
+        assert_eq!(
+            super::ready(r(3, 3, 3, true), "ns", None, None).reason,
+            "AgentsReady"
+        );
+        assert_eq!(
+            super::ready(r(3, 1, 3, true), "ns", None, None).reason,
+            "RollingOut"
+        );
+        assert_eq!(
+            super::ready(r(3, 3, 3, false), "ns", None, None).reason,
+            "RollingOut"
+        );
+        assert_eq!(
+            super::ready(r(0, 0, 0, true), "ns", None, None).reason,
+            "NoNodesSelected"
+        );
         let c = super::ready(r(3, 0, 0, true), "team-a", Some("baseline"), None);
         assert_eq!(c.reason, "PodSecurityForbidden");
-        assert!(c.message.contains("pod-security.kubernetes.io/enforce=privileged"), "{}", c.message);
-        assert_eq!(super::ready(r(3, 0, 0, true), "ns", Some("privileged"), None).reason, "RollingOut");
-        assert_eq!(super::ready(r(3, 3, 3, true), "ns", None, Some("no API")).reason, "PodMonitorUnavailable");
+        assert!(
+            c.message
+                .contains("pod-security.kubernetes.io/enforce=privileged"),
+            "{}",
+            c.message
+        );
+        assert_eq!(
+            super::ready(r(3, 0, 0, true), "ns", Some("privileged"), None).reason,
+            "RollingOut"
+        );
+        assert_eq!(
+            super::ready(r(3, 3, 3, true), "ns", None, Some("no API")).reason,
+            "PodMonitorUnavailable"
+        );
     }
 
     #[test]
@@ -244,7 +313,10 @@ mod tests {
         e.push("spec.interval", "must be at least 1s, got 500ms");
         let c = accepted(&Err(e));
         assert_eq!((c.status, c.reason), ("False", "InvalidSpec"));
-        assert_eq!(c.message, "fix the spec: spec.interval: must be at least 1s, got 500ms");
+        assert_eq!(
+            c.message,
+            "fix the spec: spec.interval: must be at least 1s, got 500ms"
+        );
     }
 
     #[test]

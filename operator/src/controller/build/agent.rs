@@ -22,11 +22,11 @@ use fabricwatch_proto::agent_config::{
 use fabricwatch_proto::ObjectRef;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar,
-    EnvVarSource, HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements,
-    SeccompProfile, SecurityContext, Service, ServiceAccount, ServiceAccountTokenProjection,
-    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
+    HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
+    SecurityContext, Service, ServiceAccount, ServiceAccountTokenProjection, ServicePort,
+    ServiceSpec, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -555,7 +555,10 @@ mod tests {
                 ("host-proc".into(), "/host/proc".into(), true),
             ]
         );
-        assert_eq!(host_paths(&o), vec!["/sys".to_string(), "/proc".to_string()]);
+        assert_eq!(
+            host_paths(&o),
+            vec!["/sys".to_string(), "/proc".to_string()]
+        );
         let sc = p.containers[0].security_context.as_ref().expect("sc");
         let caps = sc.capabilities.as_ref().expect("caps");
         assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
@@ -622,7 +625,10 @@ mod tests {
                 .expect("projected token");
             assert_eq!(token.audience.as_deref(), Some("fabricwatch-analytics"));
             assert_eq!(token.path, "token");
-            assert_eq!(o.service_account.automount_service_account_token, Some(false));
+            assert_eq!(
+                o.service_account.automount_service_account_token,
+                Some(false)
+            );
         }
     }
 
@@ -658,8 +664,14 @@ mod tests {
     fn scheduling_and_image_come_from_spec_with_operator_defaults() {
         let o = built("{}");
         let p = pod(&o);
-        assert_eq!(p.containers[0].image.as_deref(), Some("localhost/fabricwatch-agent:dev"));
-        assert_eq!(p.containers[0].image_pull_policy.as_deref(), Some("IfNotPresent"));
+        assert_eq!(
+            p.containers[0].image.as_deref(),
+            Some("localhost/fabricwatch-agent:dev")
+        );
+        assert_eq!(
+            p.containers[0].image_pull_policy.as_deref(),
+            Some("IfNotPresent")
+        );
         assert!(p.node_selector.is_none() && p.tolerations.is_none());
         assert_eq!(
             p.containers[0]
@@ -676,9 +688,18 @@ mod tests {
         let p = pod(&o);
         assert_eq!(p.containers[0].image.as_deref(), Some("reg/agent:1"));
         assert_eq!(p.containers[0].image_pull_policy.as_deref(), Some("Always"));
-        assert_eq!(p.priority_class_name.as_deref(), Some("system-node-critical"));
-        assert_eq!(p.node_selector.as_ref().map(|n| n["fabric"].as_str()), Some("ib"));
-        assert_eq!(p.tolerations.as_ref().map(|t| t[0].key.clone()), Some(Some("gpu".into())));
+        assert_eq!(
+            p.priority_class_name.as_deref(),
+            Some("system-node-critical")
+        );
+        assert_eq!(
+            p.node_selector.as_ref().map(|n| n["fabric"].as_str()),
+            Some("ib")
+        );
+        assert_eq!(
+            p.tolerations.as_ref().map(|t| t[0].key.clone()),
+            Some(Some("gpu".into()))
+        );
         assert_eq!(
             p.containers[0]
                 .resources
@@ -716,7 +737,10 @@ mod tests {
     #[test]
     fn config_change_changes_the_pod_template_hash() {
         let hash = |o: &AgentObjects| {
-            o.daemon_set.spec.as_ref().and_then(|s| s.template.metadata.as_ref())
+            o.daemon_set
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
                 .and_then(|m| m.annotations.as_ref())
                 .map(|a| a[CONFIG_HASH_ANNOTATION].clone())
                 .expect("hash")
@@ -745,7 +769,10 @@ mod tests {
         assert_eq!(pm["metadata"]["labels"]["release"], "prom");
         assert_eq!(pm["metadata"]["ownerReferences"][0]["uid"], "uid-1");
         assert_eq!(pm["spec"]["podMetricsEndpoints"][0]["interval"], "30s");
-        assert_eq!(pm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"], "fabric");
+        assert_eq!(
+            pm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"],
+            "fabric"
+        );
         assert!(built("{}").pod_monitor.is_none());
     }
 

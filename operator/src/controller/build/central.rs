@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -240,28 +240,56 @@ mod tests {
         let d = &o.deployment;
         assert_eq!(d.metadata.name.as_deref(), Some("fabricwatch-analytics"));
         assert_eq!(d.metadata.namespace.as_deref(), Some("fabricwatch"));
-        assert_eq!(d.metadata.owner_references.as_ref().map(|o| o[0].uid.as_str()), Some("u"));
-        let pod = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
+        assert_eq!(
+            d.metadata
+                .owner_references
+                .as_ref()
+                .map(|o| o[0].uid.as_str()),
+            Some("u")
+        );
+        let pod = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .expect("pod");
         let c = &pod.containers[0];
-        assert_eq!(c.image.as_deref(), Some("localhost/fabricwatch-operator:dev"));
+        assert_eq!(
+            c.image.as_deref(),
+            Some("localhost/fabricwatch-operator:dev")
+        );
         assert_eq!(c.args.as_deref(), Some(&["analytics".to_string()][..]));
-        assert_eq!(pod.service_account_name.as_deref(), Some("fabricwatch-analytics"));
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some("fabricwatch-analytics")
+        );
         let notifier_url = c
             .env
             .as_ref()
             .and_then(|e| e.iter().find(|e| e.name == "FABRICWATCH_NOTIFIER_URL"))
             .and_then(|e| e.value.clone());
-        assert_eq!(notifier_url.as_deref(), Some("http://fabricwatch-notifier.fabricwatch.svc:8080"));
+        assert_eq!(
+            notifier_url.as_deref(),
+            Some("http://fabricwatch-notifier.fabricwatch.svc:8080")
+        );
         let sc = c.security_context.as_ref().expect("sc");
         assert_eq!(sc.run_as_non_root, Some(true));
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         let l = d.metadata.labels.as_ref().expect("labels");
         assert_eq!(l["app.kubernetes.io/component"], "analytics");
         assert_eq!(l["app.kubernetes.io/managed-by"], "fabricwatch-operator");
-        assert_eq!(o.service.spec.as_ref().and_then(|s| s.ports.as_ref()).map(|p| p[0].port), Some(8080));
+        assert_eq!(
+            o.service
+                .spec
+                .as_ref()
+                .and_then(|s| s.ports.as_ref())
+                .map(|p| p[0].port),
+            Some(8080)
+        );
         assert_eq!(
             o.service.spec.as_ref().and_then(|s| s.selector.clone()),
-            d.spec.as_ref().and_then(|s| s.selector.match_labels.clone())
+            d.spec
+                .as_ref()
+                .and_then(|s| s.selector.match_labels.clone())
         );
     }
 
@@ -269,9 +297,23 @@ mod tests {
     fn notifier_without_owner() {
         let o = build(Component::Notifier, &Settings::example(), None);
         assert!(o.deployment.metadata.owner_references.is_none());
-        let pod = o.deployment.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
-        assert_eq!(pod.containers[0].args.as_deref(), Some(&["notifier".to_string()][..]));
-        assert_eq!(pod.service_account_name.as_deref(), Some("fabricwatch-notifier"));
-        assert_eq!(Component::Analytics.url("ns"), "http://fabricwatch-analytics.ns.svc:8080");
+        let pod = o
+            .deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .expect("pod");
+        assert_eq!(
+            pod.containers[0].args.as_deref(),
+            Some(&["notifier".to_string()][..])
+        );
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some("fabricwatch-notifier")
+        );
+        assert_eq!(
+            Component::Analytics.url("ns"),
+            "http://fabricwatch-analytics.ns.svc:8080"
+        );
     }
 }

@@ -82,8 +82,19 @@ fn prom_duration(d: std::time::Duration) -> String {
 /// substitutes `{{ threshold }}` first.
 pub fn prom_template(text: &str) -> String {
     let mut out = text.replace("{{ value }}", "{{ $value }}");
-    for label in ["node", "device", "port", "peer", "target", "namespace", "pod"] {
-        out = out.replace(&format!("{{{{ {label} }}}}"), &format!("{{{{ $labels.{label} }}}}"));
+    for label in [
+        "node",
+        "device",
+        "port",
+        "peer",
+        "target",
+        "namespace",
+        "pod",
+    ] {
+        out = out.replace(
+            &format!("{{{{ {label} }}}}"),
+            &format!("{{{{ $labels.{label} }}}}"),
+        );
     }
     out
 }
@@ -122,10 +133,22 @@ pub fn build(rule: &AlertRule) -> Result<Option<Value>, BuildError> {
         }
     }
     let mut labels = std::collections::BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "fabricwatch".to_string()),
-        ("app.kubernetes.io/instance".to_string(), label_value(&rule.name_any())),
-        ("app.kubernetes.io/component".to_string(), "alertrule".to_string()),
-        ("app.kubernetes.io/managed-by".to_string(), MANAGED_BY.to_string()),
+        (
+            "app.kubernetes.io/name".to_string(),
+            "fabricwatch".to_string(),
+        ),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            label_value(&rule.name_any()),
+        ),
+        (
+            "app.kubernetes.io/component".to_string(),
+            "alertrule".to_string(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            MANAGED_BY.to_string(),
+        ),
     ]);
     if let Some(p) = &spec.prometheus_rule {
         labels.extend(p.labels.clone());
@@ -170,8 +193,12 @@ mod tests {
     use fabricwatch_crds::AlertRuleSpec;
 
     fn rule(extra: &str) -> AlertRule {
+        rule_of("ping_loss_percent", "gt", extra)
+    }
+
+    fn rule_of(metric: &str, operator: &str, extra: &str) -> AlertRule {
         let spec: AlertRuleSpec = serde_yaml::from_str(&format!(
-            "targetRef: {{name: fabric}}\nmetric: ping_loss_percent\noperator: gt\nthreshold: 5\nfor: 1.5m\nprometheusRule: {{enabled: true, labels: {{release: prom}}}}\n{extra}"
+            "targetRef: {{name: fabric}}\nmetric: {metric}\noperator: {operator}\nthreshold: 5\nfor: 1.5m\nprometheusRule: {{enabled: true, labels: {{release: prom}}}}\n{extra}"
         ))
         .expect("spec");
         let mut r = AlertRule::new("ping-loss", spec);
@@ -182,9 +209,11 @@ mod tests {
 
     #[test]
     fn per_node_rule() {
-        let v = build(&rule("annotations: {summary: 'loss {{ value }}% on {{ node }} (> {{ threshold }})'}"))
-            .expect("build")
-            .expect("twin");
+        let v = build(&rule(
+            "annotations: {summary: 'loss {{ value }}% on {{ node }} (> {{ threshold }})'}",
+        ))
+        .expect("build")
+        .expect("twin");
         let r = &v["spec"]["groups"][0]["rules"][0];
         assert_eq!(r["alert"], "FabricwatchPingLoss");
         assert_eq!(
@@ -193,7 +222,10 @@ mod tests {
         );
         assert_eq!(r["for"], "90s");
         assert_eq!(r["labels"]["severity"], "warning");
-        assert_eq!(r["annotations"]["summary"], "loss {{ $value }}% on {{ $labels.node }} (> 5)");
+        assert_eq!(
+            r["annotations"]["summary"],
+            "loss {{ $value }}% on {{ $labels.node }} (> 5)"
+        );
         assert_eq!(v["metadata"]["labels"]["release"], "prom");
         assert_eq!(v["metadata"]["ownerReferences"][0]["kind"], "AlertRule");
         assert_eq!(v["metadata"]["name"], "ping-loss-fabricwatch");
@@ -201,23 +233,34 @@ mod tests {
 
     #[test]
     fn target_scope_aggregates_towards_the_bad_side() {
-        let v = build(&rule("scope: target\noperator: lt\nmetric: disk_free_percent"))
+        let v = build(&rule_of("disk_free_percent", "lt", "scope: target"))
             .expect("build")
             .expect("twin");
-        let expr = v["spec"]["groups"][0]["rules"][0]["expr"].as_str().expect("expr").to_string();
-        assert!(expr.starts_with("min(100 * fabricwatch_host_filesystem_free_ratio"), "{expr}");
+        let expr = v["spec"]["groups"][0]["rules"][0]["expr"]
+            .as_str()
+            .expect("expr")
+            .to_string();
+        assert!(
+            expr.starts_with("min(100 * fabricwatch_host_filesystem_free_ratio"),
+            "{expr}"
+        );
         assert!(expr.ends_with(") < 5"), "{expr}");
     }
 
     #[test]
     fn analytics_only_metrics_have_no_twin() {
-        assert!(build(&rule("metric: anomaly_score")).expect("build").is_none());
+        assert!(build(&rule_of("anomaly_score", "gt", ""))
+            .expect("build")
+            .is_none());
         assert!(expression(Metric::NetworkScore, "a", "b").is_none());
     }
 
     #[test]
     fn durations_are_prometheus_compatible() {
-        assert_eq!(prom_duration(std::time::Duration::from_millis(1500)), "1500ms");
+        assert_eq!(
+            prom_duration(std::time::Duration::from_millis(1500)),
+            "1500ms"
+        );
         assert_eq!(prom_duration(std::time::Duration::from_secs(0)), "0s");
     }
 }

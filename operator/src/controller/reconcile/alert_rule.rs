@@ -76,7 +76,11 @@ pub async fn reconcile(rule: &AlertRule, ctx: &Context) -> Result<Outcome, Error
     }
 
     let mut note = String::new();
-    let wants_twin = rule.spec.prometheus_rule.as_ref().is_some_and(|p| p.enabled);
+    let wants_twin = rule
+        .spec
+        .prometheus_rule
+        .as_ref()
+        .is_some_and(|p| p.enabled);
     if ctx.apis.prometheus_rule() {
         let api = Api::<DynamicObject>::namespaced_with(
             ctx.client.clone(),

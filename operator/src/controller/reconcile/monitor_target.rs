@@ -81,10 +81,26 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
         };
     let objects = agent::build(mt, &ctx.settings, want_pm)?;
     let client = ctx.client.clone();
-    apply(&Api::<ServiceAccount>::namespaced(client.clone(), &ns), &objects.service_account).await?;
-    apply(&Api::<ConfigMap>::namespaced(client.clone(), &ns), &objects.config_map).await?;
-    apply(&Api::<Service>::namespaced(client.clone(), &ns), &objects.service).await?;
-    let ds = apply(&Api::<DaemonSet>::namespaced(client.clone(), &ns), &objects.daemon_set).await?;
+    apply(
+        &Api::<ServiceAccount>::namespaced(client.clone(), &ns),
+        &objects.service_account,
+    )
+    .await?;
+    apply(
+        &Api::<ConfigMap>::namespaced(client.clone(), &ns),
+        &objects.config_map,
+    )
+    .await?;
+    apply(
+        &Api::<Service>::namespaced(client.clone(), &ns),
+        &objects.service,
+    )
+    .await?;
+    let ds = apply(
+        &Api::<DaemonSet>::namespaced(client.clone(), &ns),
+        &objects.daemon_set,
+    )
+    .await?;
     if ctx.apis.pod_monitor() {
         let api = Api::<DynamicObject>::namespaced_with(
             client.clone(),
@@ -98,7 +114,10 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
     }
 
     let rollout = rollout_of(&ds);
-    let complete = rollout.observed && rollout.desired > 0 && rollout.ready >= rollout.desired && rollout.updated >= rollout.desired;
+    let complete = rollout.observed
+        && rollout.desired > 0
+        && rollout.ready >= rollout.desired
+        && rollout.updated >= rollout.desired;
     let pod_security = if complete {
         None
     } else {
@@ -122,7 +141,11 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
         },
     )
     .await?;
-    Ok(Outcome::Done(Action::requeue(if is_ready { RESYNC } else { ROLLING })))
+    Ok(Outcome::Done(Action::requeue(if is_ready {
+        RESYNC
+    } else {
+        ROLLING
+    })))
 }
 
 fn rollout_of(ds: &DaemonSet) -> Rollout {
@@ -170,7 +193,8 @@ async fn write_status(mt: &MonitorTarget, ctx: &Context, owned: Owned) -> Result
     if let Some((desired, ready)) = owned.nodes {
         body["status"]["nodes"] = json!({"desired": desired, "ready": ready});
     }
-    let api = Api::<MonitorTarget>::namespaced(ctx.client.clone(), &mt.namespace().unwrap_or_default());
+    let api =
+        Api::<MonitorTarget>::namespaced(ctx.client.clone(), &mt.namespace().unwrap_or_default());
     api.patch_status(&mt.name_any(), &apply::params(), &Patch::Apply(&body))
         .await
         .map_err(Error::Status)?;
@@ -188,7 +212,8 @@ async fn write_status(mt: &MonitorTarget, ctx: &Context, owned: Owned) -> Result
         } else {
             EventType::Warning
         };
-        ctx.event(&reference, type_, c.reason, c.message.clone()).await;
+        ctx.event(&reference, type_, c.reason, c.message.clone())
+            .await;
     }
     Ok(())
 }

@@ -164,8 +164,13 @@ where
         } else {
             EventType::Warning
         };
-        let reason = if c.status == "True" { "Accepted" } else { c.reason };
-        ctx.event(&obj.object_ref(&()), type_, reason, c.message).await;
+        let reason = if c.status == "True" {
+            "Accepted"
+        } else {
+            c.reason
+        };
+        ctx.event(&obj.object_ref(&()), type_, reason, c.message)
+            .await;
     }
     Ok(())
 }

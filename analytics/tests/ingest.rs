@@ -1,0 +1,312 @@
+//! The real axum router on 127.0.0.1, fed real reports over HTTP, with a token table standing
+//! in for TokenReview (the cluster test in `tests/` uses the real API server).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use chrono::Utc;
+use fabricwatch_analytics::{
+    evaluator::Evaluator,
+    fleet::{Fleet, Settings, TargetConfig},
+    http::router,
+    metrics::Metrics,
+    policy::AgentPolicy,
+    state::{Catalog, EventLog, Shared},
+};
+use fabricwatch_common::{
+    auth::{AuthError, AuthFuture, Authenticator, Identity},
+    serve::{ops_router, Readiness},
+};
+use fabricwatch_proto::{
+    report::{AgentReport, PeerReport, PushResponse, RdmaPortReport, REPORT_PATH},
+    ObjectRef,
+};
+use serde_json::Value;
+
+struct Tokens(HashMap<String, Identity>);
+
+impl Authenticator for Tokens {
+    fn authenticate<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
+        Box::pin(async move {
+            self.0
+                .get(token)
+                .cloned()
+                .ok_or_else(|| AuthError::Rejected("unknown token".into()))
+        })
+    }
+}
+
+struct OneTarget(TargetConfig);
+
+impl Catalog for OneTarget {
+    fn target(&self, t: &ObjectRef) -> Option<TargetConfig> {
+        (t.namespace == "fw" && t.name == "fabric").then(|| self.0.clone())
+    }
+    fn node_label(&self, _: &str, _: &str) -> Option<String> {
+        None
+    }
+}
+
+fn agent(ns: &str, sa: &str) -> Identity {
+    let username = format!("system:serviceaccount:{ns}:{sa}");
+    Identity {
+        service_account: Identity::parse_service_account(&username),
+        username,
+        ..Default::default()
+    }
+}
+
+async fn start() -> (String, Arc<Shared>) {
+    start_with(TargetConfig::default()).await
+}
+
+async fn start_with(config: TargetConfig) -> (String, Arc<Shared>) {
+    let metrics = Metrics::new().expect("metrics");
+    let tokens = Tokens(HashMap::from([
+        ("good".to_string(), agent("fw", "fabric-agent")),
+        ("other-sa".to_string(), agent("fw", "default")),
+        ("unknown-target".to_string(), agent("fw", "unknown-agent")),
+    ]));
+    let shared = Arc::new(Shared {
+        fleet: Mutex::new(Fleet::new(Settings::default())),
+        evaluator: Mutex::new(Evaluator::default()),
+        events: Mutex::new(EventLog::new(100)),
+        metrics: metrics.clone(),
+        auth: Some(Arc::new(tokens)),
+        policy: AgentPolicy::default(),
+        catalog: Arc::new(OneTarget(config)),
+        max_body_bytes: 64 * 1024,
+        triggers: None,
+    });
+    let app =
+        router(shared.clone()).merge(ops_router(metrics.registry.clone(), Readiness::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), shared)
+}
+
+fn report(node: &str, ip: &str, seq: u64, loss: f64) -> AgentReport {
+    AgentReport {
+        schema_version: 1,
+        target: ObjectRef {
+            namespace: "fw".into(),
+            name: "fabric".into(),
+        },
+        node: node.into(),
+        node_ip: Some(ip.into()),
+        agent_version: "0.1.0".into(),
+        seq,
+        collected_at: Utc::now(),
+        interval_seconds: 10.0,
+        ping: vec![PeerReport {
+            peer: "x".into(),
+            address: "10.0.0.9".into(),
+            sent: 5,
+            received: 5,
+            loss_percent: loss,
+            rtt_avg_seconds: Some(0.0002),
+            rtt_p99_seconds: Some(0.0004),
+            ..Default::default()
+        }],
+        rdma: vec![RdmaPortReport {
+            device: "mlx5_0".into(),
+            port: 1,
+            state: "ACTIVE".into(),
+            phys_state: "LinkUp".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+async fn post(base: &str, token: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+    let mut rb = reqwest::Client::new()
+        .post(format!("{base}{REPORT_PATH}"))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    let r = rb.send().await.expect("send");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn json(r: &AgentReport) -> Vec<u8> {
+    serde_json::to_vec(r).expect("serialize")
+}
+
+#[tokio::test]
+async fn reports_give_peers_and_health() {
+    let (base, _) = start().await;
+    let (s, _) = post(&base, Some("good"), json(&report("n1", "10.0.0.1", 1, 0.0))).await;
+    assert_eq!(s, 200);
+    let (s, body) = post(&base, Some("good"), json(&report("n2", "10.0.0.2", 1, 3.0))).await;
+    assert_eq!(s, 200);
+    let resp: PushResponse = serde_json::from_value(body).expect("push response");
+    assert_eq!(
+        resp.peers
+            .iter()
+            .map(|p| (p.node.as_str(), p.address.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("n1", "10.0.0.1")]
+    );
+    assert_eq!(resp.interval_seconds, None, "interval unchanged");
+
+    let views: Value = reqwest::get(format!("{base}/api/v1/targets"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(views[0]["health"], "Warning", "{views}");
+    assert_eq!(views[0]["nodes"]["reporting"], 2);
+    assert_eq!(views[0]["summary"]["worstLossPercent"], 3.0);
+    assert_eq!(views[0]["problems"][0]["node"], "n2");
+
+    let nodes: Value = reqwest::get(format!("{base}/api/v1/targets/fw/fabric/nodes"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(nodes.as_array().map(Vec::len), Some(2));
+    let hist: Value = reqwest::get(format!(
+        "{base}/api/v1/targets/fw/fabric/nodes/n2/history/ping_loss_percent"
+    ))
+    .await
+    .expect("get")
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(hist[0]["value"], 3.0);
+    let missing = reqwest::get(format!("{base}/api/v1/targets/fw/nope"))
+        .await
+        .expect("get");
+    assert_eq!(missing.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_are_counted() {
+    let (base, shared) = start().await;
+    let good = json(&report("n1", "10.0.0.1", 1, 0.0));
+
+    let (s, b) = post(&base, None, good.clone()).await;
+    assert_eq!((s, b["reason"].as_str()), (401, Some("unauthenticated")));
+    assert!(
+        b["error"].as_str().unwrap_or("").contains("Authorization"),
+        "{b}"
+    );
+
+    let (s, b) = post(&base, Some("forged"), good.clone()).await;
+    assert_eq!((s, b["reason"].as_str()), (401, Some("unauthenticated")));
+
+    let (s, b) = post(&base, Some("other-sa"), good.clone()).await;
+    assert_eq!((s, b["reason"].as_str()), (403, Some("forbidden")));
+    assert!(
+        b["error"].as_str().unwrap_or("").contains("fw/default"),
+        "{b}"
+    );
+
+    let mut elsewhere = report("n1", "10.0.0.1", 1, 0.0);
+    elsewhere.target.name = "unknown".into();
+    let (s, b) = post(&base, Some("good"), json(&elsewhere)).await;
+    assert_eq!(s, 403, "an agent of fw/fabric cannot report for fw/unknown");
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("expected fw/unknown-agent"),
+        "{b}"
+    );
+    let (s, b) = post(&base, Some("unknown-target"), json(&elsewhere)).await;
+    assert_eq!(s, 403);
+    assert!(
+        b["error"].as_str().unwrap_or("").contains("does not exist"),
+        "{b}"
+    );
+
+    let (s, b) = post(&base, Some("good"), vec![b' '; 70 * 1024]).await;
+    assert_eq!((s, b["reason"].as_str()), (413, Some("too_large")));
+
+    let (s, b) = post(
+        &base,
+        Some("good"),
+        b"{\"schemaVersion\": 1, \"node\": ".to_vec(),
+    )
+    .await;
+    assert_eq!((s, b["reason"].as_str()), (400, Some("malformed")));
+
+    let (s, b) = post(
+        &base,
+        Some("good"),
+        br#"{"schemaVersion": 7, "something": "else"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!((s, b["reason"].as_str()), (400, Some("unsupported_schema")));
+    assert!(b["error"].as_str().unwrap_or("").contains("[1]"), "{b}");
+
+    let mut empty_node = report("", "10.0.0.1", 1, 0.0);
+    empty_node.interval_seconds = 10.0;
+    let (s, b) = post(&base, Some("good"), json(&empty_node)).await;
+    assert_eq!((s, b["reason"].as_str()), (400, Some("invalid")));
+
+    let (s, _) = post(&base, Some("good"), good).await;
+    assert_eq!(s, 200);
+
+    let m = &shared.metrics.reports;
+    for (reason, n) in [
+        ("unauthenticated", 2),
+        ("forbidden", 3),
+        ("too_large", 1),
+        ("malformed", 1),
+        ("unsupported_schema", 1),
+        ("invalid", 1),
+        ("accepted", 1),
+    ] {
+        assert_eq!(m.with_label_values(&[reason]).get(), n, "{reason}");
+    }
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains("fabricwatch_analytics_reports_total{result=\"too_large\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn max_peers_and_interval_come_from_the_target() {
+    let (base, _) = start_with(TargetConfig {
+        max_peers: Some(3),
+        interval_seconds: 30.0,
+        ..TargetConfig::default()
+    })
+    .await;
+    for i in 0..8 {
+        let (s, _) = post(
+            &base,
+            Some("good"),
+            json(&report(&format!("n{i}"), &format!("10.0.0.{i}"), 1, 0.0)),
+        )
+        .await;
+        assert_eq!(s, 200);
+    }
+    let (_, body) = post(&base, Some("good"), json(&report("n0", "10.0.0.0", 2, 0.0))).await;
+    let resp: PushResponse = serde_json::from_value(body).expect("push");
+    assert_eq!(resp.peers.len(), 3);
+    assert!(resp.peers.iter().all(|p| p.node != "n0"));
+    assert_eq!(
+        resp.interval_seconds,
+        Some(30.0),
+        "the agent is told the target's interval"
+    );
+}

@@ -1,0 +1,191 @@
+//! Real ICMP probing between two network namespaces joined by a veth pair. Needs root,
+//! iproute2 and iptables; skips (with the reason printed) otherwise.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_fabricwatch-agent");
+
+fn skip_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root".into());
+    }
+    for tool in ["ip", "iptables"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !found {
+            return Some(format!("{tool} not installed"));
+        }
+    }
+    None
+}
+
+fn sh(cmd: &str) -> Result<String, String> {
+    let out = Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("{cmd}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// Two namespaces `fwag-<tag>a` / `fwag-<tag>b` with 10.199.<net>.1 and .2 on a veth pair;
+/// removed on drop (even when the test fails).
+struct Pair {
+    a: String,
+    b: String,
+    net: u8,
+}
+
+impl Pair {
+    fn new(tag: &str, net: u8) -> Self {
+        let p = Pair {
+            a: format!("fwag-{tag}a-{}", std::process::id()),
+            b: format!("fwag-{tag}b-{}", std::process::id()),
+            net,
+        };
+        p.cleanup();
+        let (a, b) = (&p.a, &p.b);
+        let script = format!(
+            "set -e
+             ip netns add {a}; ip netns add {b}
+             ip link add fwag{tag}va netns {a} type veth peer name fwag{tag}vb netns {b}
+             ip -n {a} addr add 10.199.{net}.1/30 dev fwag{tag}va
+             ip -n {b} addr add 10.199.{net}.2/30 dev fwag{tag}vb
+             ip -n {a} link set lo up; ip -n {b} link set lo up
+             ip -n {a} link set fwag{tag}va up; ip -n {b} link set fwag{tag}vb up"
+        );
+        sh(&script).expect("netns setup");
+        p
+    }
+
+    fn peer(&self) -> String {
+        format!("10.199.{}.2", self.net)
+    }
+
+    fn probe(&self, args: &str) -> Value {
+        let out = sh(&format!(
+            "ip netns exec {} {AGENT} --log-format json probe {args}",
+            self.a
+        ))
+        .expect("probe");
+        serde_json::from_str(&out).expect("json")
+    }
+
+    fn cleanup(&self) {
+        let _ = sh(&format!(
+            "ip netns del {} 2>/dev/null; ip netns del {} 2>/dev/null; true",
+            self.a, self.b
+        ));
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+#[test]
+fn rtt_measured_for_real_over_raw_and_datagram_sockets() {
+    if let Some(r) = skip_reason() {
+        eprintln!("skipping netns test: {r}");
+        return;
+    }
+    let p = Pair::new("r", 1);
+    let v = p.probe(&format!(
+        "--count 20 --interval-ms 10 --timeout-ms 1000 {}",
+        p.peer()
+    ));
+    // A fresh namespace has ping_group_range "1 0": root falls back to the raw socket.
+    assert_eq!(v["socket"], "raw");
+    let peer = &v["peers"][0];
+    assert_eq!(peer["sent"], 20);
+    assert_eq!(peer["received"], 20, "{peer}");
+    let rtt = peer["rttP50Seconds"].as_f64().expect("rtt");
+    assert!(rtt > 0.0 && rtt < 0.005, "veth RTT {rtt}");
+    assert!(peer["rttMaxSeconds"].as_f64() >= peer["rttMinSeconds"].as_f64());
+    assert!(peer["jitterSeconds"].as_f64().is_some());
+
+    sh(&format!(
+        "ip netns exec {} sysctl -qw net.ipv4.ping_group_range='0 2147483647'",
+        p.a
+    ))
+    .expect("sysctl");
+    let v = p.probe(&format!("--count 10 --interval-ms 10 {}", p.peer()));
+    assert_eq!(v["socket"], "datagram");
+    assert_eq!(v["peers"][0]["received"], 10, "{v}");
+}
+
+#[test]
+fn random_drop_of_20_percent_is_measured_within_5_points() {
+    if let Some(r) = skip_reason() {
+        eprintln!("skipping netns test: {r}");
+        return;
+    }
+    let p = Pair::new("l", 2);
+    sh(&format!(
+        "ip netns exec {} iptables -A INPUT -p icmp --icmp-type echo-request -m statistic --mode random --probability 0.2 -j DROP",
+        p.b
+    ))
+    .expect("iptables");
+    let v = p.probe(&format!(
+        "--count 600 --interval-ms 2 --timeout-ms 500 {}",
+        p.peer()
+    ));
+    let peer = &v["peers"][0];
+    assert_eq!(peer["sent"], 600);
+    let loss = peer["lossPercent"].as_f64().expect("loss");
+    assert!(
+        (15.0..=25.0).contains(&loss),
+        "loss {loss} % over 600 probes"
+    );
+    assert_eq!(peer["lastError"], "timeout");
+}
+
+#[test]
+fn unreachable_peers_report_full_loss_and_an_error_without_hanging() {
+    if let Some(r) = skip_reason() {
+        eprintln!("skipping netns test: {r}");
+        return;
+    }
+    let p = Pair::new("u", 3);
+    // 10.199.103.7 is on-link through the veth but nobody owns it (ARP fails);
+    // 10.250.0.1 has no route at all.
+    sh(&format!(
+        "ip -n {} route add 10.199.103.0/24 dev fwaguva",
+        p.a
+    ))
+    .expect("route");
+    let start = Instant::now();
+    let v = p.probe(&format!(
+        "--count 3 --interval-ms 50 --timeout-ms 300 10.199.103.7 10.250.0.1 {}",
+        p.peer()
+    ));
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    let peers = v["peers"].as_array().expect("peers");
+    assert_eq!(peers[0]["lossPercent"], 100.0);
+    assert_eq!(peers[0]["lastError"], "timeout");
+    assert_eq!(peers[1]["lossPercent"], 100.0);
+    assert_eq!(peers[1]["lastError"], "network unreachable");
+    assert_eq!(
+        peers[2]["lossPercent"], 0.0,
+        "the live peer is unaffected: {}",
+        peers[2]
+    );
+}

@@ -1,0 +1,65 @@
+//! Keeps the analytics and notifier Deployments and Services in place (periodic apply; an
+//! unchanged apply writes nothing).
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::Api;
+
+use crate::controller::apply::apply;
+use crate::controller::build::central::{self, Component};
+use crate::controller::context::Context;
+use crate::controller::error::Error;
+
+/// Kind label in metrics.
+pub const KIND: &str = "Central";
+
+/// Owner reference to the operator's Deployment `name` (not a controller reference: the
+/// Deployment controls ReplicaSets, not these).
+///
+/// # Errors
+/// [`Error::Read`] when the Deployment cannot be read or does not exist.
+pub async fn owner(ctx: &Context, name: &str) -> Result<OwnerReference, Error> {
+    let ns = &ctx.settings.namespace;
+    let d = Api::<Deployment>::namespaced(ctx.client.clone(), ns)
+        .get(name)
+        .await
+        .map_err(|source| Error::Read {
+            what: format!("Deployment {ns}/{name} (--owner-deployment)"),
+            source,
+        })?;
+    Ok(OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        name: name.into(),
+        uid: d.metadata.uid.unwrap_or_default(),
+        controller: Some(false),
+        block_owner_deletion: Some(false),
+    })
+}
+
+/// Applies both central workloads once.
+///
+/// # Errors
+/// [`Error`] when the owner cannot be read or an apply fails.
+pub async fn ensure(ctx: &Context, owner_deployment: Option<&str>) -> Result<(), Error> {
+    let owner = match owner_deployment {
+        Some(name) => Some(owner(ctx, name).await?),
+        None => None,
+    };
+    let ns = &ctx.settings.namespace;
+    for c in Component::ALL {
+        let objs = central::build(c, &ctx.settings, owner.as_ref());
+        apply(
+            &Api::<Service>::namespaced(ctx.client.clone(), ns),
+            &objs.service,
+        )
+        .await?;
+        apply(
+            &Api::<Deployment>::namespaced(ctx.client.clone(), ns),
+            &objs.deployment,
+        )
+        .await?;
+    }
+    Ok(())
+}
