@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use fabricwatch_proto::{notify::NotificationRequest, ObjectRef};
 use serde::Serialize;
 
@@ -111,8 +111,11 @@ impl Evaluator {
         }
     }
 
-    /// Evaluates every valid rule against `fleet` at `now`.
+    /// Evaluates every valid rule against `fleet` at `now`, taken to the whole second:
+    /// status times have second precision, and episode starts read back after a restart
+    /// must equal the ones notified.
     pub fn evaluate(&mut self, fleet: &Fleet, now: DateTime<Utc>) -> Cycle {
+        let now = now.trunc_subsecs(0);
         let mut cycle = Cycle::default();
         for (key, slot) in &mut self.slots {
             let report = match (&mut slot.engine, &slot.error) {

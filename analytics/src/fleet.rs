@@ -264,6 +264,19 @@ pub struct NodeView {
     pub latest: NodeSample,
 }
 
+/// The per-node values exported as metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeGauges {
+    /// Node name.
+    pub node: String,
+    /// Health.
+    pub health: Health,
+    /// Worst-path network score.
+    pub network_score: Option<f64>,
+    /// Anomaly score.
+    pub anomaly_score: f64,
+}
+
 /// All targets' state.
 #[derive(Debug, Default)]
 pub struct Fleet {
@@ -623,6 +636,25 @@ impl Fleet {
                 })
                 .collect(),
         )
+    }
+
+    /// Per node of `target`: name, health, network score, anomaly score — what the metrics
+    /// export, without building full [`NodeView`]s.
+    pub fn node_gauges(&self, target: &ObjectRef, now: DateTime<Utc>) -> Vec<NodeGauges> {
+        self.targets
+            .get(target)
+            .map(|t| {
+                t.nodes
+                    .iter()
+                    .map(|(name, n)| NodeGauges {
+                        node: name.clone(),
+                        health: Self::health_of(n, now),
+                        network_score: n.sample.network_score,
+                        anomaly_score: n.anomaly.score,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The window of one series of one node, oldest first; `None` when unknown.

@@ -140,8 +140,9 @@ pub fn round_sig(x: f64, digits: i32) -> f64 {
     if x == 0.0 || !x.is_finite() {
         return if x.is_finite() { 0.0 } else { x };
     }
-    let scale = 10f64.powi(digits - 1 - x.abs().log10().floor() as i32);
-    (x * scale).round() / scale
+    // Rust's float formatting rounds correctly in decimal; powers of ten in f64 do not.
+    let d = digits.clamp(1, 17) as usize - 1;
+    format!("{x:.d$e}").parse().unwrap_or(x)
 }
 
 fn condition(
@@ -608,6 +609,8 @@ mod tests {
         assert_eq!(round_sig(1234.5, 2), 1200.0);
         assert_eq!(round_sig(0.0, 3), 0.0);
         assert_eq!(round_sig(-0.0156, 2), -0.016);
+        assert_eq!(round_sig(1e-320, 3), 1e-320, "subnormals pass through");
+        assert_eq!(round_sig(1e300, 3), 1e300);
     }
 
     #[test]

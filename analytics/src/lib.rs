@@ -116,6 +116,12 @@ pub struct Args {
     pub forget_after: Duration,
 }
 
+/// Selects rustls' `ring` provider for the process (kube and reqwest each enable a different
+/// one, and rustls refuses to guess). Idempotent; `run` calls it.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Runs analytics until SIGTERM/Ctrl-C. AI triggers are logged and counted; use
 /// [`run_with_triggers`] to consume them.
 ///
@@ -136,6 +142,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// # Errors
 /// Fatal start-up or serving errors.
 pub async fn run_with_triggers(args: Args, triggers: mpsc::Sender<Trigger>) -> anyhow::Result<()> {
+    install_crypto_provider();
     let metrics = Metrics::new()?;
     let client = if args.without_kubernetes {
         None
@@ -260,9 +267,7 @@ async fn cycle_loop(
             let cycle = ev.evaluate(&fleet, now);
             let views: Vec<_> = fleet
                 .targets()
-                .filter_map(|t| {
-                    Some((fleet.view(t, now)?, fleet.nodes(t, now).unwrap_or_default()))
-                })
+                .filter_map(|t| Some((fleet.view(t, now)?, fleet.node_gauges(t, now))))
                 .collect();
             (cycle, views)
         };

@@ -8,7 +8,10 @@ use prometheus::{
     Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry,
 };
 
-use crate::{alert::RuleState, fleet::NodeView, fleet::TargetView};
+use crate::{
+    alert::RuleState,
+    fleet::{NodeGauges, TargetView},
+};
 
 /// All metrics, registered in one registry.
 #[derive(Clone)]
@@ -186,7 +189,7 @@ impl Metrics {
 
     /// Replaces the per-target and per-node gauges with `views` (so forgotten nodes and
     /// deleted targets disappear).
-    pub fn refresh_targets(&self, views: &[(TargetView, Vec<NodeView>)]) {
+    pub fn refresh_targets(&self, views: &[(TargetView, Vec<NodeGauges>)]) {
         for g in [
             &self.target_health,
             &self.target_reporting,
@@ -213,10 +216,10 @@ impl Metrics {
                 self.node_health
                     .with_label_values(&l)
                     .set(n.health.as_gauge());
-                if let Some(s) = n.latest.network_score {
+                if let Some(s) = n.network_score {
                     self.node_score.with_label_values(&l).set(s);
                 }
-                self.node_anomaly.with_label_values(&l).set(n.anomaly.score);
+                self.node_anomaly.with_label_values(&l).set(n.anomaly_score);
             }
         }
     }

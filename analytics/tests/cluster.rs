@@ -80,6 +80,8 @@ fn report(ns: &str, node: &str, seq: u64, loss: f64) -> AgentReport {
 }
 
 async fn setup(prefix: &str) -> Result<Option<(fabricwatch_tests::Cluster, TestNamespace)>> {
+    fabricwatch_common::telemetry::init(fabricwatch_common::telemetry::LogFormat::Text, "warn");
+    fabricwatch_analytics::install_crypto_provider();
     let cluster = match fabricwatch_tests::Cluster::connect_if_enabled().await? {
         Some(c) => c,
         None => return Ok(None),

@@ -11,7 +11,7 @@ APT_PACKAGES=(
 
 missing_packages() {
   local p
-  for p in "${APT_PACKAGES[@]}" "$@"; do
+  for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${db:Status-Status}\n' "$p" 2>/dev/null | grep -qx installed || echo "$p"
   done
 }
@@ -41,12 +41,12 @@ SRC
 }
 
 install_packages() {
-  local extra=("$@") missing updated=0
+  local missing updated=0
   if ensure_deb_src; then
     apt-get update -qq || die "apt-get update failed"
     updated=1
   fi
-  mapfile -t missing < <(missing_packages "${extra[@]}")
+  mapfile -t missing < <(missing_packages)
   [ "${#missing[@]}" -eq 0 ] && return 0
   log "installing Debian packages: ${missing[*]}"
   [ "$updated" = 1 ] || apt-get update -qq || die "apt-get update failed"
@@ -64,7 +64,9 @@ fetch_source() {
     die "apt-get source kubernetes=$K8S_DEB_VERSION failed (is there a deb-src line for bookworm and bookworm-security?)"
   }
   src=$(find "$dir" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' | head -1)
-  [ -n "$src" ] && [ -f "$src/build/pause/linux/pause.c" ] || die "unexpected source layout in $dir"
+  if [ -z "$src" ] || [ ! -f "$src/build/pause/linux/pause.c" ]; then
+    die "unexpected source layout in $dir"
+  fi
   # The vendored modern-go/reflect2 1.0.1 breaks on Go >= 1.18 (it reads runtime internals that
   # moved); Debian's golang-github-modern-go-reflect2-dev ships the fixed 1.0.2.
   local reflect2=/usr/share/gocode/src/github.com/modern-go/reflect2
@@ -147,7 +149,7 @@ cmd_build() {
     rm -rf "$K8S_CACHE/bin.new"; mkdir -p "$K8S_CACHE/bin.new"
     build_binaries "$src" "$K8S_CACHE/bin.new"
     ( cd "$K8S_CACHE/bin.new" && sha256sum "${K8S_BINARIES[@]}" > .complete )
-    rm -rf "$K8S_CACHE/bin"; mv "$K8S_CACHE/bin.new" "$K8S_CACHE/bin"
+    rm -rf "${K8S_CACHE:?}/bin"; mv "$K8S_CACHE/bin.new" "$K8S_CACHE/bin"
     bin=$K8S_CACHE/bin
   fi
   mkdir -p "$K8S_CACHE/images"

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # constants, used by the files that source this one
 # Shared settings and helpers for e2e/cluster. Sourced, never executed.
 #
 # Everything the local cluster creates is named from the constants below, so that it

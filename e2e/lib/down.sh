@@ -19,22 +19,27 @@ state_present() {
     ip link show "$BRIDGE" >/dev/null 2>&1 || [ -s "$STATE/sysctl.orig" ] || [ -s "$STATE/created-paths" ]
 }
 
-# stop_pidfile FILE CGROUP: SIGTERM the PID in FILE if it is still in our cgroup, wait up to 5 s.
-stop_pidfile() {
-  local f=$1 cg=$2 pid i
-  [ -s "$f" ] || return 0
-  pid=$(cat "$f")
-  if [[ $pid =~ ^[0-9]+$ ]] && grep -qs ":/$cg\(/\|\$\)" "/proc/$pid/cgroup"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
-  fi
-  rm -f "$f"
+# stop_cgroups NAME...: SIGTERM every process in these cgroups (and below) at once, and give
+# them up to 3 s to exit. The cluster keeps no state worth a slower shutdown.
+stop_cgroups() {
+  local cg pids left
+  for cg in "$@"; do
+    pids=$(cgroup_pids "$cg")
+    # shellcheck disable=SC2086
+    [ -z "$pids" ] || kill -TERM $pids 2>/dev/null || true
+  done
+  for _ in $(seq 1 30); do
+    left=
+    for cg in "$@"; do left+=$(cgroup_pids "$cg"); done
+    [ -z "$left" ] && return 0
+    sleep 0.1
+  done
 }
 
 # kill_cgroup NAME: SIGKILL every process in cgroup NAME and below until it is empty.
 kill_cgroup() {
-  local cg=$1 pids i
-  for i in $(seq 1 50); do
+  local cg=$1 pids
+  for _ in $(seq 1 50); do
     pids=$(cgroup_pids "$cg")
     [ -z "$pids" ] && return 0
     # shellcheck disable=SC2086
@@ -44,24 +49,27 @@ kill_cgroup() {
   warn "processes left in cgroup $cg: $(cgroup_pids "$cg" | tr '\n' ' ')"
 }
 
+# remove_cgroup NAME: remove cgroup NAME and its children in every hierarchy (the kubelet also
+# creates them in the hybrid layout's cgroup v2 tree, /sys/fs/cgroup/unified).
 remove_cgroup() {
   local h
-  for h in $(cgroup_hierarchies); do
+  for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
     [ -d "$h/$1" ] && find "$h/$1" -depth -type d -exec rmdir {} + 2>/dev/null
   done
   return 0
 }
 
 teardown() {
-  local n name cg ns
+  local n cg ns cgroups=("$CP_CGROUP")
+  for n in $(leftover_nodes); do cgroups+=("$(node_cgroup "$n")"); done
+  # Every process the cluster started lives in one of these cgroups (see lib/common.sh).
+  stop_cgroups "${cgroups[@]}"
+  for cg in "${cgroups[@]}"; do kill_cgroup "$cg"; done
+  log "processes stopped"
   for n in $(leftover_nodes); do
-    name=$(node_name "$n"); cg=$(node_cgroup "$n"); ns=$(node_netns "$n")
-    stop_pidfile "$STATE/pids/$name-kubelet.pid" "$cg"
-    stop_pidfile "$STATE/pids/$name-kube-proxy.pid" "$cg"
-    kill_cgroup "$cg"          # pod containers, shims, containerd
-    rm -f "$STATE/pids/$name-containerd.pid"
+    cg=$(node_cgroup "$n"); ns=$(node_netns "$n")
     if ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$ns"; then
-      # Anything else still in the netns was started by us too (it can only be entered by us).
+      # Anything still in the node's netns was started by us too (only we enter it).
       local pids; pids=$(ip netns pids "$ns" 2>/dev/null || true)
       # shellcheck disable=SC2086
       [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
@@ -70,11 +78,8 @@ teardown() {
     remove_cgroup "$cg"
     rm -rf "${STATE:?}/n$n"
   done
-  for name in kube-scheduler kube-controller-manager kube-apiserver etcd; do
-    stop_pidfile "$STATE/pids/$name.pid" "$CP_CGROUP"
-  done
-  kill_cgroup "$CP_CGROUP"
   remove_cgroup "$CP_CGROUP"
+  rm -rf "${STATE:?}/pids"
   ip link delete "$BRIDGE" 2>/dev/null || true      # also drops the host routes to pod CIDRs
   if [ -s "$STATE/host-iptables" ]; then
     local rule

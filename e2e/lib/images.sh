@@ -67,7 +67,8 @@ cmd_images() {
     log "cargo build --release ${pkgs[*]}"
     ( cd "$REPO_ROOT" && cargo build --release "${pkgs[@]}" ) || die "cargo build failed"
   fi
-  target=$(cargo_target_dir) && [ -n "$target" ] || die "cannot find the cargo target dir (cargo metadata failed)"
+  target=$(cargo_target_dir) || target=
+  [ -n "$target" ] || die "cannot find the cargo target dir (cargo metadata failed)"
   mkdir -p "$IMAGES_DIR"
   local name pkg binary bin tmp revision archives=()
   revision=$(git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || echo unknown)

@@ -10,7 +10,7 @@
 #                   [--cmd JSON] [--user UID:GID] [--env K=V]... [--label K=V]... [--workdir DIR]
 set -euo pipefail
 
-rootfs= ref= out= entrypoint= cmd=null user= workdir=/
+rootfs='' ref='' out='' entrypoint='' cmd=null user='' workdir=/
 envs=("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 labels=()
 while [ $# -gt 0 ]; do
@@ -30,8 +30,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -d "$rootfs" ] || { echo "mkimage.sh: --rootfs DIR is required" >&2; exit 2; }
-[ -n "$ref" ] && [ -n "$out" ] && [ -n "$entrypoint" ] || {
-  echo "mkimage.sh: --ref, --out and --entrypoint are required" >&2; exit 2; }
+if [ -z "$ref" ] || [ -z "$out" ] || [ -z "$entrypoint" ]; then
+  echo "mkimage.sh: --ref, --out and --entrypoint are required" >&2; exit 2
+fi
 case $ref in *:*) ;; *) echo "mkimage.sh: --ref must be NAME:TAG" >&2; exit 2 ;; esac
 command -v jq >/dev/null || { echo "mkimage.sh: jq is required (apt-get install jq)" >&2; exit 1; }
 
@@ -40,10 +41,10 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/oci/blobs/sha256"
 blobs=$work/oci/blobs/sha256
 
-# Layer: a deterministic tar (sorted names, zeroed mtimes, root ownership).
+# Layer: a deterministic tar (sorted names, zeroed mtimes, numeric ownership as in the rootfs).
 ( cd "$rootfs" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort ) > "$work/files"
 tar -C "$rootfs" --no-recursion --null -T <(tr '\n' '\0' < "$work/files") \
-  --mtime=@0 --owner=0 --group=0 --numeric-owner --format=posix \
+  --mtime=@0 --numeric-owner --format=posix \
   --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
   -cf "$work/layer.tar"
 diff_id=sha256:$(sha256sum "$work/layer.tar" | cut -d' ' -f1)

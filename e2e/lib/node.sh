@@ -5,7 +5,7 @@
 # the kubelet and kube-proxy, and exits (the daemons keep the namespaces alive).
 #   usage: node.sh N        (env: FABRICWATCH_E2E_DIR, FABRICWATCH_CACHE, K8S_BIN)
 set -euo pipefail
-# shellcheck source=e2e/lib/common.sh
+# shellcheck source=common.sh
 . "$(dirname "$(readlink -f "$0")")/common.sh"
 N=${1:?usage: node.sh N}
 BIN=${K8S_BIN:?K8S_BIN must name the Kubernetes binaries folder}
@@ -46,6 +46,8 @@ for img in "$K8S_CACHE/images/pause.tar" "$K8S_CACHE/images/testbox.tar" "$CACHE
   echo "imported $img"
 done
 
+# The kubelet's in-tree AWS credential provider probes the EC2 metadata service at start-up.
+export AWS_EC2_METADATA_DISABLED=true
 start kubelet "$BIN/kubelet" --config="$D/kubelet.yaml" --kubeconfig="$STATE/kubeconfigs/$NAME" \
   --container-runtime=remote --container-runtime-endpoint=unix:///run/containerd/containerd.sock \
   --runtime-request-timeout=5m --pod-infra-container-image="$PAUSE_IMAGE" \

@@ -21,12 +21,13 @@ cmd_env() {
   if bin=$(k8s_bin_dir); then echo "export PATH=$bin:\$PATH"; fi
 }
 
+# Exit status: 0 up and answering, 3 down, 1 up but broken.
 cmd_status() {
-  local f pid name alive=0 dead=0
+  local f pid name alive=0 dead=0 rc=0
   BIN=$(k8s_bin_dir) || { echo "binaries: not built (run: e2e/cluster build)"; }
   if [ ! -s "$STATE/kubeconfig" ]; then
     echo "cluster: down (state: $STATE)"
-    return 0
+    return 3
   fi
   echo "cluster: $(cat "$STATE/nodes" 2>/dev/null || echo '?') nodes, state $STATE"
   echo "kubeconfig: $STATE/kubeconfig   api: https://$BRIDGE_IP:$API_PORT"
@@ -36,8 +37,10 @@ cmd_status() {
     if [ -d "/proc/$pid" ]; then alive=$((alive + 1)); else dead=$((dead + 1)); echo "  NOT RUNNING: $name (pid $pid)"; fi
   done
   echo "processes: $alive running, $dead gone"
+  [ "$dead" = 0 ] || rc=1
   if [ -n "${BIN:-}" ] && kctl get --raw /readyz >/dev/null 2>&1; then
     kctl get nodes -o wide
+    return $rc
   else
     echo "apiserver: not answering"
     return 1
@@ -55,9 +58,9 @@ cmd_kubectl() {
 cmd_nodeexec() {
   need_root nodeexec
   local n=${1:-} pid
-  [[ $n =~ ^[0-9]+$ ]] && [ $# -ge 2 ] || die "usage: e2e/cluster nodeexec N CMD..."
+  if ! [[ $n =~ ^[0-9]+$ ]] || [ $# -lt 2 ]; then die "usage: e2e/cluster nodeexec N CMD..."; fi
   shift
-  pid=$(cat "$STATE/pids/$(node_name "$n")-containerd.pid" 2>/dev/null) && [ -d "/proc/$pid" ] ||
-    die "node $(node_name "$n") is not running"
+  pid=$(cat "$STATE/pids/$(node_name "$n")-containerd.pid" 2>/dev/null) || pid=
+  [ -n "$pid" ] && [ -d "/proc/$pid" ] || die "node $(node_name "$n") is not running"
   exec nsenter --target "$pid" --net --mount -- "$@"
 }

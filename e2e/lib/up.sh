@@ -1,14 +1,12 @@
 # shellcheck shell=bash
 # `e2e/cluster up [--nodes N] [--fresh]`: bring up etcd, the control plane and N nodes.
-# Sourced by e2e/cluster (after lib/common.sh).
-. "$E2E_HOME/lib/build.sh"
-. "$E2E_HOME/lib/down.sh"
-. "$E2E_HOME/lib/status.sh"
+# Sourced by e2e/cluster (with the other lib/*.sh).
 
 # start_daemon NAME CGROUP CMD...: start CMD in its own session inside cgroup CGROUP (a name
 # below the tracking hierarchy), logging to logs/NAME.log; its PID goes to pids/NAME.pid.
 start_daemon() {
   local name=$1 cg=$2; shift 2
+  # shellcheck disable=SC2016  # $$ and $@ belong to the inner shell
   setsid bash -c 'echo $$ > "$1/cgroup.procs" && echo $$ > "$2" && shift 2 && exec "$@"' \
     start-daemon "$(cgroup_track)/$cg" "$STATE/pids/$name.pid" "$@" \
     >"$STATE/logs/$name.log" 2>&1 </dev/null 8>&- 9>&- &
@@ -95,7 +93,12 @@ setup_network() {
     ip -n "$ns" addr add "$(node_ip "$n")/24" dev eth0
     ip -n "$ns" link set lo up
     ip -n "$ns" link set eth0 up
-    ip -n "$ns" route add default via "$BRIDGE_IP"
+    # No default route: the node reaches the cluster's own 10.78.0.0/16 and nothing else, so
+    # nothing leaves the machine and probes of cloud metadata servers (kubelet, cAdvisor)
+    # fail at once instead of timing out. Services: the route only serves the first lookup,
+    # kube-proxy's DNAT picks the real destination.
+    ip -n "$ns" route add "$SERVICE_CIDR" via "$BRIDGE_IP"
+    ip -n "$ns" route add unreachable default
     # These sysctls are per network namespace: they change the node, not the host.
     ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 \
       net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1
@@ -308,6 +311,7 @@ start_node() {
   write_node_config "$n"
   # node.sh runs inside the node's netns and a new mount namespace (slave propagation, so the
   # host's mounts are seen but the node's never leak out), inside the node's cgroup.
+  # shellcheck disable=SC2016  # $$ and $@ belong to the inner shell
   setsid bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' start-node \
     "$(cgroup_track)/$(node_cgroup "$n")/node" \
     nsenter --net="/run/netns/$(node_netns "$n")" -- unshare --mount --propagation slave -- \
@@ -338,9 +342,11 @@ cmd_up() {
     esac
     shift
   done
-  [[ $NODES =~ ^[0-9]+$ ]] && [ "$NODES" -ge 1 ] && [ "$NODES" -le "$MAX_NODES" ] ||
+  if ! [[ $NODES =~ ^[0-9]+$ ]] || [ "$NODES" -lt 1 ] || [ "$NODES" -gt "$MAX_NODES" ]; then
     die "--nodes must be a number from 1 to $MAX_NODES (got '$NODES')"
+  fi
 
+  # shellcheck disable=SC2119  # no build options here
   cmd_build >&2                    # packages + binaries + pause image (instant when cached)
   BIN=$(k8s_bin_dir) || die "no Kubernetes binaries (run: e2e/cluster build)"
   export K8S_BIN=$BIN FABRICWATCH_E2E_DIR=$STATE FABRICWATCH_CACHE=$CACHE

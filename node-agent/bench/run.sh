@@ -43,9 +43,9 @@ curl -sf 127.0.0.1:19470/metrics > "$TMP/agent.prom"
 curl -sf 127.0.0.1:19100/metrics > "$TMP/ne.prom"
 a0=$(cpu_ticks $AP); n0=$(cpu_ticks $NP)
 for _ in $(seq "$SECS"); do
-  curl -sf -o /dev/null 127.0.0.1:19470/metrics &
-  curl -sf -o /dev/null 127.0.0.1:19100/metrics &
-  wait %2 %3 2>/dev/null || true
+  curl -sf -o /dev/null 127.0.0.1:19470/metrics & c1=$!
+  curl -sf -o /dev/null 127.0.0.1:19100/metrics & c2=$!
+  wait $c1 $c2 || true
   sleep 1
 done
 a1=$(cpu_ticks $AP); n1=$(cpu_ticks $NP)

@@ -87,6 +87,7 @@ fn procfs_fixture_ib_and_omnipath() {
     assert_eq!(hfi.sample.counters["port_xmit_packets"], 568_318_856);
     assert_eq!(hfi.sample.rate_gbps, Some(100.0));
     assert!(hfi.sample.hw_counters.is_empty());
+    assert_eq!(hfi.to_report().link_layer, "");
     let mlx4 = &out.ports[1];
     assert_eq!(mlx4.sample.transport, Transport::Infiniband);
     assert_eq!(mlx4.sample.counters["port_xmit_wait"], 3599);
@@ -127,6 +128,7 @@ fn node_exporter_fixture_iwarp_without_pma() {
             == FileErrorKind::Bad(fabricwatch_agent::rdma::parse::BadValue::NotAvailable)));
     assert_eq!(i40.sample.state, Some((4, "ACTIVE".into())));
     assert_eq!(i40.sample.rate_gbps, Some(10.0));
+    assert_eq!(i40.to_report().link_layer, "", "iWARP has no link layer on the wire");
     let mlx4 = out
         .ports
         .iter()

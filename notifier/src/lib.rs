@@ -98,6 +98,8 @@ pub struct Args {
 /// # Errors
 /// No Kubernetes client, an unreadable outbox, or a failing listener.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    // Already installed when called from fabricwatch-operator; an error only means that.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default()
         .await
         .context("cannot build a Kubernetes client")?;
@@ -172,4 +174,40 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tracing::error!(error = %e, "delivery worker ended abnormally");
     }
     served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn flags_parse_with_defaults_and_reject_bad_values() {
+        let c = Cli::try_parse_from([
+            "notifier",
+            "--allowed-clients",
+            "a,b",
+            "--send-timeout",
+            "3s",
+        ])
+        .expect("parse");
+        assert_eq!(
+            c.args.allowed_clients,
+            vec!["a".to_string(), "b".to_string()]
+        );
+        assert_eq!(c.args.send_timeout, Duration::from_secs(3));
+        assert_eq!(c.args.max_attempts, 5);
+        assert_eq!(
+            c.args.token_audiences,
+            vec!["fabricwatch-notifier".to_string()]
+        );
+        assert!(Cli::try_parse_from(["notifier", "--max-attempts", "0"]).is_err());
+        assert!(Cli::try_parse_from(["notifier", "--send-timeout", "soon"]).is_err());
+    }
 }

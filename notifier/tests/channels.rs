@@ -424,6 +424,45 @@ async fn rate_limited_honours_retry_after() {
 }
 
 #[tokio::test]
+async fn telegram_rate_limit_from_the_body() {
+    let r = Receiver::start(Reply::ok(r#"{"ok":true,"result":{}}"#)).await;
+    r.push(Reply::status(
+        429,
+        r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 1","parameters":{"retry_after":1}}"#,
+    ));
+    let t = Target::Telegram {
+        bot_token: SecretValue::new(format!("1:{CANARY}")),
+        chat_id: "5".into(),
+    };
+    let one = RetryPolicy {
+        max_attempts: 1,
+        ..fast()
+    };
+    let e = deliver(&ctx(&r.url("")), one, &t, &batch(vec![alert("n1")]))
+        .await
+        .result
+        .expect_err("429");
+    assert_eq!(
+        e.class,
+        ErrorClass::RateLimited(Some(Duration::from_secs(1))),
+        "{e:?}"
+    );
+    r.push(Reply::status(
+        429,
+        r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 1","parameters":{"retry_after":1}}"#,
+    ));
+    let started = Instant::now();
+    let a = deliver(&ctx(&r.url("")), fast(), &t, &batch(vec![alert("n1")])).await;
+    assert_eq!(a.result, Ok(()));
+    assert_eq!(a.attempts, 2);
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn tls_to_a_plain_http_port_fails_without_leaking() {
     let r = Receiver::start(Reply::ok("ok")).await;
     let t = Target::Webhook {

@@ -77,6 +77,17 @@ impl LocalCluster {
         self.state_dir.join(format!("n{n}")).join("fixture-sys")
     }
 
+    /// Folder where `e2e/cluster images` writes the project's image archives
+    /// (`$FABRICWATCH_CACHE/images`, default `/var/cache/fabricwatch/images`); nodes import
+    /// every archive there when they start.
+    pub fn images_dir(&self) -> PathBuf {
+        std::env::var_os("FABRICWATCH_CACHE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/cache/fabricwatch"))
+            .join("images")
+    }
+
     /// Run `e2e/cluster ARGS...` and return its stdout.
     pub fn run_script(&self, args: &[&str]) -> Result<String> {
         run_cluster_script(&self.state_dir, args)

@@ -121,9 +121,27 @@ fn container_line(c: &ContainerStatus) -> String {
             }
         })
         .unwrap_or_else(|| "no state".to_string());
+    let last = c
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .map(|t| {
+            format!(
+                "; last run: exit={} {} {}",
+                t.exit_code,
+                t.reason.as_deref().unwrap_or(""),
+                t.message.as_deref().unwrap_or("")
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "  container {}: ready={} restarts={} image={} {}",
-        c.name, c.ready, c.restart_count, c.image, state
+        "  container {}: ready={} restarts={} image={} {}{}",
+        c.name,
+        c.ready,
+        c.restart_count,
+        c.image,
+        state,
+        last.trim_end()
     )
 }
 

@@ -306,7 +306,7 @@ impl HostCollector {
     }
 
     fn filesystems(
-        &self,
+        &mut self,
         config: &HostConfig,
         errors: &mut Vec<(String, String)>,
     ) -> Vec<FilesystemReport> {

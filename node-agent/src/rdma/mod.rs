@@ -149,7 +149,12 @@ impl PortView {
         RdmaPortReport {
             device: self.sample.device.clone(),
             port: self.sample.port,
-            link_layer: self.sample.link_layer.clone(),
+            // The wire contract: empty for iWARP and Omni-Path, whose sysfs `link_layer`
+            // misleadingly reads `InfiniBand`.
+            link_layer: match self.sample.transport {
+                parse::Transport::Iwarp | parse::Transport::OmniPath => String::new(),
+                _ => self.sample.link_layer.clone(),
+            },
             state: self
                 .sample
                 .state

@@ -204,10 +204,22 @@ fn read_fully(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Lists the names in a directory (following symlinks), sorted; empty when it is missing.
+/// Lists the names in a directory (following symlinks), sorted.
 fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Lists the regular files (and symlinks) in a directory, sorted, using the entry type from
+/// `getdents` so that no per-file `stat` is needed.
+fn list_files(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| !t.is_dir()).unwrap_or(true))
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     names.sort();
@@ -414,7 +426,7 @@ fn read_counter_dir(
     errors: &mut Vec<FileError>,
 ) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
-    let names = match list_dir(dir) {
+    let names = match list_files(dir) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return out,
         Err(e) => {
@@ -425,7 +437,7 @@ fn read_counter_dir(
     for name in names {
         let path = dir.join(&name);
         // `hw_counters/lifespan` is a setting (ms), not a counter.
-        if name == "lifespan" || path.is_dir() {
+        if name == "lifespan" {
             continue;
         }
         match reader.read(&path) {

@@ -93,6 +93,8 @@ pub async fn send_once(ctx: &SendContext, target: &Target, batch: &Batch) -> Res
 pub(crate) struct Answer {
     pub status: reqwest::StatusCode,
     pub body: String,
+    /// The `Retry-After` header, parsed.
+    pub retry_after: Option<Duration>,
 }
 
 /// Most bytes of an answer body read.
@@ -128,7 +130,11 @@ pub(crate) async fn post_json(
         .map_err(|e| SendError::from_reqwest(e, scrub))?;
     let body = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_ANSWER_BYTES)]).into_owned();
     if status.is_success() || accept(status) {
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            body,
+            retry_after,
+        })
     } else {
         Err(SendError::from_status(status, retry_after, &body, scrub))
     }

@@ -159,6 +159,16 @@ pub fn body(chat_id: &str, text: &str, markdown: bool) -> Value {
     v
 }
 
+/// `parameters.retry_after` (seconds) of a Telegram 429 answer, which Telegram puts in the
+/// body rather than in a `Retry-After` header.
+pub fn retry_after_body(body: &str) -> Option<std::time::Duration> {
+    serde_json::from_str::<Value>(body)
+        .ok()?
+        .pointer("/parameters/retry_after")?
+        .as_u64()
+        .map(std::time::Duration::from_secs)
+}
+
 /// Whether an answer is Telegram's entity parse error.
 fn is_parse_error(status: reqwest::StatusCode, body: &str) -> bool {
     status == reqwest::StatusCode::BAD_REQUEST && body.contains("can't parse entities")
@@ -190,11 +200,22 @@ pub async fn send(
         encode(body(chat_id, &md, true))?,
         &[],
         scrub,
-        |s| s == reqwest::StatusCode::BAD_REQUEST,
+        |s| s == reqwest::StatusCode::BAD_REQUEST || s == reqwest::StatusCode::TOO_MANY_REQUESTS,
     )
     .await?;
     if answer.status.is_success() {
         return Ok(());
+    }
+    if answer.status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        let after = answer
+            .retry_after
+            .or_else(|| retry_after_body(&answer.body));
+        return Err(SendError::from_status(
+            answer.status,
+            after,
+            &answer.body,
+            scrub,
+        ));
     }
     if is_parse_error(answer.status, &answer.body) {
         tracing::warn!("Telegram could not parse the MarkdownV2 message; resending as plain text");
@@ -250,6 +271,14 @@ mod tests {
         assert!(md.chars().count() <= MAX_TEXT_CHARS);
         assert!(plain.chars().count() <= MAX_TEXT_CHARS);
         assert!(plain.contains("more"));
+    }
+
+    #[test]
+    fn retry_after_from_body() {
+        let b = r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 7","parameters":{"retry_after":7}}"#;
+        assert_eq!(retry_after_body(b), Some(std::time::Duration::from_secs(7)));
+        assert_eq!(retry_after_body("{}"), None);
+        assert_eq!(retry_after_body("not json"), None);
     }
 
     #[test]

@@ -1,0 +1,45 @@
+//! `/metrics` encode cost: gathers and text-encodes the registry after one collection of
+//! the RoCE fixture tree and the real /proc.
+//!
+//! `cargo run --release -p fabricwatch-agent --example metrics_bench -- [iterations]`
+
+use std::{path::Path, time::Instant};
+
+use fabricwatch_agent::{
+    host::HostCollector,
+    metrics::AgentMetrics,
+    rdma::{RdmaCollector, ReadMode},
+    snapshot::Snapshot,
+};
+use fabricwatch_proto::agent_config::{HostConfig, RdmaConfig};
+use prometheus::{Encoder, TextEncoder};
+
+fn main() {
+    let iterations: u32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5000);
+    let sysfs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysfs/roce/sys");
+    let rdma = RdmaCollector::new(ReadMode::KeepOpen).collect(&sysfs, &RdmaConfig::default(), 0.0);
+    let host = HostCollector::new(Path::new("/proc")).collect(&HostConfig::default(), 0.0);
+    let m = AgentMetrics::new().expect("metrics");
+    let mut s = Snapshot::default();
+    s.rdma_ports = rdma.ports;
+    s.report.host = host.report;
+    s.disks = host.disks;
+    s.netdevs = host.netdevs;
+    m.publish(s);
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let fams = m.registry.gather();
+    let samples: usize = fams.iter().map(|f| f.get_metric().len()).sum();
+    let t = Instant::now();
+    for _ in 0..iterations {
+        buf.clear();
+        let fams = m.registry.gather();
+        TextEncoder::new().encode(&fams, &mut buf).expect("encode");
+    }
+    let per = t.elapsed() / iterations;
+    println!(
+        "{samples} samples, {} bytes: {:.1} µs per gather+encode, {:.0} ns per sample",
+        buf.len(),
+        per.as_secs_f64() * 1e6,
+        per.as_secs_f64() * 1e9 / samples as f64
+    );
+}

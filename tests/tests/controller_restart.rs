@@ -1,0 +1,231 @@
+//! Crash safety and scale of the controller: killed (SIGKILL) in the middle of reconciling
+//! many MonitorTargets and restarted, it converges every one with exactly one set of
+//! children. The ignored `bench_*` test measures convergence of 1,000 targets against the
+//! time the API server needs just to accept the creates, and the controller's RSS.
+//!
+//! Needs the operator binary (`cargo build -p fabricwatch-operator`, or
+//! `FABRICWATCH_OPERATOR_BIN`) and `FABRICWATCH_E2E=1`. Targets select no node, so the test
+//! exercises the controller and the API server, not the kubelets.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use fabricwatch_crds::{MonitorTarget, MonitorTargetSpec};
+use fabricwatch_tests::{eventually, repo_root, require_cluster, Cluster, TestNamespace};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{ListParams, PostParams};
+use kube::ResourceExt;
+
+fn operator(cluster: &Cluster, ns: &str, tag: &str) -> Result<(Child, PathBuf)> {
+    let bin = std::env::var_os("FABRICWATCH_OPERATOR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/debug/fabricwatch-operator"));
+    ensure!(
+        bin.exists(),
+        "{} missing: cargo build -p fabricwatch-operator",
+        bin.display()
+    );
+    let log = std::env::temp_dir().join(format!("fabricwatch-operator-{ns}-{tag}.log"));
+    let out = std::fs::File::create(&log)?;
+    let err = out.try_clone()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(bin)
+        .arg("controller")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--namespace", ns, "--watch-namespace", ns])
+        .args([
+            "--manage-central-workloads=false",
+            "--leader-election=false",
+        ])
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()?;
+    Ok((child, log))
+}
+
+fn quiet_spec() -> Result<MonitorTargetSpec> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "nodeSelector": {"fabricwatch.io/none": "true"}
+    }))?)
+}
+
+/// Creates `n` MonitorTargets `t-0000..`, 32 requests in flight; returns the elapsed time.
+async fn create_targets(ns: &TestNamespace, n: usize) -> Result<Duration> {
+    let api = ns.api::<MonitorTarget>();
+    let spec = quiet_spec()?;
+    let start = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            let mt = MonitorTarget::new(&format!("t-{i:04}"), spec.clone());
+            async move { api.create(&PostParams::default(), &mt).await }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await
+        .context("creating MonitorTargets")?;
+    Ok(start.elapsed())
+}
+
+/// Number of targets whose status says Accepted=True and Ready (any reason) for generation 1.
+async fn converged(ns: &TestNamespace) -> Result<usize> {
+    let list = ns
+        .api::<MonitorTarget>()
+        .list(&ListParams::default())
+        .await?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|m| {
+            m.status.as_ref().is_some_and(|s| {
+                s.observed_generation == Some(1)
+                    && s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Accepted" && c.status == "True")
+                    && s.conditions.iter().any(|c| c.type_ == "Ready")
+            })
+        })
+        .count())
+}
+
+async fn daemon_sets(ns: &TestNamespace) -> Result<Vec<DaemonSet>> {
+    Ok(ns
+        .api::<DaemonSet>()
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=fabricwatch-operator"))
+        .await?
+        .items)
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[tokio::test]
+async fn killed_mid_reconcile_converges_without_duplicates() -> Result<()> {
+    let cluster = require_cluster!();
+    cluster.install_crds().await?;
+    let ns = cluster.test_namespace().await?;
+    let n = 200;
+    create_targets(&ns, n).await?;
+
+    let (mut first, log) = operator(&cluster, ns.name(), "first")?;
+    // Kill it once some, but not all, targets have children.
+    let seen = eventually(
+        "the first controller to be mid-way",
+        Duration::from_secs(120),
+        || async {
+            let k = daemon_sets(&ns).await?.len();
+            ensure!(k >= 20, "{k} DaemonSets so far");
+            Ok(k)
+        },
+    )
+    .await?;
+    first.kill()?;
+    first.wait()?;
+    let at_kill = daemon_sets(&ns).await?.len();
+    eprintln!("killed the controller after {seen}+ DaemonSets ({at_kill} at kill time)");
+
+    let (mut second, log2) = operator(&cluster, ns.name(), "second")?;
+    let result = eventually("all targets converge", Duration::from_secs(300), || async {
+        let c = converged(&ns).await?;
+        ensure!(c == n, "{c}/{n} converged");
+        Ok(())
+    })
+    .await;
+    let _ = second.kill();
+    let _ = second.wait();
+    if result.is_err() {
+        for l in [&log, &log2] {
+            eprintln!(
+                "{}:\n{}",
+                l.display(),
+                std::fs::read_to_string(l).unwrap_or_default()
+            );
+        }
+    }
+    result?;
+
+    let dss = daemon_sets(&ns).await?;
+    ensure!(dss.len() == n, "{} DaemonSets for {n} targets", dss.len());
+    let mut owners: Vec<String> = dss
+        .iter()
+        .filter_map(|d| d.owner_references().first().map(|o| o.name.clone()))
+        .collect();
+    owners.sort();
+    owners.dedup();
+    ensure!(
+        owners.len() == n,
+        "DaemonSets owned by {} distinct targets",
+        owners.len()
+    );
+    let cms = ns
+        .api::<ConfigMap>()
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=fabricwatch-operator"))
+        .await?;
+    ensure!(
+        cms.items.len() == n,
+        "{} ConfigMaps for {n} targets",
+        cms.items.len()
+    );
+    ns.cleanup().await
+}
+
+/// `FABRICWATCH_E2E=1 cargo test -p fabricwatch-tests --test controller_restart -- --ignored --nocapture`
+/// (set `FABRICWATCH_BENCH_TARGETS` for another count). Prints the numbers recorded in
+/// BENCHMARKS.md.
+#[tokio::test]
+#[ignore = "benchmark: run explicitly"]
+async fn bench_many_targets() -> Result<()> {
+    let cluster = require_cluster!();
+    cluster.install_crds().await?;
+    let n: usize = std::env::var("FABRICWATCH_BENCH_TARGETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+
+    // Baseline: the API server accepting n creates with nobody reconciling.
+    let base_ns = cluster.namespace("bench-baseline").await?;
+    let accept = create_targets(&base_ns, n).await?;
+    base_ns.cleanup().await?;
+
+    let ns = cluster.namespace("bench").await?;
+    let (mut op, _log) = operator(&cluster, ns.name(), "bench")?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_idle = rss_kib(op.id());
+    let start = Instant::now();
+    create_targets(&ns, n).await?;
+    eventually("all targets converge", Duration::from_secs(900), || async {
+        let c = converged(&ns).await?;
+        ensure!(c == n, "{c}/{n} converged");
+        Ok(())
+    })
+    .await?;
+    let converge = start.elapsed();
+    let rss_loaded = rss_kib(op.id());
+    let _ = op.kill();
+    let _ = op.wait();
+    println!(
+        "targets={n} api_accept_s={:.2} converge_s={:.2} ratio={:.2} rss_idle_kib={} rss_loaded_kib={}",
+        accept.as_secs_f64(),
+        converge.as_secs_f64(),
+        converge.as_secs_f64() / accept.as_secs_f64(),
+        rss_idle.map_or("?".into(), |v| v.to_string()),
+        rss_loaded.map_or("?".into(), |v| v.to_string()),
+    );
+    ns.cleanup().await
+}
