@@ -349,6 +349,7 @@ impl Fleet {
         } else {
             t.config.interval_seconds
         };
+        let known = t.nodes.contains_key(&report.node);
         let node = t
             .nodes
             .entry(report.node.clone())
@@ -391,6 +392,17 @@ impl Fleet {
                 findings: Vec::new(),
                 problem_since: BTreeMap::new(),
             });
+        node.received_at = now;
+        // A retried push whose answer was lost: the same report again. It proves the agent
+        // is alive, but must not be counted twice by windows, detectors and rates.
+        if known && report.seq == node.seq && report.collected_at <= node.last_report {
+            let peers = Self::peers_of(t, &report.node, now);
+            return IngestOutcome {
+                peers,
+                new_anomaly: None,
+                agent_restarted: false,
+            };
+        }
         let agent_restarted = report.seq < node.seq;
         if agent_restarted {
             node.restarts += 1;
@@ -402,7 +414,6 @@ impl Fleet {
         node.pod = report.pod.clone().or(node.pod.take());
         node.domain = domain.or(node.domain.take());
         node.interval_seconds = interval;
-        node.received_at = now;
         let sample = derive(report, Some(&node.counters));
         node.counters = CounterSnapshot::of(report);
         node.last_report = node.last_report.max(report.collected_at);
@@ -986,6 +997,20 @@ mod tests {
                 .is_empty(),
             "all stale"
         );
+    }
+
+    #[test]
+    fn a_resent_report_counts_once() {
+        let mut f = Fleet::new(Settings::default());
+        f.ingest(&report("a", 1, 0, 0.0), None, t(0));
+        f.ingest(&report("a", 2, 10, 4.0), None, t(10));
+        f.ingest(&report("a", 2, 10, 4.0), None, t(11));
+        let h = f
+            .history(&target(), "a", "ping_loss_percent")
+            .expect("history");
+        assert_eq!(h.len(), 2, "the retry is not a third sample");
+        let n = f.nodes(&target(), t(11)).expect("nodes");
+        assert_eq!(n[0].agent_restarts, 0);
     }
 
     #[test]

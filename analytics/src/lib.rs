@@ -58,30 +58,34 @@ pub struct Args {
     /// with --insecure-skip-auth for a fully local run).
     #[arg(long, env = "FABRICWATCH_ANALYTICS_WITHOUT_KUBERNETES")]
     pub without_kubernetes: bool,
-    /// Audience agent tokens must be issued for (repeatable).
+    /// Audience agent tokens must be issued for (repeatable; the controller passes its
+    /// `--token-audience`).
     #[arg(
         long = "audience",
-        env = "FABRICWATCH_ANALYTICS_AUDIENCES",
+        env = "FABRICWATCH_TOKEN_AUDIENCE",
         value_delimiter = ',',
         default_value = "fabricwatch-analytics"
     )]
     pub audiences: Vec<String>,
-    /// ServiceAccount names agents run as (repeatable).
+    /// Extra ServiceAccount names accepted as agents of any target (repeatable); the
+    /// ServiceAccount the controller creates per target (`<target>-agent`) is always accepted.
     #[arg(
         long = "agent-service-account",
         env = "FABRICWATCH_AGENT_SERVICE_ACCOUNTS",
-        value_delimiter = ',',
-        default_value = "fabricwatch-agent"
+        value_delimiter = ','
     )]
     pub agent_service_accounts: Vec<String>,
-    /// Namespaces agents may run in besides their MonitorTarget's (repeatable), e.g. the
-    /// operator's namespace.
+    /// Namespaces the extra ServiceAccounts may live in besides the target's (repeatable).
     #[arg(
         long = "agent-namespace",
         env = "FABRICWATCH_AGENT_NAMESPACES",
         value_delimiter = ','
     )]
     pub agent_namespaces: Vec<String>,
+    /// How long a reviewed token stays trusted without asking the API server again (a
+    /// rejected one: 5 s).
+    #[arg(long, env = "FABRICWATCH_ANALYTICS_TOKEN_CACHE_TTL", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub token_cache_ttl: Duration,
     /// Largest report body accepted, bytes.
     #[arg(long, env = "FABRICWATCH_ANALYTICS_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
@@ -160,10 +164,10 @@ pub async fn run_with_triggers(args: Args, triggers: mpsc::Sender<Trigger>) -> a
         let Some(c) = &client else {
             anyhow::bail!("token authentication needs the Kubernetes API: drop --without-kubernetes or add --insecure-skip-auth");
         };
-        Some(Arc::new(TokenReviewAuthenticator::new(
-            c.clone(),
-            args.audiences.clone(),
-        )))
+        Some(Arc::new(
+            TokenReviewAuthenticator::new(c.clone(), args.audiences.clone())
+                .with_ttl(args.token_cache_ttl, Duration::from_secs(5)),
+        ))
     };
     let catalog: Arc<dyn Catalog> = match &stores {
         Some(s) => k8s::catalog(s),

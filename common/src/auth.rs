@@ -121,12 +121,13 @@ mod tokenreview {
 
     impl TokenReviewAuthenticator {
         /// Reviews tokens with `client`, requiring one of `audiences` (empty: the API server's
-        /// default audience). Defaults: 30 s positive TTL, 5 s negative TTL, 10 000 entries.
+        /// default audience). Defaults: 2 min positive TTL (kube-apiserver's own default for
+        /// `--authentication-token-webhook-cache-ttl`), 5 s negative TTL, 10 000 entries.
         pub fn new(client: kube::Client, audiences: Vec<String>) -> Self {
             Self {
                 api: Api::all(client),
                 audiences,
-                ttl: Duration::from_secs(30),
+                ttl: Duration::from_secs(120),
                 negative_ttl: Duration::from_secs(5),
                 max_entries: 10_000,
                 cache: Mutex::new(HashMap::new()),

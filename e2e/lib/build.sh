@@ -5,7 +5,7 @@
 # Debian packages the cluster, the image builder and the Kubernetes build need.
 APT_PACKAGES=(
   etcd-server containerd runc containernetworking-plugins iptables conntrack iproute2
-  util-linux procps kmod curl jq rsync openssl ca-certificates busybox-static
+  util-linux procps kmod curl jq rsync openssl ca-certificates busybox-static dnsmasq-base
   golang-go golang-github-modern-go-reflect2-dev gcc libc6-dev make dpkg-dev xz-utils
 )
 

@@ -226,6 +226,22 @@ status: {capacity: {pods: "0"}, allocatable: {pods: "0"}}
 ---
 NODE
   log "controller-manager and scheduler started; Node objects registered"
+  start_cluster_dns
+}
+
+# Cluster DNS: dnsmasq on $BRIDGE_IP:53 answers <service>.<namespace>.svc.cluster.local from a
+# hosts file that lib/dns-sync.sh keeps equal to the Services; nothing is forwarded upstream.
+start_cluster_dns() {
+  mkdir -p "$STATE/dns"
+  : > "$STATE/dns/hosts"
+  start_daemon cluster-dns "$CP_CGROUP" /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/dev/null \
+    --log-facility=- --listen-address="$BRIDGE_IP" --bind-interfaces --port=53 \
+    --no-resolv --no-hosts --no-negcache --cache-size=0 --local=/cluster.local/ --domain-needed \
+    --addn-hosts="$STATE/dns/hosts" --user=root --pid-file=
+  start_daemon cluster-dns-sync "$CP_CGROUP" /bin/bash "$E2E_HOME/lib/dns-sync.sh" "$BIN/kubectl" \
+    "$STATE/kubeconfig" "$STATE/dns/hosts" "$STATE/pids/cluster-dns.pid"
+  wait_until 30 "cluster DNS records" grep -q 'kubernetes.default.svc' "$STATE/dns/hosts" ||
+    fail_with_logs cluster-dns cluster-dns-sync
 }
 
 write_node_config() {
@@ -282,6 +298,7 @@ authentication:
   x509: {clientCAFile: $STATE/pki/ca.crt}
 authorization: {mode: Webhook}
 clusterDomain: cluster.local
+clusterDNS: [$BRIDGE_IP]
 volumePluginDir: /var/lib/kubelet/volume-plugins
 nodeStatusUpdateFrequency: 4s
 syncFrequency: 10s
@@ -380,7 +397,8 @@ cmd_up() {
       fail_with_logs "$(node_name "$n")-setup" "$(node_name "$n")-containerd" "$(node_name "$n")-kubelet"
   done
   log "containerd, kubelet and kube-proxy running on ${NODES} nodes"
-  kctl wait --for=condition=Ready --timeout=180s "${names[@]}" >/dev/null ||
+  # (fd 8 closed: if this script is killed, the waiting kubectl must not keep holding the lock)
+  kctl wait --for=condition=Ready --timeout=180s "${names[@]}" >/dev/null 8>&- ||
     fail_with_logs "$(node_name 1)-kubelet" kube-controller-manager
   wait_until 60 "default ServiceAccount" kctl -n default get serviceaccount default ||
     fail_with_logs kube-controller-manager

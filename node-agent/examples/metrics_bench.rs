@@ -15,16 +15,21 @@ use fabricwatch_proto::agent_config::{HostConfig, RdmaConfig};
 use prometheus::{Encoder, TextEncoder};
 
 fn main() {
-    let iterations: u32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5000);
+    let iterations: u32 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5000);
     let sysfs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysfs/roce/sys");
     let rdma = RdmaCollector::new(ReadMode::KeepOpen).collect(&sysfs, &RdmaConfig::default(), 0.0);
     let host = HostCollector::new(Path::new("/proc")).collect(&HostConfig::default(), 0.0);
     let m = AgentMetrics::new().expect("metrics");
-    let mut s = Snapshot::default();
-    s.rdma_ports = rdma.ports;
+    let mut s = Snapshot {
+        rdma_ports: rdma.ports,
+        disks: host.disks,
+        netdevs: host.netdevs,
+        ..Snapshot::default()
+    };
     s.report.host = host.report;
-    s.disks = host.disks;
-    s.netdevs = host.netdevs;
     m.publish(s);
     let mut buf = Vec::with_capacity(64 * 1024);
     let fams = m.registry.gather();

@@ -43,7 +43,12 @@ fn main() {
         }
     };
     let cfg = RdmaConfig::default();
-    for mode in [ReadMode::OpenEachTime, ReadMode::KeepOpen, ReadMode::OpenEachTime, ReadMode::KeepOpen] {
+    for mode in [
+        ReadMode::OpenEachTime,
+        ReadMode::KeepOpen,
+        ReadMode::OpenEachTime,
+        ReadMode::KeepOpen,
+    ] {
         let mut c = RdmaCollector::new(mode);
         let warm = c.collect(&root, &cfg, 0.0);
         let files: usize = warm

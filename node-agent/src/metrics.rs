@@ -336,7 +336,7 @@ fn render_rdma(f: &mut Families, s: &Snapshot) {
             l,
             all.len() as f64,
         );
-        for (name, v) in &all {
+        for (name, v) in all {
             if name == "port_rcv_data" || name == "port_xmit_data" {
                 continue;
             }

@@ -55,7 +55,7 @@ fn roce_fixture_exact_values() {
         "lifespan is a setting, not a counter"
     );
     assert_eq!(hw.len(), 28, "29 files minus lifespan");
-    assert_eq!(p.supported_counters().len(), 49);
+    assert_eq!(p.supported_counters.len(), 49);
 
     let d = &out.ports[1];
     assert_eq!(d.sample.device, "mlx5_1");
@@ -128,7 +128,11 @@ fn node_exporter_fixture_iwarp_without_pma() {
             == FileErrorKind::Bad(fabricwatch_agent::rdma::parse::BadValue::NotAvailable)));
     assert_eq!(i40.sample.state, Some((4, "ACTIVE".into())));
     assert_eq!(i40.sample.rate_gbps, Some(10.0));
-    assert_eq!(i40.to_report().link_layer, "", "iWARP has no link layer on the wire");
+    assert_eq!(
+        i40.to_report().link_layer,
+        "",
+        "iWARP has no link layer on the wire"
+    );
     let mlx4 = out
         .ports
         .iter()

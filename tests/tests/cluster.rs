@@ -188,6 +188,12 @@ spec:
     let http_get = |ip: String, port: u16| {
         format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} {port}")
     };
+    let api_ip = Api::<Service>::namespaced(cluster.client(), "default")
+        .get("kubernetes")
+        .await?
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .context("Service kubernetes has no ClusterIP")?;
     for (i, (pod, node, _)) in placed.iter().enumerate() {
         let (_, peer_node, peer_ip) = &placed[(i + 1) % placed.len()];
         eventually(
@@ -218,6 +224,31 @@ spec:
             },
         )
         .await?;
+        // The API server through its Service (what in-cluster clients use).
+        exec(
+            &pods,
+            pod,
+            &["sh", "-c", &format!("echo | nc -w 3 {api_ip} 443")],
+        )
+        .await?
+        .check()
+        .with_context(|| format!("{pod}: TCP to kubernetes.default ({api_ip}:443)"))?;
+        // Cluster DNS: the Service's name, short and fully qualified.
+        if cluster.local().is_some() {
+            for name in [
+                "web".to_string(),
+                format!("web.{}.svc.cluster.local", ns.name()),
+            ] {
+                eventually(&format!("{pod} resolves {name}"), NETWORK, || async {
+                    // busybox nslookup tries every search domain and exits 1 if any
+                    // misses; only the answer matters.
+                    let out = exec(&pods, pod, &["nslookup", &name]).await?;
+                    ensure!(out.stdout.contains(&cluster_ip), "got {:?}", out.stdout);
+                    Ok(())
+                })
+                .await?;
+            }
+        }
     }
     ns.cleanup().await
 }

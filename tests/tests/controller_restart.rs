@@ -20,7 +20,26 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ListParams, PostParams};
 use kube::ResourceExt;
 
-fn operator(cluster: &Cluster, ns: &str, tag: &str) -> Result<(Child, PathBuf)> {
+/// A controller process, killed when dropped (also when a test fails half-way).
+struct Running(Child);
+
+impl Running {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn operator(cluster: &Cluster, ns: &str, tag: &str) -> Result<(Running, PathBuf)> {
     let bin = std::env::var_os("FABRICWATCH_OPERATOR_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/debug/fabricwatch-operator"));
@@ -48,7 +67,7 @@ fn operator(cluster: &Cluster, ns: &str, tag: &str) -> Result<(Child, PathBuf)> 
         .stdout(out)
         .stderr(err)
         .spawn()?;
-    Ok((child, log))
+    Ok((Running(child), log))
 }
 
 fn quiet_spec() -> Result<MonitorTargetSpec> {
@@ -135,8 +154,7 @@ async fn killed_mid_reconcile_converges_without_duplicates() -> Result<()> {
         },
     )
     .await?;
-    first.kill()?;
-    first.wait()?;
+    first.kill();
     let at_kill = daemon_sets(&ns).await?.len();
     eprintln!("killed the controller after {seen}+ DaemonSets ({at_kill} at kill time)");
 
@@ -147,8 +165,7 @@ async fn killed_mid_reconcile_converges_without_duplicates() -> Result<()> {
         Ok(())
     })
     .await;
-    let _ = second.kill();
-    let _ = second.wait();
+    second.kill();
     if result.is_err() {
         for l in [&log, &log2] {
             eprintln!(
@@ -217,8 +234,7 @@ async fn bench_many_targets() -> Result<()> {
     .await?;
     let converge = start.elapsed();
     let rss_loaded = rss_kib(op.id());
-    let _ = op.kill();
-    let _ = op.wait();
+    op.kill();
     println!(
         "targets={n} api_accept_s={:.2} converge_s={:.2} ratio={:.2} rss_idle_kib={} rss_loaded_kib={}",
         accept.as_secs_f64(),

@@ -98,18 +98,17 @@ pub struct PortView {
     pub link_flaps_total: u64,
     /// Counters that reset in this interval.
     pub resets: Vec<String>,
+    /// Names of every counter this port could read (capability discovery).
+    pub supported_counters: Vec<String>,
+    #[serde(skip)]
+    all: BTreeMap<String, u64>,
 }
 
 impl PortView {
     /// `counters/` and `hw_counters/` in one map; a `hw_counters` name that collides with a
     /// `counters` name is kept as `hw_counters/<name>`.
-    pub fn all_counters(&self) -> BTreeMap<String, u64> {
-        merged(&self.sample)
-    }
-
-    /// Names of every counter this port could read (capability discovery).
-    pub fn supported_counters(&self) -> Vec<String> {
-        self.all_counters().into_keys().collect()
+    pub fn all_counters(&self) -> &BTreeMap<String, u64> {
+        &self.all
     }
 
     /// Received bytes (`port_rcv_data` × 4), when readable.
@@ -169,7 +168,7 @@ impl PortView {
                 .unwrap_or_default(),
             rate_gbps: self.sample.rate_gbps,
             netdev: self.sample.netdev.clone(),
-            counters: self.all_counters(),
+            counters: self.all.clone(),
             rates: self.rates.clone(),
             link_flaps_total: self.link_flaps_total,
         }
@@ -247,6 +246,8 @@ impl RdmaCollector {
                 rates: update.rates,
                 link_flaps_total: update.flaps_total,
                 resets: update.resets,
+                supported_counters: all.keys().cloned().collect(),
+                all,
             });
         }
         // Ports that disappeared are forgotten; a port that comes back starts fresh.

@@ -604,3 +604,88 @@ where
         tracing::debug!(error = %e, "controller event");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::{http::StatusCode, routing::get, Json, Router};
+
+    /// A real HTTP server on 127.0.0.1 that answers API discovery of fabricwatch.io with
+    /// `status` and `body`, and a kube client pointed at it.
+    async fn discovery_server(status: StatusCode, body: serde_json::Value) -> Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let app = Router::new().route(
+            "/apis/fabricwatch.io/v1alpha1",
+            get(move || {
+                let body = body.clone();
+                async move { (status, Json(body)) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let url = format!("http://{addr}").parse().expect("url");
+        Client::try_from(kube::Config::new(url)).expect("client")
+    }
+
+    fn resource_list(names: &[&str]) -> serde_json::Value {
+        let resources: Vec<_> = names
+            .iter()
+            .map(|n| serde_json::json!({"name": n, "singularName": "", "namespaced": true, "kind": "X", "verbs": ["get"]}))
+            .collect();
+        serde_json::json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "fabricwatch.io/v1alpha1", "resources": resources})
+    }
+
+    #[tokio::test]
+    async fn missing_crds_give_an_actionable_error() {
+        let not_found = serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "the server could not find the requested resource"});
+        let client = discovery_server(StatusCode::NOT_FOUND, not_found).await;
+        let e = check_crds(&client).await.expect_err("no API").to_string();
+        assert!(
+            e.contains("fabricwatch.io/v1alpha1 API is not installed"),
+            "{e}"
+        );
+        assert!(e.contains("kubectl apply -f crds/"), "{e}");
+
+        let client = discovery_server(
+            StatusCode::OK,
+            resource_list(&["monitortargets", "alertrules"]),
+        )
+        .await;
+        let e = check_crds(&client).await.expect_err("partial").to_string();
+        assert!(e.contains("lacks aianalyses"), "{e}");
+
+        let client = discovery_server(
+            StatusCode::OK,
+            resource_list(&[
+                "monitortargets",
+                "monitortargets/status",
+                "alertrules",
+                "aianalyses",
+            ]),
+        )
+        .await;
+        check_crds(&client).await.expect("complete API");
+    }
+
+    #[test]
+    fn analytics_url_defaults_to_the_service_in_the_namespace() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let cli = Cli::try_parse_from(["x", "--namespace", "ops"]).expect("parse");
+        let s = cli.args.settings();
+        assert_eq!(s.analytics_url, "http://fabricwatch-analytics.ops.svc:8080");
+        assert_eq!(s.agent_image, "localhost/fabricwatch-agent:dev");
+        assert!(Cli::try_parse_from(["x", "--agent-image-pull-policy", "Sometimes"]).is_err());
+        let cli = Cli::try_parse_from(["x", "--manage-central-workloads=false"]).expect("parse");
+        assert!(!cli.args.manage_central_workloads);
+    }
+}
