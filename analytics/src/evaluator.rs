@@ -188,6 +188,15 @@ impl Evaluator {
     pub fn snapshot(&self) -> Vec<RuleReport> {
         self.slots.values().filter_map(|s| s.last.clone()).collect()
     }
+
+    /// Each valid rule's settings with its last report (for AI analyses: what is firing,
+    /// with metric, threshold and severity).
+    pub fn rules_with_reports(&self) -> Vec<(RuleSpec, RuleReport)> {
+        self.slots
+            .values()
+            .filter_map(|s| Some((s.engine.as_ref()?.spec().clone(), s.last.clone()?)))
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Central analytics workload (`fabricwatch-operator analytics`). See the crate README.
 
+pub mod aianalysis;
 pub mod alert;
 pub mod anomaly;
 pub mod derive;
@@ -126,26 +127,33 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Runs analytics until SIGTERM/Ctrl-C. AI triggers are logged and counted; use
-/// [`run_with_triggers`] to consume them.
+/// Runs analytics until SIGTERM/Ctrl-C, with the AI runner consuming the triggers
+/// (alerts with `analysisRef`, new anomalies, schedules, `fabricwatch.io/run-now`) when a
+/// Kubernetes API is available; without one, triggers are only logged.
 ///
 /// # Errors
 /// Fatal start-up or serving errors.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let (tx, mut rx) = mpsc::channel::<Trigger>(256);
-    tokio::spawn(async move {
-        while let Some(t) = rx.recv().await {
-            tracing::info!(trigger = %serde_json::to_string(&t).unwrap_or_default(), "AI analysis trigger (no AI runner attached)");
-        }
-    });
-    run_with_triggers(args, tx).await
+    run_inner(args, None).await
 }
 
-/// [`run`], sending AI triggers (alerts with `analysisRef`, new anomalies) to `triggers`.
+/// [`run`], sending AI triggers (alerts with `analysisRef`, new anomalies) to `triggers`
+/// instead of the built-in AI runner.
 ///
 /// # Errors
 /// Fatal start-up or serving errors.
 pub async fn run_with_triggers(args: Args, triggers: mpsc::Sender<Trigger>) -> anyhow::Result<()> {
+    run_inner(args, Some(triggers)).await
+}
+
+async fn run_inner(args: Args, external: Option<mpsc::Sender<Trigger>>) -> anyhow::Result<()> {
+    let (triggers, own_rx) = match external {
+        Some(tx) => (tx, None),
+        None => {
+            let (tx, rx) = mpsc::channel::<Trigger>(256);
+            (tx, Some(rx))
+        }
+    };
     install_crypto_provider();
     let metrics = Metrics::new()?;
     let client = if args.without_kubernetes {
@@ -216,6 +224,28 @@ pub async fn run_with_triggers(args: Args, triggers: mpsc::Sender<Trigger>) -> a
         )),
         _ => None,
     };
+    if let Some(mut rx) = own_rx {
+        match (&client, &stores) {
+            (Some(c), Some(s)) => {
+                aianalysis::start(
+                    c.clone(),
+                    shared.clone(),
+                    s.clone(),
+                    notifier.clone(),
+                    rx,
+                    aianalysis::RunnerConfig::default(),
+                )
+                .await?;
+            }
+            _ => {
+                tokio::spawn(async move {
+                    while let Some(t) = rx.recv().await {
+                        tracing::info!(trigger = %serde_json::to_string(&t).unwrap_or_default(), "AI analysis trigger (no Kubernetes API: AIAnalyses are not run)");
+                    }
+                });
+            }
+        }
+    }
     let ready = Readiness::default();
     let app =
         http::router(shared.clone()).merge(ops_router(metrics.registry.clone(), ready.clone()));

@@ -338,6 +338,14 @@ pub struct Usage {
     /// Spend since 00:00 UTC, USD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub today_cost_usd: Option<f64>,
+    /// The UTC date `todayCostUsd` belongs to, `YYYY-MM-DD`; a reader on a later day starts
+    /// the daily spend from zero, so a restart neither resets nor carries over the budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 10, max = 10),
+        regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+    )]
+    pub day: Option<String>,
 }
 
 /// Prompt cache statistics.

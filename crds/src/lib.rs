@@ -11,6 +11,8 @@
 //! every status field is optional and skipped when unset so an apply patch carries only what
 //! its writer owns.
 
+#![warn(missing_docs)]
+
 pub mod ai_analysis;
 pub mod alert_rule;
 pub mod common;

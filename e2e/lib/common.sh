@@ -73,7 +73,8 @@ cgroup_pids() {
   local root
   root=$(cgroup_track)/$1
   [ -d "$root" ] || return 0
-  find "$root" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -un
+  # (cgroups may vanish while we read them: never fail)
+  { find "$root" -name cgroup.procs -exec cat {} + 2>/dev/null || true; } | sort -un
 }
 
 # --- helpers ----------------------------------------------------------------------------

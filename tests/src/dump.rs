@@ -149,15 +149,53 @@ fn container_line(c: &ContainerStatus) -> String {
 /// the last lines of each container's log (and of its previous run after a restart).
 pub async fn dump_pods(client: &Client, namespace: &str) -> String {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let pods = match api.list(&ListParams::default()).await {
-        Ok(list) => list.items,
-        Err(e) => return format!("(cannot list pods: {e})\n"),
-    };
-    if pods.is_empty() {
-        return "(no pods)\n".to_string();
+    match api.list(&ListParams::default()).await {
+        Ok(list) if list.items.is_empty() => "(no pods)\n".to_string(),
+        Ok(list) => describe_pods(client, &list.items).await,
+        Err(e) => format!("(cannot list pods: {e})\n"),
     }
+}
+
+/// Label selector of the fabricwatch component pods (operator, analytics, notifier, agents)
+/// whose state and logs every failed wait also dumps, wherever they run:
+/// `FABRICWATCH_DUMP_SELECTOR`, default `app.kubernetes.io/name=fabricwatch`.
+pub fn component_selector() -> String {
+    std::env::var("FABRICWATCH_DUMP_SELECTOR")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "app.kubernetes.io/name=fabricwatch".to_string())
+}
+
+/// The fabricwatch component pods (see [`component_selector`]) in all namespaces except
+/// `except`, with their container states and log tails; empty when there are none.
+pub async fn dump_components(client: &Client, except: Option<&str>) -> String {
+    let selector = component_selector();
+    let api: Api<Pod> = Api::all(client.clone());
+    match api.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => {
+            let pods: Vec<Pod> = list
+                .items
+                .into_iter()
+                .filter(|p| p.namespace().as_deref() != except)
+                .collect();
+            if pods.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "---- fabricwatch components ({selector})\n{}",
+                    describe_pods(client, &pods).await
+                )
+            }
+        }
+        Err(e) => format!("---- fabricwatch components ({selector})\n(cannot list pods: {e})\n"),
+    }
+}
+
+async fn describe_pods(client: &Client, pods: &[Pod]) -> String {
     let mut out = String::new();
-    for pod in &pods {
+    for pod in pods {
+        let namespace = pod.namespace().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
         let name = pod.name_any();
         let status = pod.status.clone().unwrap_or_default();
         let node = pod
@@ -167,7 +205,7 @@ pub async fn dump_pods(client: &Client, namespace: &str) -> String {
             .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "pod/{name}: phase={} node={node} ip={}{}",
+            "pod/{name} (namespace {namespace}): phase={} node={node} ip={}{}",
             status.phase.as_deref().unwrap_or("?"),
             status.pod_ip.as_deref().unwrap_or("-"),
             status
@@ -309,12 +347,17 @@ where
     let dt = <K as Resource>::DynamicType::default();
     let kind = K::kind(&dt);
     let object = dump_object(api, name).await;
+    let client = api.clone().into_client();
     let rest = match api.namespace() {
-        Some(ns) => dump_namespace(&api.clone().into_client(), ns).await,
+        Some(ns) => dump_namespace(&client, ns).await,
         None => format!(
             "---- events about {name}\n{}",
-            dump_events(&api.clone().into_client(), None, Some(name)).await
+            dump_events(&client, None, Some(name)).await
         ),
     };
-    format!("---- {kind} {name}\n{}{rest}", indent(&object, "  "))
+    let components = dump_components(&client, api.namespace()).await;
+    format!(
+        "---- {kind} {name}\n{}{rest}{components}",
+        indent(&object, "  ")
+    )
 }

@@ -37,6 +37,7 @@
 //! | `FABRICWATCH_E2E_DIR` | state folder of the local cluster (default `/var/tmp/fabricwatch-e2e`) |
 //! | `FABRICWATCH_E2E_NODES` | node count when the harness starts the local cluster (default: as running, else 3) |
 //! | `FABRICWATCH_KEEP` | `1`: keep test namespaces after the test |
+//! | `FABRICWATCH_DUMP_SELECTOR` | label selector of component pods whose logs every failed wait dumps (default `app.kubernetes.io/name=fabricwatch`) |
 //! | `FABRICWATCH_TEST_IMAGE` | busybox-like image for helper pods (default `localhost/fabricwatch-testbox:dev`) |
 
 pub mod apply;
@@ -51,7 +52,7 @@ pub mod wait;
 pub use apply::apply_yaml;
 pub use cluster::{e2e_enabled, repo_root, test_image, Cluster, LocalCluster};
 pub use crds::install_crds;
-pub use dump::{dump_events, dump_namespace, dump_object, dump_pods};
+pub use dump::{dump_components, dump_events, dump_namespace, dump_object, dump_pods};
 pub use exec::{exec, ExecOutput};
 pub use namespace::TestNamespace;
 pub use wait::{eventually, wait_for, wait_for_deletion, WaitError};

@@ -141,10 +141,15 @@ impl TestNamespace {
         crate::apply::apply_yaml(&self.client, Some(&self.name), yaml).await
     }
 
-    /// A readable dump of everything in the namespace: workloads, pods with their
-    /// container states and log tails, and events.
+    /// A readable dump of everything in the namespace (workloads, pods with their
+    /// container states and log tails, events) and of the fabricwatch component pods
+    /// elsewhere (see [`dump::component_selector`]).
     pub async fn dump(&self) -> String {
-        dump::dump_namespace(&self.client, &self.name).await
+        format!(
+            "{}{}",
+            dump::dump_namespace(&self.client, &self.name).await,
+            dump::dump_components(&self.client, Some(&self.name)).await
+        )
     }
 
     /// Delete the namespace now (unless `FABRICWATCH_KEEP=1`). Does not wait for the
@@ -201,8 +206,9 @@ impl Drop for TestNamespace {
                 };
                 if panicking {
                     eprintln!(
-                        "==== the test panicked; namespace {name} ====\n{}",
-                        dump::dump_namespace(&client, &name).await
+                        "==== the test panicked; namespace {name} ====\n{}{}",
+                        dump::dump_namespace(&client, &name).await,
+                        dump::dump_components(&client, Some(&name)).await
                     );
                 }
                 if keep {

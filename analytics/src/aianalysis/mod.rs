@@ -1,0 +1,24 @@
+//! AIAnalysis: LLM diagnosis of MonitorTargets and AlertRules, run inside analytics.
+//!
+//! | module | what | IO |
+//! | --- | --- | --- |
+//! | [`debounce`] | per-analysis trigger state: coalescing, `minInterval`, cron next run | pure |
+//! | [`situation`] | fleet node views + firing rules + Events → `fabricwatch_ai::Situation` | pure |
+//! | [`settings`] | spec → `AnalysisSettings`; which Secret keys the provider needs | pure |
+//! | [`status`] | `RunOutcome` → status, ledger read-back, findings notification | pure |
+//! | [`execute`] | one run without Kubernetes (used by the runner and the tests) | LLM |
+//! | [`kube_events`] | Events of the affected nodes and pods (field selectors, bounded) | kube |
+//! | [`metrics`] | `fabricwatch_analytics_ai_*` | — |
+//! | [`runner`] | the AIAnalysis reflector, the trigger loop, status apply, Events, notify | kube |
+
+pub mod debounce;
+pub mod execute;
+pub mod kube_events;
+pub mod metrics;
+pub mod runner;
+pub mod settings;
+pub mod situation;
+pub mod status;
+
+pub use execute::{execute, Executed};
+pub use runner::{start, RunnerConfig, RunnerHandle};

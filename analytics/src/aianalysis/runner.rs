@@ -1,0 +1,690 @@
+//! The Kubernetes edge of AI analyses: watches AIAnalysis objects, turns analytics' triggers,
+//! cron schedules and the `fabricwatch.io/run-now` annotation into debounced runs, and for
+//! each run reads the provider Secret and the affected objects' Events, calls
+//! [`execute`](super::execute::execute), applies the status (server-side apply, field
+//! manager `fabricwatch-analytics`), publishes Warning Events, sends the findings
+//! notification and clears the annotation.
+
+use std::{collections::HashMap, sync::Arc, time::Duration as StdDuration};
+
+use chrono::{DateTime, Duration, Utc};
+use fabricwatch_ai::{
+    situation::{EventObjectKind, Situation},
+    Analyzer, AnalyzerConfig, ProviderCredentials, SecretString,
+};
+use fabricwatch_crds::{
+    ai_analysis::{AIAnalysisStatus, AnalysisTargetKind, RUN_NOW_ANNOTATION},
+    condition_types, AIAnalysis, FIELD_MANAGER_ANALYTICS,
+};
+use fabricwatch_proto::ObjectRef;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    api::{Api, Patch, PatchParams},
+    runtime::{
+        events::{Event as KubeEventMsg, EventType, Recorder, Reporter},
+        reflector::{self, ObjectRef as KubeRef, Store},
+        watcher, WatchStreamExt,
+    },
+    Client, Resource,
+};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::{
+    debounce::{next_run, Debounce, Offer, Reason, TriggerState},
+    execute::{execute, Executed},
+    kube_events::{self, Involved},
+    metrics::AiMetrics,
+    settings::{
+        aws_credentials, credential_keys, CredentialKeys, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    },
+    situation,
+    status::{changed, idle_status, persisted, Persisted},
+};
+use crate::{
+    health::Health,
+    k8s::Stores,
+    notify::Notifier,
+    rules::object_ref,
+    state::{lock, Shared},
+    trigger::Trigger,
+};
+
+/// Settings of the runner.
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    /// How long triggers are gathered into one run.
+    pub coalesce: StdDuration,
+    /// How often schedules, annotations and pending runs are checked.
+    pub tick: StdDuration,
+    /// The analyzer (cache size/TTL, retry policy, limits).
+    pub analyzer: AnalyzerConfig,
+    /// `instance` of the Event reporter (the pod name), if known.
+    pub instance: Option<String>,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            coalesce: StdDuration::from_secs(5),
+            tick: StdDuration::from_secs(1),
+            analyzer: AnalyzerConfig::default(),
+            instance: std::env::var("POD_NAME").ok(),
+        }
+    }
+}
+
+/// Whether analytics acts on `a`: the controller's `Accepted` condition when present, else
+/// the spec's own validation.
+pub fn accepted(a: &AIAnalysis) -> bool {
+    match a.status.as_ref().and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == condition_types::ACCEPTED)
+    }) {
+        Some(c) => c.status == "True",
+        None => a.spec.validate().is_ok(),
+    }
+}
+
+/// The analyses a trigger asks for, among `all`: `onAlert` analyses named by the rule's
+/// `analysisRef` or referencing the rule; `onAnomaly` analyses referencing the target
+/// directly or through one of their AlertRules (`rule_target` resolves a rule's target).
+pub fn wanted_by(
+    t: &Trigger,
+    all: &[Arc<AIAnalysis>],
+    rule_target: impl Fn(&ObjectRef) -> Option<ObjectRef>,
+) -> Vec<(ObjectRef, Reason)> {
+    let refs = |a: &AIAnalysis, kind: AnalysisTargetKind| -> Vec<ObjectRef> {
+        let ns = a.metadata.namespace.clone().unwrap_or_default();
+        a.spec
+            .target_refs
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| ObjectRef {
+                namespace: ns.clone(),
+                name: r.name.clone(),
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    for a in all {
+        let me = object_ref(&a.metadata);
+        match t {
+            Trigger::Alert { analysis, rule, .. } => {
+                if a.spec.trigger.on_alert
+                    && (analysis == &me || refs(a, AnalysisTargetKind::AlertRule).contains(rule))
+                {
+                    out.push((me, Reason::Alert));
+                }
+            }
+            Trigger::Anomaly { target, .. } => {
+                if a.spec.trigger.on_anomaly
+                    && (refs(a, AnalysisTargetKind::MonitorTarget).contains(target)
+                        || refs(a, AnalysisTargetKind::AlertRule)
+                            .iter()
+                            .any(|r| rule_target(r).as_ref() == Some(target)))
+                {
+                    out.push((me, Reason::Anomaly));
+                }
+            }
+        }
+    }
+    out
+}
+
+struct Entry {
+    triggers: TriggerState,
+    persisted: Option<Persisted>,
+    schedule: Option<String>,
+    next_run: Option<DateTime<Utc>>,
+    manual_seen: Option<String>,
+    idle_written: Option<Option<DateTime<Utc>>>,
+}
+
+/// Everything a run task needs.
+#[derive(Clone)]
+struct Ctx {
+    client: Client,
+    shared: Arc<Shared>,
+    stores: Stores,
+    analyzer: Arc<Analyzer>,
+    notifier: Option<Notifier>,
+    metrics: AiMetrics,
+    recorder: Recorder,
+    analyses: Store<AIAnalysis>,
+}
+
+/// The runner's background tasks. Dropping it leaves them running (analytics runs them for
+/// the life of the process); [`RunnerHandle::stop`] ends them (tests use it to simulate a
+/// restart).
+#[derive(Debug)]
+pub struct RunnerHandle {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunnerHandle {
+    /// Aborts the watch and the trigger loop (a run in progress finishes on its own).
+    pub fn stop(self) {
+        self.tasks.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+/// Starts the runner: an AIAnalysis reflector and the loop consuming `triggers`. Metrics are
+/// registered in `shared.metrics.registry`.
+///
+/// # Errors
+/// When the metrics cannot be registered (e.g. a second runner on the same registry) or the
+/// AIAnalysis watch never lists.
+pub async fn start(
+    client: Client,
+    shared: Arc<Shared>,
+    stores: Stores,
+    notifier: Option<Notifier>,
+    triggers: mpsc::Receiver<Trigger>,
+    config: RunnerConfig,
+) -> anyhow::Result<RunnerHandle> {
+    let metrics = AiMetrics::register(&shared.metrics.registry)?;
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(
+            Api::<AIAnalysis>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .applied_objects();
+    let watch = tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                tracing::warn!("aianalyses watch error (retrying): {e}");
+            }
+        }
+    });
+    if reader.wait_until_ready().await.is_err() {
+        watch.abort();
+        anyhow::bail!("the aianalyses watch stopped before listing");
+    }
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER_ANALYTICS.into(),
+            instance: config.instance.clone(),
+        },
+    );
+    let ctx = Ctx {
+        client,
+        shared,
+        stores,
+        analyzer: Arc::new(Analyzer::new(config.analyzer.clone())),
+        notifier,
+        metrics,
+        recorder,
+        analyses: reader.clone(),
+    };
+    let main = tokio::spawn(run_loop(ctx, reader, triggers, config));
+    Ok(RunnerHandle {
+        tasks: vec![watch, main],
+    })
+}
+
+async fn run_loop(
+    ctx: Ctx,
+    store: Store<AIAnalysis>,
+    mut triggers: mpsc::Receiver<Trigger>,
+    config: RunnerConfig,
+) {
+    let coalesce = Duration::from_std(config.coalesce).unwrap_or(Duration::seconds(5));
+    let (done_tx, mut done_rx) = mpsc::channel::<(ObjectRef, Persisted)>(64);
+    let mut entries: HashMap<ObjectRef, Entry> = HashMap::new();
+    let mut tick = tokio::time::interval(config.tick.max(StdDuration::from_millis(50)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let debounce_of = |a: &AIAnalysis| Debounce {
+        coalesce,
+        min_interval: a
+            .spec
+            .trigger
+            .min_interval
+            .to_std()
+            .ok()
+            .and_then(|d| Duration::from_std(d).ok())
+            .unwrap_or(Duration::minutes(10)),
+    };
+    loop {
+        tokio::select! {
+            Some(t) = triggers.recv() => {
+                let all: Vec<_> = store.state().into_iter().filter(|a| accepted(a)).collect();
+                let rules = ctx.stores.rules.clone();
+                let wanted = wanted_by(&t, &all, |r| {
+                    let rule = rules.get(&KubeRef::new(&r.name).within(&r.namespace))?;
+                    Some(ObjectRef { namespace: r.namespace.clone(), name: rule.spec.target_ref.name.clone() })
+                });
+                let now = Utc::now();
+                for (me, reason) in wanted {
+                    let Some(a) = all.iter().find(|a| object_ref(&a.metadata) == me) else { continue };
+                    let e = entries.entry(me.clone()).or_insert_with(|| new_entry(a));
+                    match e.triggers.offer(reason, now, &debounce_of(a)) {
+                        Offer::Opened => tracing::info!(analysis = %me, reason = reason.as_str(), "AI analysis triggered"),
+                        Offer::Coalesced | Offer::Dropped => ctx.metrics.debounced.with_label_values(&[reason.as_str()]).inc(),
+                    }
+                }
+            }
+            Some((me, p)) = done_rx.recv() => {
+                if let Some(e) = entries.get_mut(&me) {
+                    e.persisted = Some(p);
+                    e.triggers.finish();
+                }
+            }
+            _ = tick.tick() => {
+                let now = Utc::now();
+                let all = store.state();
+                let live: std::collections::HashSet<ObjectRef> = all.iter().map(|a| object_ref(&a.metadata)).collect();
+                entries.retain(|k, e| live.contains(k) || e.triggers.running());
+                for a in all {
+                    if !accepted(&a) {
+                        continue;
+                    }
+                    let me = object_ref(&a.metadata);
+                    let d = debounce_of(&a);
+                    let e = entries.entry(me.clone()).or_insert_with(|| new_entry(&a));
+                    let schedule = a.spec.trigger.schedule.clone();
+                    let text = schedule.as_ref().map(|s| s.as_str().to_string());
+                    if text != e.schedule {
+                        e.schedule = text;
+                        e.next_run = schedule.as_ref().and_then(|s| next_run(s, now));
+                    }
+                    if let (Some(s), Some(at)) = (&schedule, e.next_run) {
+                        if now >= at {
+                            e.triggers.offer(Reason::Schedule, now, &d);
+                            e.next_run = next_run(s, now);
+                        }
+                    }
+                    let manual = a.metadata.annotations.as_ref().and_then(|m| m.get(RUN_NOW_ANNOTATION)).cloned();
+                    if let Some(v) = &manual {
+                        if e.manual_seen.as_ref() != Some(v) {
+                            e.manual_seen = Some(v.clone());
+                            e.triggers.offer(Reason::Manual, now, &d);
+                        }
+                    }
+                    if e.triggers.due(now, &d) {
+                        let reasons = e.triggers.start(now);
+                        let persisted = e.persisted.clone().unwrap_or_else(|| persisted(a.status.as_ref()));
+                        let next = e.next_run;
+                        let (ctx, done, a) = (ctx.clone(), done_tx.clone(), a.clone());
+                        tracing::info!(analysis = %me, reasons = ?reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>(), "AI analysis run starting");
+                        e.idle_written = Some(next);
+                        tokio::spawn(async move {
+                            let p = run_one(&ctx, &a, persisted, next, now, manual).await;
+                            let _ = done.send((me, p)).await;
+                        });
+                    } else if !e.triggers.running() && e.idle_written != Some(e.next_run) {
+                        e.idle_written = Some(e.next_run);
+                        let desired = idle_status(a.status.as_ref(), a.metadata.generation, e.next_run, now);
+                        if changed(a.status.as_ref(), &desired) {
+                            apply_status(&ctx.client, &me, &desired).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn new_entry(a: &AIAnalysis) -> Entry {
+    let p = persisted(a.status.as_ref());
+    Entry {
+        triggers: TriggerState::with_last_run(p.last_run),
+        persisted: None,
+        schedule: None,
+        next_run: None,
+        // A value present at start was either handled before a restart (then cleared) or not;
+        // run it: an extra run is cheaper than a lost request.
+        manual_seen: None,
+        idle_written: None,
+    }
+}
+
+fn worst_first(h: Health) -> u8 {
+    match h {
+        Health::Critical => 0,
+        Health::Unknown => 1,
+        Health::Warning => 2,
+        Health::Healthy => 3,
+    }
+}
+
+/// Builds the situation of `a` from analytics' state and the Kubernetes Events.
+async fn build_situation(ctx: &Ctx, a: &AIAnalysis, now: DateTime<Utc>) -> Situation {
+    let ns = a.metadata.namespace.clone().unwrap_or_default();
+    let window = a
+        .spec
+        .window
+        .to_std()
+        .unwrap_or(StdDuration::from_secs(3600));
+    let mut targets = Vec::new();
+    let mut rule_refs = Vec::new();
+    for r in &a.spec.target_refs {
+        let o = ObjectRef {
+            namespace: ns.clone(),
+            name: r.name.clone(),
+        };
+        match r.kind {
+            AnalysisTargetKind::MonitorTarget => targets.push(o),
+            AnalysisTargetKind::AlertRule => {
+                if let Some(rule) = ctx.stores.rules.get(&KubeRef::new(&o.name).within(&ns)) {
+                    targets.push(ObjectRef {
+                        namespace: ns.clone(),
+                        name: rule.spec.target_ref.name.clone(),
+                    });
+                }
+                rule_refs.push(o);
+            }
+        }
+    }
+    targets.sort();
+    targets.dedup();
+    let nodes: Vec<_> = {
+        let fleet = lock(&ctx.shared.fleet);
+        targets
+            .iter()
+            .filter_map(|t| fleet.nodes(t, now))
+            .flatten()
+            .collect()
+    };
+    let rules: Vec<_> = lock(&ctx.shared.evaluator)
+        .rules_with_reports()
+        .into_iter()
+        .filter(|(spec, _)| rule_refs.contains(&spec.rule) || targets.contains(&spec.target))
+        .collect();
+    let mut by_health: Vec<_> = nodes.iter().collect();
+    by_health.sort_by_key(|n| (worst_first(n.health), n.node.clone()));
+    let mut involved = Vec::new();
+    for n in by_health.iter().take(kube_events::MAX_OBJECTS / 2) {
+        involved.push(Involved {
+            kind: EventObjectKind::Node,
+            namespace: String::new(),
+            name: n.node.clone(),
+        });
+        if let Some(pod) = &n.pod {
+            involved.push(Involved {
+                kind: EventObjectKind::Pod,
+                namespace: ns.clone(),
+                name: pod.clone(),
+            });
+        }
+    }
+    let since = now - Duration::from_std(window).unwrap_or(Duration::hours(1));
+    let events = kube_events::list(&ctx.client, &involved, since).await;
+    situation::build(window.as_secs(), &nodes, &rules, events)
+}
+
+/// Reads the provider credentials of `a` from its Secret. Errors name the Secret and key,
+/// never a value.
+async fn credentials(client: &Client, a: &AIAnalysis) -> Result<ProviderCredentials, String> {
+    let ns = a.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let get = |secret: String| {
+        let api = api.clone();
+        async move {
+            api.get(&secret)
+                .await
+                .map_err(|e| format!("cannot read Secret {ns}/{secret}: {}", kube_reason(&e)))
+        }
+    };
+    let value = |s: &Secret, key: &str| -> Option<String> {
+        let v = s.data.as_ref()?.get(key)?;
+        String::from_utf8(v.0.clone()).ok()
+    };
+    match credential_keys(&a.spec) {
+        CredentialKeys::None => Ok(ProviderCredentials::Default),
+        CredentialKeys::Aws { secret } => {
+            let s = get(secret.clone()).await?;
+            aws_credentials(|k| value(&s, k)).ok_or_else(|| {
+                format!("Secret {secret} lacks a non-empty {AWS_ACCESS_KEY_ID} or {AWS_SECRET_ACCESS_KEY}")
+            })
+        }
+        CredentialKeys::ApiKey { secret, key } => {
+            let s = get(secret.clone()).await?;
+            match value(&s, &key).map(|v| v.trim().to_string()) {
+                Some(v) if !v.is_empty() => Ok(ProviderCredentials::ApiKey(SecretString::new(v))),
+                _ => Err(format!("Secret {secret} has no non-empty key {key}")),
+            }
+        }
+    }
+}
+
+/// The API server's reason for a failed call, without echoing request bodies.
+fn kube_reason(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.reason, s.code),
+        _ => "API server unreachable".into(),
+    }
+}
+
+async fn apply_status(client: &Client, me: &ObjectRef, status: &AIAnalysisStatus) -> bool {
+    let api: Api<AIAnalysis> = Api::namespaced(client.clone(), &me.namespace);
+    let patch = json!({
+        "apiVersion": fabricwatch_crds::API_VERSION,
+        "kind": "AIAnalysis",
+        "status": status,
+    });
+    let pp = PatchParams::apply(FIELD_MANAGER_ANALYTICS).force();
+    match api.patch_status(&me.name, &pp, &Patch::Apply(&patch)).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(analysis = %me, "AIAnalysis status apply failed: {}", kube_reason(&e));
+            false
+        }
+    }
+}
+
+/// Removes the run-now annotation if it still holds `value` (a newer request stays).
+async fn clear_run_now(client: &Client, me: &ObjectRef, value: &str) {
+    let api: Api<AIAnalysis> = Api::namespaced(client.clone(), &me.namespace);
+    for _ in 0..3 {
+        let Ok(cur) = api.get(&me.name).await else {
+            return;
+        };
+        let still = cur
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|m| m.get(RUN_NOW_ANNOTATION))
+            .is_some_and(|v| v == value);
+        if !still {
+            return;
+        }
+        // resourceVersion makes the merge patch conditional: a concurrent change (a new
+        // run-now value) yields 409 and a fresh look.
+        let patch = json!({"metadata": {
+            "resourceVersion": cur.metadata.resource_version,
+            "annotations": {RUN_NOW_ANNOTATION: null},
+        }});
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER_ANALYTICS.into()),
+            ..PatchParams::default()
+        };
+        match api.patch(&me.name, &pp, &Patch::Merge(&patch)).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => {
+                tracing::warn!(analysis = %me, "clearing {RUN_NOW_ANNOTATION} failed: {}", kube_reason(&e));
+                return;
+            }
+        }
+    }
+}
+
+async fn run_one(
+    ctx: &Ctx,
+    a: &AIAnalysis,
+    persisted: Persisted,
+    next_run: Option<DateTime<Utc>>,
+    started: DateTime<Utc>,
+    manual: Option<String>,
+) -> Persisted {
+    let me = object_ref(&a.metadata);
+    let situation = build_situation(ctx, a, started).await;
+    let creds = credentials(&ctx.client, a).await;
+    let Executed {
+        outcome,
+        status,
+        persisted,
+        notification,
+    } = execute(
+        &ctx.analyzer,
+        a,
+        &situation,
+        creds,
+        persisted,
+        next_run,
+        started,
+    )
+    .await;
+    ctx.metrics.record(&outcome);
+    tracing::info!(
+        analysis = %me,
+        findings = status.findings.len(),
+        cache_hit = outcome.cache_hit,
+        calls = outcome.calls,
+        input_tokens = outcome.usage.input_tokens,
+        output_tokens = outcome.usage.output_tokens,
+        cost_usd = outcome.usage.cost_usd,
+        error = outcome.error.as_ref().map(|e| e.reason.as_str()),
+        "AI analysis run finished"
+    );
+    // The reflector's copy may be older than this run's start; compare with it anyway: a
+    // run always moves lastRunTime, so this only skips writes of identical statuses.
+    let current = ctx
+        .analyses
+        .get(&KubeRef::new(&me.name).within(&me.namespace))
+        .and_then(|o| o.status.clone());
+    if changed(current.as_ref(), &status) {
+        apply_status(&ctx.client, &me, &status).await;
+    }
+    let warn = |reason: &str, note: String| KubeEventMsg {
+        type_: EventType::Warning,
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Analyze".into(),
+        secondary: None,
+    };
+    let mut events = Vec::new();
+    if let Some(e) = &outcome.error {
+        events.push(warn(
+            "ProviderError",
+            format!("{}: {}", e.reason.as_str(), e.message),
+        ));
+    }
+    if let Some(b) = &outcome.budget_exceeded {
+        events.push(warn("BudgetExceeded", b.to_string()));
+    }
+    let reference = a.object_ref(&());
+    for ev in events {
+        if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+            tracing::warn!(analysis = %me, "publishing Event failed: {}", kube_reason(&e));
+        }
+    }
+    if let (Some(n), Some(req)) = (&ctx.notifier, notification) {
+        n.send(req, &ctx.shared.metrics);
+    }
+    if let Some(v) = manual {
+        clear_run_now(&ctx.client, &me, &v).await;
+    }
+    persisted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::SeriesKey;
+    use fabricwatch_crds::AIAnalysisSpec;
+
+    fn aia(name: &str, extra: &str) -> Arc<AIAnalysis> {
+        let spec: AIAnalysisSpec =
+            serde_yaml::from_str(&format!("provider: {{type: openai, model: m}}\n{extra}"))
+                .expect("spec");
+        let mut a = AIAnalysis::new(name, spec);
+        a.metadata.namespace = Some("ns".into());
+        Arc::new(a)
+    }
+
+    fn r(name: &str) -> ObjectRef {
+        ObjectRef {
+            namespace: "ns".into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn triggers_reach_the_analyses_that_want_them() {
+        let all = vec![
+            aia("by-ref", "targetRefs: [{kind: MonitorTarget, name: fabric}]"),
+            aia("by-rule", "targetRefs: [{kind: AlertRule, name: loss}]\ntrigger: {onAnomaly: true}"),
+            aia("anomaly", "targetRefs: [{kind: MonitorTarget, name: fabric}]\ntrigger: {onAlert: false, onAnomaly: true}"),
+            aia("other", "targetRefs: [{kind: MonitorTarget, name: other}]\ntrigger: {onAnomaly: true}"),
+        ];
+        let alert = Trigger::Alert {
+            analysis: r("by-ref"),
+            rule: r("loss"),
+            target: r("fabric"),
+            series: SeriesKey::node("n1"),
+            value: Some(9.0),
+            starts_at: Utc::now(),
+        };
+        let names = |v: Vec<(ObjectRef, Reason)>| {
+            v.into_iter()
+                .map(|(o, why)| (o.name, why))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(wanted_by(&alert, &all, |_| None)),
+            vec![
+                ("by-ref".into(), Reason::Alert),
+                ("by-rule".into(), Reason::Alert)
+            ]
+        );
+        let anomaly = Trigger::Anomaly {
+            target: r("fabric"),
+            node: "n1".into(),
+            anomaly: Default::default(),
+            at: Utc::now(),
+        };
+        assert_eq!(
+            names(wanted_by(&anomaly, &all, |rule| (rule.name == "loss")
+                .then(|| r("fabric")))),
+            vec![
+                ("by-rule".into(), Reason::Anomaly),
+                ("anomaly".into(), Reason::Anomaly)
+            ]
+        );
+    }
+
+    #[test]
+    fn accepted_follows_the_controller_else_validates() {
+        let ok = aia("a", "targetRefs: [{kind: MonitorTarget, name: fabric}]");
+        assert!(accepted(&ok));
+        let bad = aia(
+            "b",
+            "targetRefs: [{kind: MonitorTarget, name: fabric}]\nwindow: 5s",
+        );
+        assert!(!accepted(&bad), "fails validate()");
+        let mut refused = (*ok).clone();
+        refused.status = Some(AIAnalysisStatus {
+            conditions: vec![super::super::status::condition(
+                "Accepted",
+                false,
+                "MissingReference",
+                "",
+                None,
+                &[],
+                Utc::now(),
+            )],
+            ..AIAnalysisStatus::default()
+        });
+        assert!(!accepted(&refused));
+    }
+}
