@@ -422,13 +422,18 @@ async fn invalid_monitor_target_is_rejected_without_children() -> Result<()> {
         ns.api::<ConfigMap>().get_opt("bad-agent").await?.is_none(),
         "ConfigMap created for an invalid spec"
     );
-    let invalid = op
-        .metric(
-            "fabricwatch_controller_reconciles_total",
-            "result=\"invalid\"",
-        )
-        .await?;
-    ensure!(invalid >= 1.0);
+    // The reconcile counts itself after writing status, so poll briefly.
+    eventually("an invalid reconcile counted", CONVERGE, || async {
+        let invalid = op
+            .metric(
+                "fabricwatch_controller_reconciles_total",
+                "result=\"invalid\"",
+            )
+            .await?;
+        ensure!(invalid >= 1.0, "{invalid}");
+        Ok(())
+    })
+    .await?;
 
     ns.apply_yaml(&mt("10s")).await?;
     wait_for(

@@ -62,6 +62,12 @@ fn operator(cluster: &Cluster, ns: &str, tag: &str) -> Result<(Running, PathBuf)
             "--manage-central-workloads=false",
             "--leader-election=false",
         ])
+        .args(
+            std::env::var("FABRICWATCH_BENCH_CONCURRENCY")
+                .ok()
+                .map(|c| vec!["--concurrency".to_string(), c])
+                .unwrap_or_default(),
+        )
         .env("KUBECONFIG", cluster.kubeconfig())
         .stdin(Stdio::null())
         .stdout(out)
@@ -203,7 +209,8 @@ async fn killed_mid_reconcile_converges_without_duplicates() -> Result<()> {
 }
 
 /// `FABRICWATCH_E2E=1 cargo test -p fabricwatch-tests --test controller_restart -- --ignored --nocapture`
-/// (set `FABRICWATCH_BENCH_TARGETS` for another count). Prints the numbers recorded in
+/// (set `FABRICWATCH_BENCH_TARGETS` for another count, `FABRICWATCH_BENCH_CONCURRENCY` for the
+/// controller's `--concurrency`). Prints the numbers recorded in
 /// BENCHMARKS.md.
 #[tokio::test]
 #[ignore = "benchmark: run explicitly"]

@@ -3,7 +3,7 @@
 {{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* Full name of the operator Deployment; analytics and notifier names derive from it. */}}
+{{/* Full name of the operator Deployment (also its --owner-deployment). */}}
 {{- define "fabricwatch.fullname" -}}
 {{- if contains .Chart.Name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
@@ -20,9 +20,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
+{{/* Operator pods. The controller's central workloads use name=fabricwatch plus their own
+component, so the component label keeps the selectors apart. */}}
 {{- define "fabricwatch.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "fabricwatch.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "fabricwatch.operatorServiceAccount" -}}
+{{- default (printf "%s-operator" (include "fabricwatch.fullname" .) | trunc 63 | trimSuffix "-") .Values.operator.serviceAccount.name -}}
 {{- end -}}
 
 {{- define "fabricwatch.image" -}}
@@ -33,7 +40,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.agent.image.repository (default .Chart.AppVersion .Values.agent.image.tag) -}}
 {{- end -}}
 
-{{/* Restricted pod security (Pod Security Standards "restricted"). */}}
+{{/* Restricted pod security (Pod Security Standards "restricted"). The image's nonroot user. */}}
 {{- define "fabricwatch.podSecurityContext" -}}
 runAsNonRoot: true
 runAsUser: 65532
@@ -45,6 +52,7 @@ seccompProfile:
 {{- define "fabricwatch.containerSecurityContext" -}}
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
+runAsNonRoot: true
 capabilities:
   drop: [ALL]
 {{- end -}}

@@ -132,7 +132,7 @@ pub struct Args {
     #[arg(long, env = "FABRICWATCH_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
     /// Reconciles run in parallel per kind.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     pub concurrency: u16,
 }
 

@@ -118,7 +118,8 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
         && rollout.desired > 0
         && rollout.ready >= rollout.desired
         && rollout.updated >= rollout.desired;
-    let pod_security = if complete {
+    // The namespace only explains agents that exist but do not start.
+    let pod_security = if complete || rollout.desired == 0 {
         None
     } else {
         Api::<Namespace>::all(client)
