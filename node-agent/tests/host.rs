@@ -105,3 +105,25 @@ fn copy_dir(src: &Path, dst: &Path) {
         }
     }
 }
+
+/// In a pod without hostNetwork, `<proc>/net/dev` shows the pod's interfaces; the node's are
+/// in the network namespace of the proc root's init process, `<proc>/1/net/dev`.
+#[test]
+fn netdevs_come_from_the_init_process_namespace_when_readable() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let proc_root = dir.path().join("proc");
+    copy_dir(&src, &proc_root);
+    let header = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n";
+    fs::create_dir_all(proc_root.join("1/net")).expect("mkdir");
+    fs::write(
+        proc_root.join("1/net/dev"),
+        format!("{header}  ib0: 42 1 0 0 0 0 0 0 43 1 0 0 0 0 0 0\n"),
+    )
+    .expect("write");
+    let mut c = HostCollector::new(&proc_root);
+    let out = c.collect(&HostConfig::default(), 100.0);
+    let names: Vec<&str> = out.netdevs.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["ib0"], "the node's devices, not the reader's");
+    assert_eq!(out.netdevs[0].rx_bytes, 42);
+}

@@ -55,7 +55,11 @@ fn rule_set(role: &Value) -> BTreeSet<String> {
     let sorted = |v: &Value| -> Vec<String> {
         let mut l: Vec<String> = v
             .as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         l.sort();
         l
@@ -124,9 +128,17 @@ fn chart_controller_rbac_is_the_operators_rbac_file() -> Result<()> {
 
 #[test]
 fn chart_rbac_has_no_wildcards_and_no_secret_listing() -> Result<()> {
-    let docs = render_chart(&["--set", "serviceMonitor.enabled=true", "--set", "networkPolicy.enabled=true"])?;
+    let docs = render_chart(&[
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "networkPolicy.enabled=true",
+    ])?;
     let mut roles = 0;
-    for d in docs.iter().filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role") {
+    for d in docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+    {
         roles += 1;
         let name = d["metadata"]["name"].as_str().unwrap_or("?");
         for r in d["rules"].as_array().into_iter().flatten() {
@@ -139,18 +151,31 @@ fn chart_rbac_has_no_wildcards_and_no_secret_listing() -> Result<()> {
             let secrets = r["resources"]
                 .as_array()
                 .is_some_and(|a| a.iter().any(|x| x == "secrets"));
-            let verbs: Vec<&str> = r["verbs"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let verbs: Vec<&str> = r["verbs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             ensure!(
                 !(secrets && (verbs.contains(&"list") || verbs.contains(&"watch"))),
                 "{name} may list or watch Secrets: {r}"
             );
         }
     }
-    ensure!(roles == 5, "expected 5 roles (operator x2, analytics, notifier x2), got {roles}");
+    ensure!(
+        roles == 5,
+        "expected 5 roles (operator x2, analytics, notifier x2), got {roles}"
+    );
     // The notifier's namespaced Role touches only its outbox by name (create cannot be named).
     let role = find(&docs, "Role", "fw-fabricwatch-notifier")?;
     for r in role["rules"].as_array().into_iter().flatten() {
-        let verbs: Vec<&str> = r["verbs"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let verbs: Vec<&str> = r["verbs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         if verbs != ["create"] {
             ensure!(
                 r["resourceNames"] == serde_json::json!(["fabricwatch-notifier-state"]),
@@ -170,8 +195,15 @@ fn chart_operator_runs_restricted_with_probes_and_real_flags() -> Result<()> {
     let docs = render_chart(&[])?;
     let d = find(&docs, "Deployment", "fw-fabricwatch")?;
     let spec = &d["spec"]["template"]["spec"];
-    ensure!(d["spec"]["replicas"] == 2, "replicas: {}", d["spec"]["replicas"]);
-    ensure!(spec["securityContext"]["runAsNonRoot"] == true, "pod not runAsNonRoot");
+    ensure!(
+        d["spec"]["replicas"] == 2,
+        "replicas: {}",
+        d["spec"]["replicas"]
+    );
+    ensure!(
+        spec["securityContext"]["runAsNonRoot"] == true,
+        "pod not runAsNonRoot"
+    );
     ensure!(
         spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault",
         "no RuntimeDefault seccomp"
@@ -179,12 +211,32 @@ fn chart_operator_runs_restricted_with_probes_and_real_flags() -> Result<()> {
     let c = &spec["containers"][0];
     let sc = &c["securityContext"];
     ensure!(sc["readOnlyRootFilesystem"] == true, "root fs writable");
-    ensure!(sc["allowPrivilegeEscalation"] == false, "privilege escalation allowed");
-    ensure!(sc["capabilities"]["drop"] == serde_json::json!(["ALL"]), "capabilities not dropped");
-    ensure!(c["livenessProbe"]["httpGet"]["path"] == "/healthz", "no /healthz probe");
-    ensure!(c["readinessProbe"]["httpGet"]["path"] == "/readyz", "no /readyz probe");
-    ensure!(c["resources"]["requests"].is_object(), "no resource requests");
-    let args: Vec<&str> = c["args"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    ensure!(
+        sc["allowPrivilegeEscalation"] == false,
+        "privilege escalation allowed"
+    );
+    ensure!(
+        sc["capabilities"]["drop"] == serde_json::json!(["ALL"]),
+        "capabilities not dropped"
+    );
+    ensure!(
+        c["livenessProbe"]["httpGet"]["path"] == "/healthz",
+        "no /healthz probe"
+    );
+    ensure!(
+        c["readinessProbe"]["httpGet"]["path"] == "/readyz",
+        "no /readyz probe"
+    );
+    ensure!(
+        c["resources"]["requests"].is_object(),
+        "no resource requests"
+    );
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     ensure!(args.first() == Some(&"controller"), "args: {args:?}");
     // Every flag the chart passes must exist in the controller's flag definitions.
     let flags_src = std::fs::read_to_string(repo_root().join("operator/src/controller/mod.rs"))?;
@@ -198,7 +250,10 @@ fn chart_operator_runs_restricted_with_probes_and_real_flags() -> Result<()> {
             "--{flag} is not a flag of `fabricwatch-operator controller` (no field {field} in operator/src/controller/mod.rs)"
         );
     }
-    ensure!(args.contains(&"--owner-deployment=fw-fabricwatch"), "args: {args:?}");
+    ensure!(
+        args.contains(&"--owner-deployment=fw-fabricwatch"),
+        "args: {args:?}"
+    );
     // PodDisruptionBudget exists (policy/v1 offline; policy/v1beta1 on 1.20 clusters).
     let pdb = docs
         .iter()
@@ -223,7 +278,11 @@ fn dashboards_use_exported_metric_names() -> Result<()> {
         let text = std::fs::read_to_string(&path)?;
         let json: Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not JSON", path.display()))?;
-        ensure!(json["panels"].as_array().is_some_and(|p| !p.is_empty()), "{}: no panels", path.display());
+        ensure!(
+            json["panels"].as_array().is_some_and(|p| !p.is_empty()),
+            "{}: no panels",
+            path.display()
+        );
         for name in metric_names(&text) {
             checked += 1;
             let base = ["_bucket", "_sum", "_count"]
@@ -235,10 +294,17 @@ fn dashboards_use_exported_metric_names() -> Result<()> {
                 || name
                     .strip_prefix("fabricwatch_rdma_congestion_")
                     .is_some_and(|suffix| source.contains(&format!("\"{suffix}\"")));
-            ensure!(known, "{}: metric {name} is exported by no component", path.display());
+            ensure!(
+                known,
+                "{}: metric {name} is exported by no component",
+                path.display()
+            );
         }
     }
-    ensure!(checked >= 20, "only {checked} metric references found in the dashboards");
+    ensure!(
+        checked >= 20,
+        "only {checked} metric references found in the dashboards"
+    );
     Ok(())
 }
 

@@ -40,7 +40,7 @@ use fabricwatch_tests::{
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
 use kube::api::{DeleteParams, ListParams, LogParams};
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -148,7 +148,11 @@ impl Drop for Release {
             .output();
         if let Ok(o) = out {
             if !o.status.success() {
-                eprintln!("helm uninstall {}: {}", self.name, String::from_utf8_lossy(&o.stderr));
+                eprintln!(
+                    "helm uninstall {}: {}",
+                    self.name,
+                    String::from_utf8_lossy(&o.stderr)
+                );
             }
         }
     }
@@ -293,7 +297,9 @@ impl Webhook {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 8192];
                     loop {
-                        let Ok(n) = s.read(&mut chunk).await else { return };
+                        let Ok(n) = s.read(&mut chunk).await else {
+                            return;
+                        };
                         if n == 0 {
                             return;
                         }
@@ -344,7 +350,9 @@ impl Webhook {
 // Cluster helpers
 
 fn status(obj: &impl serde::Serialize) -> Value {
-    serde_json::to_value(obj).map(|v| v["status"].clone()).unwrap_or(Value::Null)
+    serde_json::to_value(obj)
+        .map(|v| v["status"].clone())
+        .unwrap_or(Value::Null)
 }
 
 async fn pods(ns: &TestNamespace, selector: &str) -> Result<Vec<Pod>> {
@@ -364,8 +372,16 @@ async fn endpoints(ns: &TestNamespace) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for (job, selector, port) in [
         ("operator", "app.kubernetes.io/component=operator", 8080),
-        ("analytics", "app.kubernetes.io/name=fabricwatch,app.kubernetes.io/component=analytics", 8080),
-        ("notifier", "app.kubernetes.io/name=fabricwatch,app.kubernetes.io/component=notifier", 8080),
+        (
+            "analytics",
+            "app.kubernetes.io/name=fabricwatch,app.kubernetes.io/component=analytics",
+            8080,
+        ),
+        (
+            "notifier",
+            "app.kubernetes.io/name=fabricwatch,app.kubernetes.io/component=notifier",
+            8080,
+        ),
         ("agent", "app.kubernetes.io/component=agent", 9470),
     ] {
         for p in pods(ns, selector).await? {
@@ -388,11 +404,61 @@ async fn children(ns: &TestNamespace) -> Result<BTreeMap<&'static str, Vec<Strin
         v
     };
     Ok(BTreeMap::from([
-        ("DaemonSet", names(ns.api::<DaemonSet>().list(&lp).await?.iter().map(|o| o.name_any()).collect())),
-        ("Deployment", names(ns.api::<Deployment>().list(&lp).await?.iter().map(|o| o.name_any()).collect())),
-        ("Service", names(ns.api::<Service>().list(&lp).await?.iter().map(|o| o.name_any()).collect())),
-        ("ConfigMap", names(ns.api::<ConfigMap>().list(&lp).await?.iter().map(|o| o.name_any()).collect())),
-        ("ServiceAccount", names(ns.api::<ServiceAccount>().list(&lp).await?.iter().map(|o| o.name_any()).collect())),
+        (
+            "DaemonSet",
+            names(
+                ns.api::<DaemonSet>()
+                    .list(&lp)
+                    .await?
+                    .iter()
+                    .map(|o| o.name_any())
+                    .collect(),
+            ),
+        ),
+        (
+            "Deployment",
+            names(
+                ns.api::<Deployment>()
+                    .list(&lp)
+                    .await?
+                    .iter()
+                    .map(|o| o.name_any())
+                    .collect(),
+            ),
+        ),
+        (
+            "Service",
+            names(
+                ns.api::<Service>()
+                    .list(&lp)
+                    .await?
+                    .iter()
+                    .map(|o| o.name_any())
+                    .collect(),
+            ),
+        ),
+        (
+            "ConfigMap",
+            names(
+                ns.api::<ConfigMap>()
+                    .list(&lp)
+                    .await?
+                    .iter()
+                    .map(|o| o.name_any())
+                    .collect(),
+            ),
+        ),
+        (
+            "ServiceAccount",
+            names(
+                ns.api::<ServiceAccount>()
+                    .list(&lp)
+                    .await?
+                    .iter()
+                    .map(|o| o.name_any())
+                    .collect(),
+            ),
+        ),
     ]))
 }
 
@@ -400,10 +466,20 @@ async fn wait_all_ready(ns: &TestNamespace, fullname: &str) -> Result<()> {
     for d in [fullname, "fabricwatch-analytics", "fabricwatch-notifier"] {
         // The controller creates the central Deployments a moment after it starts.
         eventually(&format!("Deployment {d} exists"), READY, || async {
-            ns.api::<Deployment>().get(d).await.map(|_| ()).map_err(Into::into)
+            ns.api::<Deployment>()
+                .get(d)
+                .await
+                .map(|_| ())
+                .map_err(Into::into)
         })
         .await?;
-        wait_for(&ns.api::<Deployment>(), d, conditions::deployment_ready(), READY).await?;
+        wait_for(
+            &ns.api::<Deployment>(),
+            d,
+            conditions::deployment_ready(),
+            READY,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -440,7 +516,9 @@ fn which(bin: &str) -> Result<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(bin))
         .find(|p| p.is_file())
-        .with_context(|| format!("{bin} not found on PATH (apt-get install prometheus prometheus-alertmanager)"))
+        .with_context(|| {
+            format!("{bin} not found on PATH (apt-get install prometheus prometheus-alertmanager)")
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,7 +538,10 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         Command::new(standin_binary()?).args(["--listen", &format!("{HOST}:{STANDIN_PORT}")]),
     )?;
     let am_config = work.join("alertmanager.yml");
-    std::fs::write(&am_config, "route: {receiver: none}\nreceivers: [{name: none}]\n")?;
+    std::fs::write(
+        &am_config,
+        "route: {receiver: none}\nreceivers: [{name: none}]\n",
+    )?;
     let mut alertmanager = HostProcess::start(
         "alertmanager",
         &work,
@@ -474,17 +555,30 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
     let (webhook, _webhook_task) = Webhook::start(&format!("{HOST}:{WEBHOOK_PORT}")).await?;
     let standin_addr = format!("{HOST}:{STANDIN_PORT}");
     let am_addr = format!("{HOST}:{ALERTMANAGER_PORT}");
-    eventually("the stand-in and Alertmanager serve", Duration::from_secs(30), || async {
-        http("GET", &standin_addr, "/_standin/requests", None).await?;
-        let (s, _) = http("GET", &am_addr, "/-/ready", None).await?;
-        ensure!(s == 200, "alertmanager not ready: {s}");
-        Ok(())
-    })
+    eventually(
+        "the stand-in and Alertmanager serve",
+        Duration::from_secs(30),
+        || async {
+            http("GET", &standin_addr, "/_standin/requests", None).await?;
+            let (s, _) = http("GET", &am_addr, "/-/ready", None).await?;
+            ensure!(s == 200, "alertmanager not ready: {s}");
+            Ok(())
+        },
+    )
     .await
-    .map_err(|e| anyhow::anyhow!("{e:#}\nalertmanager log:\n{}\nstand-in log:\n{}", alertmanager.log_tail(), standin.log_tail()))?;
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e:#}\nalertmanager log:\n{}\nstand-in log:\n{}",
+            alertmanager.log_tail(),
+            standin.log_tail()
+        )
+    })?;
 
     // ---- Scenario 1: CRDs with kubectl, the chart with Helm's code, everything Ready.
-    kubectl(&cluster, &["apply", "-f", &repo_root().join("crds").to_string_lossy()])?;
+    kubectl(
+        &cluster,
+        &["apply", "-f", &repo_root().join("crds").to_string_lossy()],
+    )?;
     let ns = cluster.namespace("e2e-stack").await?;
     let release = ns.name().to_string();
     let fullname = format!("{release}-fabricwatch");
@@ -517,8 +611,14 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
     // ---- Scenario 2: the samples; the target Healthy with every node reporting.
     let nodes = cluster.ready_nodes().await?;
     let examples = repo_root().join("examples");
-    for f in ["monitortarget.yaml", "alertrule-loss.yaml", "alertrule-rdma.yaml", "aianalysis.yaml"] {
-        ns.apply_yaml(&std::fs::read_to_string(examples.join(f))?).await?;
+    for f in [
+        "monitortarget.yaml",
+        "alertrule-loss.yaml",
+        "alertrule-rdma.yaml",
+        "aianalysis.yaml",
+    ] {
+        ns.apply_yaml(&std::fs::read_to_string(examples.join(f))?)
+            .await?;
     }
     let want = nodes.len() as i64;
     let mts = ns.api::<MonitorTarget>();
@@ -541,8 +641,16 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         .context("no row for fabric")?
         .split_whitespace()
         .collect();
-    let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
-    ensure!(row.len() == header.len(), "kubectl get mt has empty columns:\n{table}");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    ensure!(
+        row.len() == header.len(),
+        "kubectl get mt has empty columns:\n{table}"
+    );
     ensure!(row.contains(&"Healthy"), "no Healthy column:\n{table}");
     eprintln!("{table}");
     eprintln!(
@@ -561,14 +669,19 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
     for (j, t) in &targets {
         jobs.entry(j.as_str()).or_default().push(t.as_str());
     }
-    let mut prom_cfg = String::from("global: {scrape_interval: 5s, scrape_timeout: 4s}\nscrape_configs:\n");
+    let mut prom_cfg =
+        String::from("global: {scrape_interval: 5s, scrape_timeout: 4s}\nscrape_configs:\n");
     for (j, ts) in &jobs {
-        prom_cfg.push_str(&format!("  - job_name: {j}\n    static_configs: [{{targets: {ts:?}}}]\n"));
+        prom_cfg.push_str(&format!(
+            "  - job_name: {j}\n    static_configs: [{{targets: {ts:?}}}]\n"
+        ));
     }
     let prom_file = work.join("prometheus.yml");
     std::fs::write(&prom_file, &prom_cfg)?;
     run(Command::new(which("promtool")?).args(["check", "config", &prom_file.to_string_lossy()]))?;
-    let prom_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let prom_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let prom_addr = format!("127.0.0.1:{prom_port}");
     let mut prometheus = HostProcess::start(
         "prometheus",
@@ -579,17 +692,27 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
             format!("--web.listen-address={prom_addr}"),
         ]),
     )?;
-    let up = eventually("every Prometheus target up == 1", Duration::from_secs(90), || async {
-        let v = get_json(&prom_addr, "/api/v1/query?query=up").await?;
-        let res = v["data"]["result"].as_array().cloned().unwrap_or_default();
-        ensure!(res.len() == targets.len(), "{} of {} series: {res:?}", res.len(), targets.len());
-        let down: Vec<_> = res.iter().filter(|r| r["value"][1] != "1").collect();
-        ensure!(down.is_empty(), "targets down: {down:?}");
-        Ok(res.len())
-    })
+    let up = eventually(
+        "every Prometheus target up == 1",
+        Duration::from_secs(90),
+        || async {
+            let v = get_json(&prom_addr, "/api/v1/query?query=up").await?;
+            let res = v["data"]["result"].as_array().cloned().unwrap_or_default();
+            ensure!(
+                res.len() == targets.len(),
+                "{} of {} series: {res:?}",
+                res.len(),
+                targets.len()
+            );
+            let down: Vec<_> = res.iter().filter(|r| r["value"][1] != "1").collect();
+            ensure!(down.is_empty(), "targets down: {down:?}");
+            Ok(res.len())
+        },
+    )
     .await;
     prometheus.ensure_running()?;
-    let up = up.map_err(|e| anyhow::anyhow!("{e:#}\nprometheus log:\n{}", prometheus.log_tail()))?;
+    let up =
+        up.map_err(|e| anyhow::anyhow!("{e:#}\nprometheus log:\n{}", prometheus.log_tail()))?;
     let promtool = which("promtool")?;
     for (job, t) in &targets {
         let (status_code, body) = http("GET", t, "/metrics", None).await?;
@@ -613,7 +736,9 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    eprintln!("scenario 4 (Prometheus: {up} targets up == 1; promtool check metrics clean on each): ok");
+    eprintln!(
+        "scenario 4 (Prometheus: {up} targets up == 1; promtool check metrics clean on each): ok"
+    );
 
     // ---- Scenario 3a: 30 % loss into fw-n2 from fw-n3.
     let rules = ns.api::<AlertRule>();
@@ -621,7 +746,20 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
     let mut loss = NodeRule::insert(
         &local,
         2,
-        &["-p", "icmp", "-s", &b.1, "-m", "statistic", "--mode", "random", "--probability", "0.3", "-j", "DROP"],
+        &[
+            "-p",
+            "icmp",
+            "-s",
+            &b.1,
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            "0.3",
+            "-j",
+            "DROP",
+        ],
     )?;
     let mt = wait_for(
         &mts,
@@ -636,27 +774,64 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         ALERT,
     )
     .await?;
-    eprintln!("target under loss: {} problems {}", mt_health(&mt), status(&mt)["problems"]);
-    wait_for(&rules, "fabric-loss", |o: Option<&AlertRule>| o.is_some_and(|r| rule_state(r) == "Firing"), ALERT).await?;
-    eventually("one firing webhook notification", Duration::from_secs(120), || async {
-        let n = webhook.firing("fabric-loss").len();
-        ensure!(n >= 1, "{n} firing notifications");
-        Ok(())
-    })
+    eprintln!(
+        "target under loss: {} problems {}",
+        mt_health(&mt),
+        status(&mt)["problems"]
+    );
+    wait_for(
+        &rules,
+        "fabric-loss",
+        |o: Option<&AlertRule>| o.is_some_and(|r| rule_state(r) == "Firing"),
+        ALERT,
+    )
     .await?;
-    eventually("the alert in Alertmanager", Duration::from_secs(60), || async {
-        let alerts = get_json(&am_addr, "/api/v2/alerts").await?;
-        ensure!(alerts.to_string().contains("fabric-loss"), "alerts: {alerts}");
-        Ok(())
-    })
+    eventually(
+        "one firing webhook notification",
+        Duration::from_secs(120),
+        || async {
+            let n = webhook.firing("fabric-loss").len();
+            ensure!(n >= 1, "{n} firing notifications");
+            Ok(())
+        },
+    )
+    .await?;
+    eventually(
+        "the alert in Alertmanager",
+        Duration::from_secs(60),
+        || async {
+            let alerts = get_json(&am_addr, "/api/v2/alerts").await?;
+            ensure!(
+                alerts.to_string().contains("fabric-loss"),
+                "alerts: {alerts}"
+            );
+            Ok(())
+        },
+    )
     .await?;
     // Grouping and cooldown: no second firing notification while the fault lasts.
     tokio::time::sleep(Duration::from_secs(40)).await;
     let firing = webhook.firing("fabric-loss");
-    ensure!(firing.len() == 1, "expected exactly one firing notification, got {}: {firing:#?}", firing.len());
+    ensure!(
+        firing.len() == 1,
+        "expected exactly one firing notification, got {}: {firing:#?}",
+        firing.len()
+    );
     loss.remove()?;
-    wait_for(&rules, "fabric-loss", |o: Option<&AlertRule>| o.is_some_and(|r| rule_state(r) == "Inactive"), ALERT).await?;
-    wait_for(&mts, "fabric", |o: Option<&MonitorTarget>| o.is_some_and(|m| mt_health(m) == "Healthy"), ALERT).await?;
+    wait_for(
+        &rules,
+        "fabric-loss",
+        |o: Option<&AlertRule>| o.is_some_and(|r| rule_state(r) == "Inactive"),
+        ALERT,
+    )
+    .await?;
+    wait_for(
+        &mts,
+        "fabric",
+        |o: Option<&MonitorTarget>| o.is_some_and(|m| mt_health(m) == "Healthy"),
+        ALERT,
+    )
+    .await?;
     alertmanager.ensure_running()?;
     eprintln!("scenario 3a (30 % loss {}<->{}: target degraded naming the pair, rule Firing, 1 webhook, Alertmanager; resolved): ok", a.0, b.0);
 
@@ -672,10 +847,18 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         "confidence": 0.8
     }]})
     .to_string();
-    let (s, body) = http("PUT", &standin_addr, "/_standin/default", Some(&serde_json::json!({"answer": answer}).to_string())).await?;
+    let (s, body) = http(
+        "PUT",
+        &standin_addr,
+        "/_standin/default",
+        Some(&serde_json::json!({"answer": answer}).to_string()),
+    )
+    .await?;
     ensure!(s == 200, "stand-in default: {s} {body}");
     http("DELETE", &standin_addr, "/_standin/requests", None).await?;
-    let port_dir = local.node_fixture_sys(2).join("class/infiniband/mlx5_0/ports/1");
+    let port_dir = local
+        .node_fixture_sys(2)
+        .join("class/infiniband/mlx5_0/ports/1");
     let mut fixture = FixtureEdit::new();
     fixture.add(&port_dir.join("counters/link_downed"), 1)?;
     fixture.write(&port_dir.join("state"), "1: DOWN\n")?;
@@ -713,7 +896,13 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
     let aia = wait_for(
         &ns.api::<AIAnalysis>(),
         "fabric-ai",
-        |o: Option<&AIAnalysis>| o.is_some_and(|x| status(x)["findings"].as_array().is_some_and(|f| !f.is_empty())),
+        |o: Option<&AIAnalysis>| {
+            o.is_some_and(|x| {
+                status(x)["findings"]
+                    .as_array()
+                    .is_some_and(|f| !f.is_empty())
+            })
+        },
         ALERT,
     )
     .await?;
@@ -723,10 +912,21 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         "findings do not name {} mlx5_0 port 1: {findings}",
         a.0
     );
-    ensure!(!findings.contains("node-2"), "findings still carry the pseudonym: {findings}");
-    let reqs = get_json(&standin_addr, "/_standin/requests").await?.to_string();
-    ensure!(reqs.contains("mlx5_0"), "the prompt does not mention mlx5_0");
-    ensure!(!reqs.contains(&a.0) && !reqs.contains(&a.1), "the prompt leaks the real node name or IP");
+    ensure!(
+        !findings.contains("node-2"),
+        "findings still carry the pseudonym: {findings}"
+    );
+    let reqs = get_json(&standin_addr, "/_standin/requests")
+        .await?
+        .to_string();
+    ensure!(
+        reqs.contains("mlx5_0"),
+        "the prompt does not mention mlx5_0"
+    );
+    ensure!(
+        !reqs.contains(&a.0) && !reqs.contains(&a.1),
+        "the prompt leaks the real node name or IP"
+    );
     // Aborting the task drops its FixtureEdit, which puts the counters back.
     errors.abort();
     drop(fixture);
@@ -736,46 +936,94 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
     let before = children(&ns).await?;
     let notified = webhook.received.lock().map(|r| r.len()).unwrap_or(0);
     let op_pods = pods(&ns, "app.kubernetes.io/component=operator").await?;
-    let lease: Value = serde_json::from_str(&kubectl(&cluster, &["get", "lease", &release, "-n", ns.name(), "-o", "json"])?)?;
-    let leader = lease["spec"]["holderIdentity"].as_str().unwrap_or("").to_string();
+    let lease: Value = serde_json::from_str(&kubectl(
+        &cluster,
+        &["get", "lease", &release, "-n", ns.name(), "-o", "json"],
+    )?)?;
+    let leader = lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let victim = op_pods
         .iter()
         .find(|p| p.name_any() == leader)
         .or(op_pods.first())
         .context("no operator pod")?
         .name_any();
-    let dp = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() };
+    let dp = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::default()
+    };
     ns.api::<Pod>().delete(&victim, &dp).await?;
     let agent = pods(&ns, "app.kubernetes.io/component=agent").await?;
     let agent = agent.first().context("no agent pod")?.name_any();
     ns.api::<Pod>().delete(&agent, &dp).await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     wait_all_ready(&ns, &fullname).await?;
-    wait_for(&ns.api::<DaemonSet>(), "fabric-agent", conditions::daemonset_ready(), READY).await?;
-    wait_for(&mts, "fabric", |o: Option<&MonitorTarget>| o.is_some_and(|m| mt_health(m) == "Healthy" && status(m)["nodes"]["reporting"].as_i64() == Some(want)), HEALTHY).await?;
+    wait_for(
+        &ns.api::<DaemonSet>(),
+        "fabric-agent",
+        conditions::daemonset_ready(),
+        READY,
+    )
+    .await?;
+    wait_for(
+        &mts,
+        "fabric",
+        |o: Option<&MonitorTarget>| {
+            o.is_some_and(|m| {
+                mt_health(m) == "Healthy" && status(m)["nodes"]["reporting"].as_i64() == Some(want)
+            })
+        },
+        HEALTHY,
+    )
+    .await?;
     // A full central-workload round (60 s) must not add anything.
     tokio::time::sleep(Duration::from_secs(65)).await;
     let after = children(&ns).await?;
-    ensure!(before == after, "children changed across the restart:\nbefore {before:?}\nafter  {after:?}");
+    ensure!(
+        before == after,
+        "children changed across the restart:\nbefore {before:?}\nafter  {after:?}"
+    );
     let now = webhook.received.lock().map(|r| r.len()).unwrap_or(0);
-    ensure!(now == notified, "{} new notifications after the restart", now - notified);
+    ensure!(
+        now == notified,
+        "{} new notifications after the restart",
+        now - notified
+    );
     eprintln!("scenario 3c (killed {victim} and {agent}: all Ready, same children, no new notifications): ok");
 
     // ---- Scenario 5: no restarts, no ERROR lines.
     let mut problems = Vec::new();
     for p in pods(&ns, "").await? {
         let name = p.name_any();
-        for cs in p.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default() {
+        for cs in p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.clone())
+            .unwrap_or_default()
+        {
             if cs.restart_count > 0 {
                 problems.push(format!("{name}/{}: {} restarts", cs.name, cs.restart_count));
             }
         }
-        let logs = ns.api::<Pod>().logs(&name, &LogParams::default()).await.unwrap_or_default();
-        for l in logs.lines().filter(|l| l.contains("\"level\":\"ERROR\"") || l.contains(" ERROR ")) {
+        let logs = ns
+            .api::<Pod>()
+            .logs(&name, &LogParams::default())
+            .await
+            .unwrap_or_default();
+        for l in logs
+            .lines()
+            .filter(|l| l.contains("\"level\":\"ERROR\"") || l.contains(" ERROR "))
+        {
             problems.push(format!("{name}: {l}"));
         }
     }
-    ensure!(problems.is_empty(), "restarts or ERROR lines:\n{}", problems.join("\n"));
+    ensure!(
+        problems.is_empty(),
+        "restarts or ERROR lines:\n{}",
+        problems.join("\n")
+    );
     eprintln!("scenario 5 (no restarts, no ERROR log lines): ok");
 
     drop(prometheus);

@@ -209,7 +209,12 @@ impl HostCollector {
 
         let dt = self.prev.as_ref().map_or(0.0, |pr| now_seconds - pr.at);
         let mut net_now = HashMap::new();
-        match procfs::net::InterfaceDeviceStatus::from_file(p("net/dev")) {
+        // `net/dev` is a link to `self/net/dev`: the reader's network namespace, which in a pod
+        // without hostNetwork is the pod's. `1/net/dev` is the namespace of the init process
+        // of this proc root, i.e. the node's; fall back to `net/dev` where it is unreadable.
+        let net_dev = procfs::net::InterfaceDeviceStatus::from_file(p("1/net/dev"))
+            .or_else(|_| procfs::net::InterfaceDeviceStatus::from_file(p("net/dev")));
+        match net_dev {
             Ok(devs) => {
                 let mut names: Vec<&String> = devs.0.keys().collect();
                 names.sort();
