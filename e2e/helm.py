@@ -83,6 +83,8 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_values(files: list[str], sets: list[str]) -> dict[str, Any]:
+    if not files and not sets:
+        return {}
     import yaml
 
     values: dict[str, Any] = {}

@@ -4,19 +4,19 @@
 //! LLM stand-in, all on the host bridge 10.78.0.1 that pods reach.
 //!
 //! One test, in stages that share the install (each prints `scenario ...: ok`):
-//! 1. `kubectl apply -f crds/` + Helm install → operator (2 replicas), analytics, notifier Ready.
-//! 2. The sample MonitorTarget → Healthy with every node reporting; `kubectl get mt` columns.
-//! 4. Prometheus (Debian's `prometheus`) scrapes agents, analytics, notifier and both operator
-//!    replicas: every target `up == 1`; `promtool check metrics` passes on each endpoint.
-//! 3a. 30 % ICMP loss into one node → the target Warning/Critical naming the pair, the loss
-//!    AlertRule Firing, exactly one firing webhook notification, the alert in Alertmanager;
-//!    removing the fault resolves it.
-//! 3b. An RDMA port counts symbol errors and flaps → the RDMA AlertRule fires for that node and
-//!    port, the onAlert AIAnalysis calls the Bedrock stand-in with an anonymized prompt and
-//!    writes findings naming the real node and port.
-//! 3c. The leader operator pod and one agent pod are killed → all Ready again, no duplicate
-//!    children, no repeated notifications.
-//! 5. No container restarts and no ERROR log lines in the release's pods.
+//! - 1: `kubectl apply -f crds/` + Helm install → operator (2 replicas), analytics, notifier Ready.
+//! - 2: The sample MonitorTarget → Healthy with every node reporting; `kubectl get mt` columns.
+//! - 4: Prometheus (Debian's `prometheus`) scrapes agents, analytics, notifier and both operator
+//!   replicas: every target `up == 1`; `promtool check metrics` passes on each endpoint.
+//! - 3a: 30 % ICMP loss into one node → the target Warning/Critical naming the pair, the loss
+//!   AlertRule Firing, exactly one firing webhook notification, the alert in Alertmanager;
+//!   removing the fault resolves it.
+//! - 3b: An RDMA port counts symbol errors and flaps → the RDMA AlertRule fires for that node and
+//!   port, the onAlert AIAnalysis calls the Bedrock stand-in with an anonymized prompt and
+//!   writes findings naming the real node and port.
+//! - 3c: The leader operator pod and one agent pod are killed → all Ready again, no duplicate
+//!   children, no repeated notifications.
+//! - 5: No container restarts and no ERROR log lines in the release's pods.
 //!
 //! Needs the local cluster (`FABRICWATCH_E2E=1`), the images loaded
 //! (`e2e/cluster images --load`), `python3`, Debian's `prometheus` and

@@ -4,18 +4,25 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecurityContext, Service,
+    ServiceAccountTokenProjection, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::controller::names::{central_labels, central_selector};
-use crate::controller::settings::{Settings, CENTRAL_PORT};
+use crate::controller::settings::{
+    Settings, CENTRAL_PORT, TOKEN_DIR, TOKEN_EXPIRATION_SECONDS, TOKEN_FILE,
+};
+
+/// Audience of the token analytics presents to the notifier (the notifier's
+/// `--token-audiences` default).
+pub const NOTIFIER_AUDIENCE: &str = "fabricwatch-notifier";
 
 /// A central workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,8 +123,33 @@ pub fn build(
         env_field("POD_NAMESPACE", "metadata.namespace"),
         env_value("FABRICWATCH_LOG_FORMAT", settings.log_format.clone()),
     ];
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
     let (service_account, memory_limit) = match component {
         Component::Analytics => {
+            // Analytics proves who it is to the notifier with a short-lived token bound to
+            // the notifier's audience (read by `--token-file`, default `TOKEN_DIR/TOKEN_FILE`).
+            volumes.push(Volume {
+                name: "notifier-token".into(),
+                projected: Some(ProjectedVolumeSource {
+                    sources: Some(vec![VolumeProjection {
+                        service_account_token: Some(ServiceAccountTokenProjection {
+                            audience: Some(NOTIFIER_AUDIENCE.into()),
+                            expiration_seconds: Some(TOKEN_EXPIRATION_SECONDS),
+                            path: TOKEN_FILE.into(),
+                        }),
+                        ..VolumeProjection::default()
+                    }]),
+                    ..ProjectedVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+            mounts.push(VolumeMount {
+                name: "notifier-token".into(),
+                mount_path: TOKEN_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
             env.push(env_value(
                 "FABRICWATCH_NOTIFIER_URL",
                 Component::Notifier.url(&settings.namespace),
@@ -136,6 +168,7 @@ pub fn build(
         image_pull_policy: Some(settings.operator_image_pull_policy.clone()),
         args: Some(vec![component.as_str().into()]),
         env: Some(env),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
         ports: Some(vec![ContainerPort {
             name: Some("http".into()),
             container_port: i32::from(CENTRAL_PORT),
@@ -173,6 +206,12 @@ pub fn build(
         metadata: meta.clone(),
         spec: Some(DeploymentSpec {
             replicas: Some(1),
+            // One replica that owns its state (analytics' windows, the notifier's outbox
+            // ConfigMap): never run an old and a new pod side by side.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".into()),
+                ..DeploymentStrategy::default()
+            }),
             selector: LabelSelector {
                 match_labels: Some(central_selector(component.as_str())),
                 ..LabelSelector::default()
@@ -192,6 +231,7 @@ pub fn build(
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![container],
+                    volumes: (!volumes.is_empty()).then_some(volumes),
                     ..PodSpec::default()
                 }),
             },
@@ -223,6 +263,45 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn analytics_gets_a_notifier_audience_token_and_both_recreate() {
+        let a = build(Component::Analytics, &Settings::example(), None);
+        let spec = a.deployment.spec.as_ref().expect("spec");
+        assert_eq!(
+            spec.strategy.as_ref().and_then(|s| s.type_.as_deref()),
+            Some("Recreate")
+        );
+        let pod = spec.template.spec.as_ref().expect("pod");
+        let projection = pod
+            .volumes
+            .as_ref()
+            .and_then(|v| v.iter().find(|v| v.name == "notifier-token"))
+            .and_then(|v| v.projected.as_ref())
+            .and_then(|p| p.sources.as_ref())
+            .and_then(|s| s[0].service_account_token.as_ref())
+            .expect("projected token");
+        assert_eq!(projection.audience.as_deref(), Some(NOTIFIER_AUDIENCE));
+        let mount = pod.containers[0]
+            .volume_mounts
+            .as_ref()
+            .and_then(|m| m.iter().find(|m| m.name == "notifier-token"))
+            .expect("mount");
+        assert_eq!(mount.mount_path, TOKEN_DIR);
+        assert_eq!(mount.read_only, Some(true));
+
+        let n = build(Component::Notifier, &Settings::example(), None);
+        let spec = n.deployment.spec.as_ref().expect("spec");
+        assert_eq!(
+            spec.strategy.as_ref().and_then(|s| s.type_.as_deref()),
+            Some("Recreate")
+        );
+        let pod = spec.template.spec.as_ref().expect("pod");
+        assert!(
+            pod.volumes.is_none(),
+            "the notifier needs no token of its own"
+        );
+    }
 
     fn owner() -> OwnerReference {
         OwnerReference {
