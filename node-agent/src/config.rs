@@ -15,6 +15,23 @@ use serde_yaml::Value;
 pub const ENV_PREFIX: &str = "FABRICWATCH_";
 /// Environment variables with the prefix that are flags of the binary, not config fields.
 const NON_CONFIG_ENV: &[&str] = &["FABRICWATCH_LOG_FORMAT", "FABRICWATCH_CONFIG"];
+/// Top-level fields of [`AgentConfig`] (camelCase). A `FABRICWATCH_*` variable whose first
+/// segment names none of them belongs to another program sharing the prefix (the test
+/// harness's `FABRICWATCH_E2E`, the build cache's `FABRICWATCH_CACHE`, ...) and is left
+/// alone; an unknown key inside a known section is still an error.
+pub const CONFIG_SECTIONS: &[&str] = &[
+    "target",
+    "intervalSeconds",
+    "listen",
+    "sysfsRoot",
+    "procfsRoot",
+    "analytics",
+    "rdma",
+    "ping",
+    "host",
+    "thresholds",
+    "snapshotDir",
+];
 
 /// A configuration error; the message names the field (`ping.timeoutSeconds`) or the
 /// environment variable it came from.
@@ -102,6 +119,12 @@ pub fn apply_env(
     for (var, raw) in vars {
         let rest = &var[ENV_PREFIX.len()..];
         let path: Vec<String> = rest.split("__").map(env_key_to_field).collect();
+        if !path
+            .first()
+            .is_some_and(|first| CONFIG_SECTIONS.contains(&first.as_str()))
+        {
+            continue;
+        }
         if path.iter().any(String::is_empty) {
             return Err(ConfigError::Env {
                 var,
@@ -308,6 +331,40 @@ pub fn validate(c: &AgentConfig) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variables_of_other_programs_are_left_alone() {
+        let c = load(
+            None,
+            env(&[
+                ("FABRICWATCH_E2E", "1"),
+                ("FABRICWATCH_CACHE", "/var/cache/fabricwatch"),
+                ("FABRICWATCH_KEEP", "1"),
+                ("FABRICWATCH_PING__TIMEOUT_SECONDS", "0.25"),
+            ]),
+            &FlagOverrides::default(),
+        )
+        .expect("unrelated FABRICWATCH_ variables are not config");
+        assert_eq!(c.ping.timeout_seconds, 0.25);
+    }
+
+    #[test]
+    fn config_sections_list_every_top_level_field() {
+        let full = AgentConfig {
+            target: Some(Default::default()),
+            analytics: Some(Default::default()),
+            snapshot_dir: Some("/tmp".into()),
+            ..AgentConfig::default()
+        };
+        let Value::Mapping(m) = serde_yaml::to_value(&full).expect("serialize") else {
+            panic!("config serializes to a mapping");
+        };
+        let mut keys: Vec<String> = m.keys().filter_map(|k| k.as_str().map(String::from)).collect();
+        keys.sort();
+        let mut listed: Vec<String> = CONFIG_SECTIONS.iter().map(|s| s.to_string()).collect();
+        listed.sort();
+        assert_eq!(keys, listed);
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
