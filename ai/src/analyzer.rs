@@ -267,7 +267,7 @@ impl Analyzer {
         let repair_tokens = tokens::estimate(&repair.system)
             + tokens::estimate(&repair.user)
             + MESSAGE_OVERHEAD_TOKENS;
-        let run_tokens = usage.input_tokens + usage.output_tokens;
+        let run_tokens = usage.input_tokens.saturating_add(usage.output_tokens);
         let mut last_text = first.text;
         let mut last_error = first_error;
         let mut repair_note = String::new();
@@ -378,8 +378,9 @@ fn charge(usage: &mut Usage, price: budget::Price, resp: &ChatResponse, estimate
         .output_tokens
         .unwrap_or_else(|| tokens::estimate(&resp.text));
     let cost = price.cost(input, output);
-    usage.input_tokens += input;
-    usage.output_tokens += output;
+    // Saturating: the counts come from the provider's answer.
+    usage.input_tokens = usage.input_tokens.saturating_add(input);
+    usage.output_tokens = usage.output_tokens.saturating_add(output);
     usage.cost_usd += cost;
     usage.today_cost_usd += cost;
 }

@@ -207,7 +207,9 @@ pub fn check(
     input_tokens: u64,
     max_output_tokens: u64,
 ) -> Result<(), BudgetExceeded> {
-    let needed = run_tokens + input_tokens + max_output_tokens;
+    let needed = run_tokens
+        .saturating_add(input_tokens)
+        .saturating_add(max_output_tokens);
     if needed > budget.max_tokens_per_run {
         return Err(BudgetExceeded::PerRun {
             needed,
@@ -273,6 +275,14 @@ mod tests {
             Err(BudgetExceeded::PerRun {
                 needed: 5500,
                 limit: 5000
+            })
+        ));
+        // A provider-reported count near u64::MAX is over budget, not an overflow.
+        assert!(matches!(
+            check(&b, &u, price, u64::MAX, 3000, 1000),
+            Err(BudgetExceeded::PerRun {
+                needed: u64::MAX,
+                ..
             })
         ));
         u.today_cost_usd = 0.005;

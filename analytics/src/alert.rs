@@ -60,7 +60,12 @@ impl MaintenanceWindow {
     pub fn active(&self, now: DateTime<Utc>) -> bool {
         self.cron
             .find_previous_occurrence(&now, true)
-            .map(|start| now < start + self.duration)
+            // A duration reaching past the last representable date never ends.
+            .map(|start| {
+                start
+                    .checked_add_signed(self.duration)
+                    .is_none_or(|end| now < end)
+            })
             .unwrap_or(false)
     }
 }
@@ -888,6 +893,10 @@ mod tests {
         );
         assert!(MaintenanceWindow::parse("61 * * * *", 60.0).is_err());
         assert!(MaintenanceWindow::parse("0 0 * * *", 0.0).is_err());
+        // A window ending past the last representable date (`2500000000h` passes the CRD's
+        // duration pattern) is active, not a panic.
+        let endless = MaintenanceWindow::parse("0 0 * * *", 9.0e15).expect("cron");
+        assert!(endless.active(midnight));
     }
 
     #[test]

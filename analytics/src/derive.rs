@@ -264,7 +264,10 @@ pub fn derive(report: &AgentReport, prev: Option<&CounterSnapshot>) -> NodeSampl
         rdma_symbol_errors_per_minute: sum_opt(ports.iter().map(|p| p.symbol_errors_per_minute)),
         rdma_ports_active: ports.iter().filter(|p| p.is_active()).count() as u32,
         rdma_ports_down: ports.iter().filter(|p| p.is_down()).count() as u32,
-        link_flaps_total: ports.iter().map(|p| p.link_flaps_total).sum(),
+        // Saturating: the values come from the agent's report and may be anything.
+        link_flaps_total: ports
+            .iter()
+            .fold(0u64, |acc, p| acc.saturating_add(p.link_flaps_total)),
         peers,
         ports,
     }

@@ -101,6 +101,12 @@ pub fn validate(r: &AgentReport) -> Result<(), String> {
     if !name_ok(&r.target.namespace) || !name_ok(&r.target.name) {
         return Err("target.namespace and target.name must be 1-253 characters".into());
     }
+    // Other agents are told to probe this address: only an IP, never a name to resolve.
+    if let Some(ip) = &r.node_ip {
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!("nodeIp {ip:?} is not an IP address"));
+        }
+    }
     if !(r.interval_seconds.is_finite() && r.interval_seconds > 0.0) {
         return Err(format!(
             "intervalSeconds must be > 0, got {}",
@@ -228,7 +234,11 @@ async fn ingest(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
         return fail(&shared, StatusCode::BAD_REQUEST, "invalid", e);
     }
     if let Some(id) = &identity {
-        if let Err(e) = authorize(&shared.policy, id, &report) {
+        let pod_node = match (&id.service_account, &id.pod_name) {
+            (Some((ns, _)), Some(pod)) => shared.catalog.pod_node(ns, pod, id.pod_uid.as_deref()),
+            _ => None,
+        };
+        if let Err(e) = authorize(&shared.policy, id, &report, pod_node.as_deref()) {
             return fail(&shared, StatusCode::FORBIDDEN, "forbidden", e);
         }
     }
@@ -394,4 +404,29 @@ async fn events(State(shared): State<Arc<Shared>>, Query(q): Query<EventQuery>) 
     };
     Json(lock(&shared.events).latest(object.as_ref(), q.limit.unwrap_or(100).min(1000)))
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ip_must_be_an_address() {
+        let mut r = AgentReport {
+            node: "n1".into(),
+            target: ObjectRef {
+                namespace: "fw".into(),
+                name: "fabric".into(),
+            },
+            interval_seconds: 10.0,
+            node_ip: Some("10.0.0.1".into()),
+            ..Default::default()
+        };
+        assert_eq!(validate(&r), Ok(()));
+        r.node_ip = Some("fd00::1".into());
+        assert_eq!(validate(&r), Ok(()));
+        r.node_ip = Some("attacker.example.com".into());
+        let e = validate(&r).expect_err("a name is refused");
+        assert!(e.contains("nodeIp"), "{e}");
+    }
 }

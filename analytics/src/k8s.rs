@@ -1,4 +1,4 @@
-//! Kubernetes edge: reflectors for MonitorTargets, AlertRules and Nodes, the [`Catalog`]
+//! Kubernetes edge: reflectors for MonitorTargets, AlertRules, Nodes and agent Pods, the [`Catalog`]
 //! over them, and server-side apply of MonitorTarget and AlertRule status.
 
 use std::{
@@ -16,7 +16,10 @@ use fabricwatch_crds::{
 };
 use fabricwatch_proto::ObjectRef;
 use futures::StreamExt;
-use k8s_openapi::{api::core::v1::Node, apimachinery::pkg::apis::meta::v1::Condition};
+use k8s_openapi::{
+    api::core::v1::{Node, Pod},
+    apimachinery::pkg::apis::meta::v1::Condition,
+};
 use kube::{
     api::{Api, Patch, PatchParams},
     runtime::{
@@ -48,15 +51,18 @@ pub struct Stores {
     pub rules: Store<AlertRule>,
     /// Nodes (for `topologyKey` labels).
     pub nodes: Store<Node>,
+    /// Agent Pods of every target (label `app.kubernetes.io/name=fabricwatch-agent`), to bind
+    /// a report to the node of the Pod its token was issued to.
+    pub agent_pods: Store<Pod>,
 }
 
-fn spawn_reflector<K>(api: Api<K>, what: &'static str) -> Store<K>
+fn spawn_reflector<K>(api: Api<K>, what: &'static str, config: watcher::Config) -> Store<K>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+    let stream = reflector::reflector(writer, watcher(api, config))
         .default_backoff()
         .applied_objects();
     tokio::spawn(async move {
@@ -76,15 +82,30 @@ impl Stores {
     /// # Errors
     /// When a reflector stops before its first list.
     pub async fn start(client: Client) -> anyhow::Result<Self> {
+        let all = watcher::Config::default;
         let s = Self {
-            targets: spawn_reflector(Api::<MonitorTarget>::all(client.clone()), "monitortargets"),
-            rules: spawn_reflector(Api::<AlertRule>::all(client.clone()), "alertrules"),
-            nodes: spawn_reflector(Api::<Node>::all(client), "nodes"),
+            targets: spawn_reflector(
+                Api::<MonitorTarget>::all(client.clone()),
+                "monitortargets",
+                all(),
+            ),
+            rules: spawn_reflector(Api::<AlertRule>::all(client.clone()), "alertrules", all()),
+            nodes: spawn_reflector(Api::<Node>::all(client.clone()), "nodes", all()),
+            // Only the agents' Pods: a label-selected watch stays small in big clusters.
+            agent_pods: spawn_reflector(
+                Api::<Pod>::all(client),
+                "agent pods",
+                all().labels(&format!(
+                    "app.kubernetes.io/name={}",
+                    fabricwatch_crds::names::AGENT_APP
+                )),
+            ),
         };
         for (what, ready) in [
             ("monitortargets", s.targets.wait_until_ready().await.is_ok()),
             ("alertrules", s.rules.wait_until_ready().await.is_ok()),
             ("nodes", s.nodes.wait_until_ready().await.is_ok()),
+            ("agent pods", s.agent_pods.wait_until_ready().await.is_ok()),
         ] {
             if !ready {
                 anyhow::bail!("the {what} watch stopped before listing");
@@ -132,6 +153,13 @@ impl Catalog for Stores {
             .as_ref()?
             .get(key)
             .cloned()
+    }
+    fn pod_node(&self, namespace: &str, pod: &str, uid: Option<&str>) -> Option<String> {
+        let p = self.agent_pods.get(&KubeRef::new(pod).within(namespace))?;
+        if uid.is_some() && p.metadata.uid.as_deref() != uid {
+            return None; // a new Pod under the old name: the token belongs to the old one
+        }
+        p.spec.as_ref()?.node_name.clone()
     }
 }
 

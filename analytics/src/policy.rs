@@ -14,40 +14,31 @@ pub struct AgentPolicy {
     pub namespaces: Vec<String>,
 }
 
-/// Longest name the controller derives (a DNS-1123 label).
-const MAX_NAME: usize = 63;
-
-/// Name of the ServiceAccount (and DaemonSet) the controller creates for a MonitorTarget's
-/// agents: `<target>-agent`, or, when longer than 63 characters, the target name cut short
-/// plus 8 hex digits of its 64-bit FNV-1a hash (Fowler/Noll/Vo) and `-agent`. It must stay
-/// identical to the controller's naming (`operator/src/controller/names.rs`).
-pub fn agent_service_account(target: &str) -> String {
-    let full = format!("{target}-agent");
-    if full.len() <= MAX_NAME {
-        return full;
-    }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in target.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    let hash = format!("{:08x}", h as u32);
-    let keep = MAX_NAME - "agent".len() - hash.len() - 2;
-    let cut: String = target.chars().take(keep).collect();
-    format!("{}-{hash}-agent", cut.trim_end_matches(['-', '.']))
-}
+/// Name of the ServiceAccount the controller creates for a MonitorTarget's agents
+/// (`<target>-agent`, shortened with a hash past 63 characters).
+pub use fabricwatch_crds::names::agent_name as agent_service_account;
 
 /// Checks that `id` may send `report`:
 /// * it is the target's agent ServiceAccount ([`agent_service_account`] in the target's
 ///   namespace), or a ServiceAccount named in `service_accounts` in the target's namespace or
 ///   one of `namespaces`,
-/// * and the report does not claim another pod or node than the token is bound to (bound
-///   tokens carry the pod, and from Kubernetes 1.30 the node, in their extra fields), so one
-///   agent cannot speak for another node.
+/// * and, when the token is bound to a Pod (projected tokens are), the report names that Pod
+///   and the node that Pod runs on, so one agent cannot speak for another node. The node comes
+///   from the token itself where the API server puts it there (Kubernetes ≥ 1.30), else from
+///   `pod_node`: the node of the token's Pod as analytics' agent-Pod cache knows it
+///   ([`crate::state::Catalog::pod_node`]).
+///
+/// A token bound to no Pod (a long-lived ServiceAccount token of an agent deployed by other
+/// means) cannot be tied to a node; such agents are trusted for the node they name.
 ///
 /// # Errors
 /// Why the identity is refused, for a 403 body (no secrets in it).
-pub fn authorize(policy: &AgentPolicy, id: &Identity, report: &AgentReport) -> Result<(), String> {
+pub fn authorize(
+    policy: &AgentPolicy,
+    id: &Identity,
+    report: &AgentReport,
+    pod_node: Option<&str>,
+) -> Result<(), String> {
     let Some((ns, sa)) = &id.service_account else {
         return Err(format!("{} is not a ServiceAccount; agents authenticate with their projected ServiceAccount token", id.username));
     };
@@ -62,20 +53,32 @@ pub fn authorize(policy: &AgentPolicy, id: &Identity, report: &AgentReport) -> R
             agent_service_account(&report.target.name)
         ));
     }
-    if let (Some(tok), Some(claimed)) = (&id.pod_name, &report.pod) {
-        if tok != claimed {
+    let Some(token_pod) = &id.pod_name else {
+        return Ok(());
+    };
+    match &report.pod {
+        Some(claimed) if claimed == token_pod => {}
+        Some(claimed) => {
             return Err(format!(
-                "report claims pod {claimed:?} but the token belongs to pod {tok:?}"
-            ));
+                "report claims pod {claimed:?} but the token belongs to pod {token_pod:?}"
+            ))
+        }
+        None => {
+            return Err(format!(
+                "report names no pod but the token belongs to pod {token_pod:?}; set POD_NAME"
+            ))
         }
     }
-    if let Some(tok) = &id.node_name {
-        if *tok != report.node {
-            return Err(format!(
-                "report claims node {:?} but the token belongs to a pod on node {tok:?}",
-                report.node
-            ));
-        }
+    let Some(node) = id.node_name.as_deref().or(pod_node) else {
+        return Err(format!(
+            "pod {ns}/{token_pod} is not known as a fabricwatch agent pod (yet); retry later"
+        ));
+    };
+    if node != report.node {
+        return Err(format!(
+            "report claims node {:?} but the token belongs to a pod on node {node:?}",
+            report.node
+        ));
     }
     Ok(())
 }
@@ -123,14 +126,30 @@ mod tests {
     fn accepts_the_targets_own_agent_service_account() {
         let p = AgentPolicy::default();
         assert_eq!(
-            authorize(&p, &id("system:serviceaccount:fw:fabric-agent"), &report()),
+            authorize(
+                &p,
+                &id("system:serviceaccount:fw:fabric-agent"),
+                &report(),
+                None
+            ),
             Ok(())
         );
-        let e = authorize(&p, &id("system:serviceaccount:fw:other-agent"), &report())
-            .expect_err("other target's agent");
+        let e = authorize(
+            &p,
+            &id("system:serviceaccount:fw:other-agent"),
+            &report(),
+            None,
+        )
+        .expect_err("other target's agent");
         assert!(e.contains("expected fw/fabric-agent"), "{e}");
         assert!(
-            authorize(&p, &id("system:serviceaccount:ops:fabric-agent"), &report()).is_err(),
+            authorize(
+                &p,
+                &id("system:serviceaccount:ops:fabric-agent"),
+                &report(),
+                None
+            )
+            .is_err(),
             "other namespace"
         );
     }
@@ -142,29 +161,52 @@ mod tests {
             service_accounts: vec!["node-monitor".into()],
             namespaces: vec!["ops".into()],
         };
-        assert_eq!(authorize(&p, &central, &report()), Ok(()));
+        assert_eq!(authorize(&p, &central, &report(), None), Ok(()));
         assert!(authorize(
             &AgentPolicy {
                 namespaces: vec![],
                 ..p.clone()
             },
             &central,
-            &report()
+            &report(),
+            None
         )
         .is_err());
         central.pod_name = Some("agent-zzz".into());
-        assert!(authorize(&p, &central, &report())
+        assert!(authorize(&p, &central, &report(), None)
             .expect_err("pod mismatch")
             .contains("agent-zzz"));
     }
 
     #[test]
+    fn a_pod_bound_token_must_name_its_pod_and_that_pods_node() {
+        let p = AgentPolicy::default();
+        let mut bound = id("system:serviceaccount:fw:fabric-agent");
+        bound.pod_name = Some("fabric-agent-abc".into());
+        // The cache knows the token's pod on n1: a report for n1 is fine.
+        assert_eq!(authorize(&p, &bound, &report(), Some("n1")), Ok(()));
+        // The same agent claiming another node is refused (Kubernetes < 1.30: node from the cache).
+        let e = authorize(&p, &bound, &report(), Some("n2")).expect_err("node spoofing");
+        assert!(e.contains("\"n2\""), "{e}");
+        // A pod the cache does not know yet is refused with a retry hint, not trusted.
+        let e = authorize(&p, &bound, &report(), None).expect_err("unknown pod");
+        assert!(e.contains("not known"), "{e}");
+        // Leaving the pod out of the report does not skip the check.
+        let mut anonymous = report();
+        anonymous.pod = None;
+        let e = authorize(&p, &bound, &anonymous, Some("n1")).expect_err("no pod");
+        assert!(e.contains("names no pod"), "{e}");
+    }
+
+    #[test]
     fn refuses_users_and_node_spoofing() {
         let p = AgentPolicy::default();
-        assert!(authorize(&p, &id("admin"), &report()).is_err());
+        assert!(authorize(&p, &id("admin"), &report(), None).is_err());
         let mut on_n2 = id("system:serviceaccount:fw:fabric-agent");
+        // Kubernetes >= 1.30 puts the node into pod-bound tokens.
+        on_n2.pod_name = Some("fabric-agent-abc".into());
         on_n2.node_name = Some("n2".into());
-        assert!(authorize(&p, &on_n2, &report())
+        assert!(authorize(&p, &on_n2, &report(), None)
             .expect_err("node")
             .contains("n2"));
     }

@@ -26,6 +26,12 @@ pub trait Catalog: Send + Sync {
     fn target(&self, target: &ObjectRef) -> Option<TargetConfig>;
     /// Value of label `key` on node `node`, when known.
     fn node_label(&self, node: &str, key: &str) -> Option<String>;
+    /// Node of the agent Pod `namespace/pod` (with UID `uid`, when given), when that Pod is
+    /// known as a fabricwatch agent. Used to bind a report to the node of the Pod its token
+    /// was issued to on clusters whose tokens do not name the node (before Kubernetes 1.30).
+    fn pod_node(&self, _namespace: &str, _pod: &str, _uid: Option<&str>) -> Option<String> {
+        None
+    }
 }
 
 /// A catalog for runs without Kubernetes: every target exists with default settings.

@@ -18,6 +18,7 @@ pub mod alert_rule;
 pub mod common;
 pub mod crd;
 pub mod monitor_target;
+pub mod names;
 pub mod notify;
 pub mod validation;
 

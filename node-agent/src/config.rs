@@ -222,13 +222,18 @@ fn invalid(field: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Longest accepted interval or timeout, in seconds (one year): far beyond any useful
+/// setting, and small enough that turning it into a `Duration` and adding it to an `Instant`
+/// cannot overflow.
+const MAX_SECONDS: f64 = 365.0 * 86_400.0;
+
 fn positive(field: &str, v: f64) -> Result<(), ConfigError> {
-    if v.is_finite() && v > 0.0 {
+    if v.is_finite() && v > 0.0 && v <= MAX_SECONDS {
         Ok(())
     } else {
         Err(invalid(
             field,
-            format!("must be a positive number of seconds, got {v}"),
+            format!("must be a positive number of seconds up to {MAX_SECONDS}, got {v}"),
         ))
     }
 }
@@ -359,7 +364,10 @@ mod tests {
         let Value::Mapping(m) = serde_yaml::to_value(&full).expect("serialize") else {
             panic!("config serializes to a mapping");
         };
-        let mut keys: Vec<String> = m.keys().filter_map(|k| k.as_str().map(String::from)).collect();
+        let mut keys: Vec<String> = m
+            .keys()
+            .filter_map(|k| k.as_str().map(String::from))
+            .collect();
         keys.sort();
         let mut listed: Vec<String> = CONFIG_SECTIONS.iter().map(|s| s.to_string()).collect();
         listed.sort();
@@ -435,6 +443,14 @@ mod tests {
         )
         .expect_err("range");
         assert!(e.to_string().contains("intervalSeconds"), "{e}");
+        // Beyond what a Duration holds: an error, not a panic when the loop starts.
+        let e = load(
+            None,
+            env(&[("FABRICWATCH_PING__TIMEOUT_SECONDS", "1e300")]),
+            &FlagOverrides::default(),
+        )
+        .expect_err("too long");
+        assert!(e.to_string().contains("ping.timeoutSeconds"), "{e}");
         let e = load(
             None,
             env(&[]),

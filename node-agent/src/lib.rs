@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod exposition;
 pub mod health;
 pub mod host;
 pub mod metrics;

@@ -6,7 +6,7 @@
 //! seconds, ratios 0–1), counters end in `_total`; labels are bounded (devices, ports,
 //! mount points, interfaces, and at most `maxPeers` peers).
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use prometheus::{
     core::{Collector, Desc},
@@ -14,10 +14,17 @@ use prometheus::{
     IntCounterVec, IntGauge, Opts, Registry,
 };
 
-use crate::{rdma::CONGESTION_COUNTERS, snapshot::Snapshot};
+use crate::{
+    exposition::{Encoded, Sink, TextFamilies},
+    rdma::CONGESTION_COUNTERS,
+    snapshot::Snapshot,
+};
 
 /// Shared pointer to the latest snapshot.
 pub type SharedSnapshot = Arc<RwLock<Arc<Snapshot>>>;
+
+/// The encoded text of a snapshot together with that snapshot (compared by pointer).
+type EncodedCache = Arc<Mutex<Option<(Arc<Snapshot>, Arc<Encoded>)>>>;
 
 /// The agent's registry and its own counters.
 #[derive(Clone)]
@@ -34,6 +41,11 @@ pub struct AgentMetrics {
     pub push_dropped: prometheus::IntCounter,
     /// Latest snapshot, rendered at scrape time.
     pub snapshot: SharedSnapshot,
+    /// The agent's own metrics only (the snapshot's families come from `encoded`).
+    own: Registry,
+    /// The text of the snapshot's families and the snapshot it was rendered from: scrapes
+    /// between two collections reuse it.
+    encoded: EncodedCache,
 }
 
 impl std::fmt::Debug for AgentMetrics {
@@ -76,11 +88,14 @@ impl AgentMetrics {
                 .const_label("version", env!("CARGO_PKG_VERSION")),
         )?;
         build.set(1);
-        registry.register(Box::new(collector_errors.clone()))?;
-        registry.register(Box::new(push_total.clone()))?;
-        registry.register(Box::new(push_buffered.clone()))?;
-        registry.register(Box::new(push_dropped.clone()))?;
-        registry.register(Box::new(build))?;
+        let own = Registry::new();
+        for r in [&registry, &own] {
+            r.register(Box::new(collector_errors.clone()))?;
+            r.register(Box::new(push_total.clone()))?;
+            r.register(Box::new(push_buffered.clone()))?;
+            r.register(Box::new(push_dropped.clone()))?;
+            r.register(Box::new(build.clone()))?;
+        }
         let snapshot: SharedSnapshot = Arc::default();
         registry.register(Box::new(SnapshotCollector {
             snapshot: Arc::clone(&snapshot),
@@ -93,7 +108,51 @@ impl AgentMetrics {
             push_buffered,
             push_dropped,
             snapshot,
+            own,
+            encoded: Arc::default(),
         })
+    }
+
+    /// The `/metrics` body: the same bytes as `TextEncoder` over `registry.gather()`, but
+    /// the snapshot's families are rendered once per published snapshot and reused by
+    /// every scrape until the next one.
+    ///
+    /// # Errors
+    /// When the agent's own metrics cannot be encoded (inconsistent families; a
+    /// programming error surfaced instead of a panic).
+    pub fn encode(&self) -> prometheus::Result<Vec<u8>> {
+        use prometheus::Encoder;
+        let snap = self.latest();
+        let cached = self.encoded.lock().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|(s, _)| Arc::ptr_eq(s, &snap))
+                .map(|(_, e)| Arc::clone(e))
+        });
+        let enc = match cached {
+            Some(e) => e,
+            None => {
+                let e = Arc::new(render_text(&snap));
+                if let Ok(mut c) = self.encoded.lock() {
+                    *c = Some((Arc::clone(&snap), Arc::clone(&e)));
+                }
+                e
+            }
+        };
+        let own = self.own.gather();
+        let encoder = prometheus::TextEncoder::new();
+        let mut out = Vec::with_capacity(enc.text.len() + 4096);
+        let mut theirs = enc.families().peekable();
+        // Both lists are sorted by name and disjoint: merge them as the registry would.
+        for mf in &own {
+            while let Some((_, block)) = theirs.next_if(|(name, _)| *name < mf.name()) {
+                out.extend_from_slice(block.as_bytes());
+            }
+            encoder.encode(std::slice::from_ref(mf), &mut out)?;
+        }
+        for (_, block) in theirs {
+            out.extend_from_slice(block.as_bytes());
+        }
+        Ok(out)
     }
 
     /// Publishes a new snapshot for scrapes and `/status`.
@@ -123,7 +182,7 @@ struct Families {
     out: Vec<MetricFamily>,
 }
 
-impl Families {
+impl Sink for Families {
     fn add(&mut self, name: &str, help: &str, ty: MetricType, labels: &[(&str, &str)], value: f64) {
         let idx = match self.out.iter().position(|f| f.name() == name) {
             Some(i) => i,
@@ -162,12 +221,6 @@ impl Families {
         }
         self.out[idx].mut_metric().push(m);
     }
-    fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
-        self.add(name, help, MetricType::GAUGE, labels, value);
-    }
-    fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
-        self.add(name, help, MetricType::COUNTER, labels, value);
-    }
 }
 
 const STATES: &[(fabricwatch_proto::report::AgentState, &str)] = &[
@@ -195,6 +248,19 @@ impl Collector for SnapshotCollector {
 /// Renders a snapshot into metric families (public for benchmarks and tests).
 pub fn render(s: &Snapshot) -> Vec<MetricFamily> {
     let mut f = Families::default();
+    render_into(&mut f, s);
+    f.out
+}
+
+/// Renders a snapshot straight into exposition text (what `/metrics` serves).
+pub fn render_text(s: &Snapshot) -> Encoded {
+    let mut f = TextFamilies::default();
+    render_into(&mut f, s);
+    f.finish()
+}
+
+/// Feeds every sample of a snapshot to `f`.
+pub fn render_into(f: &mut impl Sink, s: &Snapshot) {
     for (state, name) in STATES {
         f.gauge(
             "fabricwatch_agent_state",
@@ -232,13 +298,12 @@ pub fn render(s: &Snapshot) -> Vec<MetricFamily> {
             s.report.collected_at.timestamp_millis() as f64 / 1000.0,
         );
     }
-    render_rdma(&mut f, s);
-    render_ping(&mut f, s);
-    render_host(&mut f, s);
-    f.out
+    render_rdma(f, s);
+    render_ping(f, s);
+    render_host(f, s);
 }
 
-fn render_rdma(f: &mut Families, s: &Snapshot) {
+fn render_rdma(f: &mut impl Sink, s: &Snapshot) {
     for p in &s.rdma_ports {
         let port = p.sample.port.to_string();
         let l: &[(&str, &str)] = &[("device", &p.sample.device), ("port", &port)];
@@ -360,7 +425,7 @@ fn render_rdma(f: &mut Families, s: &Snapshot) {
     }
 }
 
-fn render_ping(f: &mut Families, s: &Snapshot) {
+fn render_ping(f: &mut impl Sink, s: &Snapshot) {
     for p in &s.report.ping {
         let ext = if p.external { "true" } else { "false" };
         let l: &[(&str, &str)] = &[("peer", &p.peer), ("external", ext)];
@@ -417,7 +482,7 @@ fn render_ping(f: &mut Families, s: &Snapshot) {
     }
 }
 
-fn render_host(f: &mut Families, s: &Snapshot) {
+fn render_host(f: &mut impl Sink, s: &Snapshot) {
     let Some(h) = &s.report.host else {
         return;
     };
@@ -574,5 +639,115 @@ fn render_host(f: &mut Families, s: &Snapshot) {
                 v / 100.0,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use fabricwatch_proto::{
+        agent_config::{HostConfig, RdmaConfig},
+        report::{AgentState, PeerReport},
+        Severity,
+    };
+    use prometheus::{Encoder, TextEncoder};
+
+    use super::*;
+    use crate::{
+        health::Problem,
+        host::HostCollector,
+        rdma::{RdmaCollector, ReadMode},
+        snapshot::PeerTotals,
+    };
+
+    fn registry_text(m: &AgentMetrics) -> String {
+        let mut want = Vec::new();
+        TextEncoder::new()
+            .encode(&m.registry.gather(), &mut want)
+            .expect("encode");
+        String::from_utf8(want).expect("utf8")
+    }
+
+    /// A snapshot with every kind of series: the RoCE fixture read twice (rates), the real
+    /// /proc, two peers (one with a label value that needs escaping) and problems.
+    fn rich_snapshot() -> Snapshot {
+        let sysfs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysfs/roce/sys");
+        let mut rdma = RdmaCollector::new(ReadMode::KeepOpen);
+        rdma.collect(&sysfs, &RdmaConfig::default(), 0.0);
+        let rdma = rdma.collect(&sysfs, &RdmaConfig::default(), 1.0);
+        assert!(!rdma.ports.is_empty(), "the fixture has ports");
+        let host = HostCollector::new(Path::new("/proc")).collect(&HostConfig::default(), 0.0);
+        let mut s = Snapshot {
+            state: AgentState::Running,
+            rdma_ports: rdma.ports,
+            disks: host.disks,
+            netdevs: host.netdevs,
+            ..Snapshot::default()
+        };
+        s.report.seq = 3;
+        s.report.host = host.report;
+        s.durations_seconds.insert("rdma".into(), 0.000_25);
+        s.durations_seconds.insert("host".into(), 0.001);
+        for (peer, external) in [("node-b", false), ("gw \"x\"\\y", true), ("10.0.0.1", true)] {
+            s.report.ping.push(PeerReport {
+                peer: peer.into(),
+                external,
+                sent: 5,
+                received: 4,
+                loss_percent: 20.0,
+                rtt_min_seconds: Some(1e-4),
+                rtt_p99_seconds: Some(0.002),
+                jitter_seconds: Some(3e-5),
+                ..PeerReport::default()
+            });
+            s.ping_totals.insert(
+                peer.into(),
+                PeerTotals {
+                    sent: 50,
+                    received: 41,
+                },
+            );
+        }
+        s.problems.push(Problem {
+            component: "ping",
+            subject: "node-b".into(),
+            severity: Severity::Critical,
+            value: 20.0,
+            message: "loss".into(),
+        });
+        s
+    }
+
+    #[test]
+    fn served_text_equals_the_registry_encoding() {
+        let m = AgentMetrics::new().expect("metrics");
+        // Before any snapshot: only the defaults.
+        assert_eq!(
+            String::from_utf8(m.encode().expect("encode")).expect("utf8"),
+            registry_text(&m)
+        );
+        m.collector_errors
+            .with_label_values(&["rdma", "not_available"])
+            .inc_by(2);
+        m.push_total.with_label_values(&["ok"]).inc();
+        m.push_buffered.set(3);
+        m.publish(rich_snapshot());
+        let first = String::from_utf8(m.encode().expect("encode")).expect("utf8");
+        assert_eq!(first, registry_text(&m));
+        assert!(first.contains("fabricwatch_rdma_port_counter_total{device="));
+        assert!(first.contains(r#"peer="gw \"x\"\\y""#));
+        // A scrape between collections serves the cached snapshot text but current counters.
+        m.push_total.with_label_values(&["ok"]).inc();
+        let second = String::from_utf8(m.encode().expect("encode")).expect("utf8");
+        assert_eq!(second, registry_text(&m));
+        assert!(second.contains("fabricwatch_agent_push_total{result=\"ok\"} 2"));
+        // A new snapshot replaces the cached text.
+        let mut next = rich_snapshot();
+        next.state = AgentState::Degraded;
+        m.publish(next);
+        let third = String::from_utf8(m.encode().expect("encode")).expect("utf8");
+        assert_eq!(third, registry_text(&m));
+        assert!(third.contains("fabricwatch_agent_state{state=\"degraded\"} 1"));
     }
 }

@@ -7,7 +7,7 @@
 //! quarter of the 32-bit range and the new one in the bottom quarter, and as a reset
 //! otherwise (no rate for that interval; the next interval starts from the new value).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 /// Outcome of comparing two readings of one cumulative counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub fn counter_delta(prev: u64, cur: u64) -> Delta {
 #[derive(Clone, Debug, Default)]
 pub struct PortHistory {
     /// Counters of the previous sample, by kernel name.
-    pub counters: BTreeMap<String, u64>,
+    pub counters: Arc<BTreeMap<String, u64>>,
     /// Monotonic time of the previous sample, seconds.
     pub at_seconds: f64,
     /// `state` name of the previous sample (`ACTIVE`, `DOWN`, ...).
@@ -69,7 +69,7 @@ pub struct PortUpdate {
 /// the state shows), so one bounce is counted once.
 pub fn update_port(
     history: Option<&PortHistory>,
-    counters: &BTreeMap<String, u64>,
+    counters: &Arc<BTreeMap<String, u64>>,
     state: &str,
     now_seconds: f64,
 ) -> (PortHistory, PortUpdate) {
@@ -78,7 +78,7 @@ pub fn update_port(
     if let Some(h) = history {
         let dt = now_seconds - h.at_seconds;
         let mut downed_increase = 0;
-        for (name, &cur) in counters {
+        for (name, &cur) in counters.iter() {
             let Some(&prev) = h.counters.get(name) else {
                 continue;
             };
@@ -99,7 +99,8 @@ pub fn update_port(
     }
     update.flaps_total = flaps_before + update.new_flaps;
     let next = PortHistory {
-        counters: counters.clone(),
+        // Shared with the port's view: the history needs no copy of its own.
+        counters: Arc::clone(counters),
         at_seconds: now_seconds,
         state: state.to_string(),
         flaps_total: update.flaps_total,
@@ -111,8 +112,8 @@ pub fn update_port(
 mod tests {
     use super::*;
 
-    fn c(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    fn c(pairs: &[(&str, u64)]) -> Arc<BTreeMap<String, u64>> {
+        Arc::new(pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect())
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod sysfs;
 use std::{
     collections::{BTreeMap, HashMap},
     path::Path,
+    sync::Arc,
 };
 
 use fabricwatch_proto::{agent_config::RdmaConfig, report::RdmaPortReport};
@@ -101,7 +102,7 @@ pub struct PortView {
     /// Names of every counter this port could read (capability discovery).
     pub supported_counters: Vec<String>,
     #[serde(skip)]
-    all: BTreeMap<String, u64>,
+    all: Arc<BTreeMap<String, u64>>,
 }
 
 impl PortView {
@@ -168,7 +169,7 @@ impl PortView {
                 .unwrap_or_default(),
             rate_gbps: self.sample.rate_gbps,
             netdev: self.sample.netdev.clone(),
-            counters: self.all.clone(),
+            counters: (*self.all).clone(),
             rates: self.rates.clone(),
             link_flaps_total: self.link_flaps_total,
         }
@@ -234,7 +235,7 @@ impl RdmaCollector {
         let mut seen = HashMap::new();
         for mut sample in samples {
             let key = (sample.device.clone(), sample.port);
-            let all = merged(&sample);
+            let all = Arc::new(merged(&sample));
             let state = sample.state.as_ref().map(|s| s.1.as_str()).unwrap_or("");
             let (next, update) =
                 delta::update_port(self.history.get(&key), &all, state, now_seconds);

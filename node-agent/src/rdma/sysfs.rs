@@ -4,6 +4,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    ffi::OsString,
     fs::File,
     io::{self, Read},
     os::unix::fs::FileExt,
@@ -129,8 +130,12 @@ pub struct PortSample {
 #[derive(Debug, Default)]
 pub struct SysfsReader {
     mode: ReadMode,
-    open: HashMap<PathBuf, (File, u64)>,
+    // Keyed by the path's bytes: hashing an `OsString` hashes one byte slice, where hashing
+    // a `PathBuf` walks its components (most of the lookup cost for ~100 files a port).
+    open: HashMap<OsString, (File, u64)>,
     generation: u64,
+    // One page reused by every read, so a read neither allocates nor zeroes 4 KiB.
+    buf: Vec<u8>,
 }
 
 /// Attribute files are a page at most (`PAGE_SIZE`, kernel `sysfs_emit`).
@@ -163,33 +168,47 @@ impl SysfsReader {
     /// # Errors
     /// The OS error of `open(2)` or `read(2)`.
     pub fn read(&mut self, path: &Path) -> io::Result<String> {
-        let mut buf = [0u8; MAX_ATTR];
+        self.read_with(path, str::to_owned)
+    }
+
+    /// Reads a whole attribute file and hands its text (lossy UTF-8) to `f` without
+    /// copying it out of the reader's buffer.
+    ///
+    /// # Errors
+    /// The OS error of `open(2)` or `read(2)`.
+    pub fn read_with<R>(&mut self, path: &Path, f: impl FnOnce(&str) -> R) -> io::Result<R> {
+        if self.buf.len() != MAX_ATTR {
+            self.buf = vec![0; MAX_ATTR];
+        }
+        let buf = &mut self.buf[..];
         let n = match self.mode {
-            ReadMode::OpenEachTime => read_fully(&mut File::open(path)?, &mut buf)?,
+            ReadMode::OpenEachTime => read_fully(&mut File::open(path)?, buf)?,
             ReadMode::KeepOpen => {
                 let g = self.generation;
-                if !self.open.contains_key(path) {
-                    let f = File::open(path)?;
-                    self.open.insert(path.to_path_buf(), (f, g));
-                }
-                let res = match self.open.get_mut(path) {
-                    Some((f, seen)) => {
+                let key = path.as_os_str();
+                let res = match self.open.get_mut(key) {
+                    Some((file, seen)) => {
                         *seen = g;
-                        f.read_at(&mut buf, 0)
+                        file.read_at(buf, 0)
                     }
-                    None => Err(io::Error::from(io::ErrorKind::NotFound)),
+                    None => {
+                        let file = File::open(path)?;
+                        let res = file.read_at(buf, 0);
+                        self.open.insert(key.to_os_string(), (file, g));
+                        res
+                    }
                 };
                 match res {
                     Ok(n) => n,
                     Err(e) => {
                         // A stale descriptor (device removed and re-added) must not stick.
-                        self.open.remove(path);
+                        self.open.remove(key);
                         return Err(e);
                     }
                 }
             }
         };
-        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+        Ok(f(&String::from_utf8_lossy(&buf[..n])))
     }
 }
 
@@ -313,8 +332,8 @@ fn read_text(
     errors: &mut Vec<FileError>,
     optional: bool,
 ) -> Option<String> {
-    match reader.read(path) {
-        Ok(s) => Some(s.trim().to_string()),
+    match reader.read_with(path, |s| s.trim().to_string()) {
+        Ok(s) => Some(s),
         Err(e) if optional && e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => {
             errors.push(io_error(path, &e));
@@ -408,11 +427,12 @@ fn read_netdev(reader: &mut SysfsReader, dir: &Path) -> Option<String> {
         let Ok(idx) = name.parse::<u32>() else {
             continue;
         };
-        if let Ok(text) = reader.read(&dir.join(&name)) {
-            if !text.trim().is_empty() {
-                found.push((idx, text));
-                break;
-            }
+        let text = reader.read_with(&dir.join(&name), |t| {
+            (!t.trim().is_empty()).then(|| t.to_string())
+        });
+        if let Ok(Some(text)) = text {
+            found.push((idx, text));
+            break;
         }
     }
     parse::pick_netdev(found)
@@ -440,17 +460,18 @@ fn read_counter_dir(
         if name == "lifespan" {
             continue;
         }
-        match reader.read(&path) {
-            Ok(text) => match parse::parse_counter(&text) {
-                Ok(v) => {
-                    out.insert(name, v);
-                }
-                Err(bad) => errors.push(FileError {
-                    path,
-                    kind: FileErrorKind::Bad(bad),
-                    message: format!("unexpected content {:?}", truncate(&text)),
-                }),
-            },
+        let parsed = reader.read_with(&path, |text| {
+            parse::parse_counter(text).map_err(|bad| (bad, truncate(text)))
+        });
+        match parsed {
+            Ok(Ok(v)) => {
+                out.insert(name, v);
+            }
+            Ok(Err((bad, text))) => errors.push(FileError {
+                path,
+                kind: FileErrorKind::Bad(bad),
+                message: format!("unexpected content {text:?}"),
+            }),
             Err(e) => errors.push(io_error(&path, &e)),
         }
     }
