@@ -87,8 +87,9 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
 
 /// Per-second rate of a monotonically increasing counter between two readings `dt_seconds`
 /// apart: `(cur − prev) / dt`. Returns `None` when `dt` is not positive or the counter went
-/// backwards (a reset: driver reload, reboot or wrap), the same rule as Prometheus' `rate()`
-/// refuses to invent an increase it did not see.
+/// backwards (a reset: driver reload, reboot or wrap). Unlike Prometheus' `rate()`, which
+/// assumes a reset restarted from 0 and counts the new value as increase, no rate is given
+/// for that interval: one skipped sample is better than a spike after a driver reload.
 pub fn counter_rate(prev: u64, cur: u64, dt_seconds: f64) -> Option<f64> {
     if dt_seconds.is_nan() || dt_seconds <= 0.0 || cur < prev {
         return None;
