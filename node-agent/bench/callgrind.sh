@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Instruction count per collection + scrape, under valgrind's callgrind (deterministic up
-# to the work the kernel hands back, so stable where CPU time is noisy; see BENCHMARKS.md).
+# Instruction count per collection + scrape, under valgrind's callgrind: user-space
+# instructions only (kernel time in read/pread/getdents is not counted), nearly the same
+# from run to run where CPU time on a shared machine is not; see BENCHMARKS.md.
 # The agent runs standalone on the RoCE fixture and the real /proc with `intervalSeconds: 1`
 # and ping disabled, as in run.sh; after a warm-up the counters are zeroed, the script
 # scrapes `/metrics` once per second for N seconds, dumps, and divides the instructions by
@@ -37,7 +38,6 @@ sleep 1
 dump=$(ls -t "$TMP"/cg.*.* 2>/dev/null | head -1)
 ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1; exit}')
 n=$((s1 - s0))
-scrapes=$((SECS + 2))
-echo "collections $n, scrapes $scrapes (+2 /status), instructions $ir"
+echo "collections $n, /metrics scrapes $SECS (+2 /status), instructions $ir"
 python3 -c "print(f'instructions per collection+scrape: {$ir/$n/1e6:.3f} M')"
 if [ -n "${KEEP:-}" ]; then cp "$dump" "$KEEP"; echo "profile kept in $KEEP"; fi

@@ -1,5 +1,6 @@
-//! `/metrics` encode cost: gathers and text-encodes the registry after one collection of
-//! the RoCE fixture tree and the real /proc.
+//! `/metrics` encode cost after one collection of the RoCE fixture tree and the real /proc:
+//! the registry's gather + `TextEncoder` (proto messages), the direct text renderer the
+//! server uses once per snapshot, and a scrape that reuses the cached snapshot text.
 //!
 //! `cargo run --release -p fabricwatch-agent --example metrics_bench -- [iterations]`
 
@@ -7,7 +8,7 @@ use std::{path::Path, time::Instant};
 
 use fabricwatch_agent::{
     host::HostCollector,
-    metrics::AgentMetrics,
+    metrics::{self, AgentMetrics},
     rdma::{RdmaCollector, ReadMode},
     snapshot::Snapshot,
 };
@@ -46,5 +47,25 @@ fn main() {
         buf.len(),
         per.as_secs_f64() * 1e6,
         per.as_secs_f64() * 1e9 / samples as f64
+    );
+    let snap = m.latest();
+    let t = Instant::now();
+    let mut len = 0;
+    for _ in 0..iterations {
+        len = metrics::render_text(&snap).text.len();
+    }
+    let per = t.elapsed() / iterations;
+    println!(
+        "render_text: {len} bytes, {:.1} µs per snapshot",
+        per.as_secs_f64() * 1e6
+    );
+    let t = Instant::now();
+    for _ in 0..iterations {
+        len = m.encode().expect("encode").len();
+    }
+    let per = t.elapsed() / iterations;
+    println!(
+        "encode() with the snapshot text cached: {len} bytes, {:.1} µs per scrape",
+        per.as_secs_f64() * 1e6
     );
 }

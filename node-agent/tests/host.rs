@@ -127,3 +127,42 @@ fn netdevs_come_from_the_init_process_namespace_when_readable() {
     assert_eq!(names, ["ib0"], "the node's devices, not the reader's");
     assert_eq!(out.netdevs[0].rx_bytes, 42);
 }
+
+/// The mounts file is parsed again only when it changes; a change, a garbled file and a
+/// removed file must each show up in the next collection.
+#[test]
+fn mounts_changes_are_seen_between_collections() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let proc_root = dir.path().join("proc");
+    copy_dir(&src, &proc_root);
+    fs::create_dir_all(dir.path().join("data")).expect("mkdir");
+    let mounts = |c: &mut HostCollector| {
+        let out = c.collect(&HostConfig::default(), 1.0);
+        let fs: Vec<String> = out
+            .report
+            .map(|r| r.filesystems.into_iter().map(|f| f.mountpoint).collect())
+            .unwrap_or_default();
+        let errs: Vec<String> = out.errors.into_iter().map(|(s, _)| s).collect();
+        (fs, errs)
+    };
+    let mut c = HostCollector::new(&proc_root);
+    assert_eq!(mounts(&mut c), (vec!["/".to_string()], vec![]));
+    assert_eq!(mounts(&mut c), (vec!["/".to_string()], vec![]), "unchanged");
+    let original = fs::read_to_string(proc_root.join("mounts")).expect("read");
+    fs::write(
+        proc_root.join("mounts"),
+        format!("{original}/dev/sdb1 /data ext4 rw,relatime 0 0\n"),
+    )
+    .expect("write");
+    assert_eq!(
+        mounts(&mut c),
+        (vec!["/".to_string(), "/data".to_string()], vec![])
+    );
+    fs::write(proc_root.join("mounts"), "garbage\n").expect("write");
+    assert_eq!(mounts(&mut c), (vec![], vec!["mounts".to_string()]));
+    fs::write(proc_root.join("mounts"), &original).expect("write");
+    assert_eq!(mounts(&mut c), (vec!["/".to_string()], vec![]));
+    fs::remove_file(proc_root.join("mounts")).expect("rm");
+    assert_eq!(mounts(&mut c), (vec![], vec!["mounts".to_string()]));
+}

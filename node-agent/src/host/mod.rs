@@ -94,6 +94,18 @@ pub struct HostCollector {
     rootfs: PathBuf,
     prev: Option<Previous>,
     statfs: statfs::StatFs,
+    /// The last `mounts` file read and its (mount point, fs type) pairs: the file rarely
+    /// changes, and procfs's parser (which unescapes and allocates every field) cost more
+    /// than the rest of the host collection together.
+    mounts: Option<MountsCache>,
+}
+
+/// The bytes of a mounts file (absent when it was not read as bytes, so never matched) and
+/// its (mount point, fs type) pairs.
+#[derive(Debug)]
+struct MountsCache {
+    raw: Option<Vec<u8>>,
+    pairs: Vec<(String, String)>,
 }
 
 /// The directory under which the host's mount points are visible: the parent of a proc
@@ -121,6 +133,7 @@ impl HostCollector {
             rootfs: rootfs_for(proc_root),
             prev: None,
             statfs: statfs::StatFs::new(Duration::from_secs(2)),
+            mounts: None,
         }
     }
 
@@ -310,23 +323,51 @@ impl HostCollector {
         })
     }
 
+    /// Re-reads `path` (the mounts file) and parses it only when its bytes changed.
+    ///
+    /// # Errors
+    /// procfs's error text for the file, as reading it with `from_file` gives.
+    fn refresh_mounts(&mut self, path: &Path) -> Result<(), String> {
+        let raw = std::fs::read(path).ok();
+        let cached = self.mounts.as_ref().and_then(|m| m.raw.as_ref());
+        if raw.is_some() && raw.as_ref() == cached {
+            return Ok(());
+        }
+        self.mounts = None;
+        let parsed = raw
+            .as_deref()
+            .and_then(|r| Vec::<procfs::MountEntry>::from_read(r).ok());
+        // Bytes that did not parse are not kept: they must never select a cached list.
+        let (raw, parsed) = match parsed {
+            Some(m) => (raw, Some(m)),
+            None => (None, None),
+        };
+        let entries = match parsed {
+            Some(m) => m,
+            // Unreadable or unparsable: `from_file` gives the error text naming the path.
+            None => Vec::<procfs::MountEntry>::from_file(path).map_err(|e| e.to_string())?,
+        };
+        let pairs = entries
+            .into_iter()
+            .map(|m| (m.fs_file, m.fs_vfstype))
+            .collect();
+        self.mounts = Some(MountsCache { raw, pairs });
+        Ok(())
+    }
+
     fn filesystems(
         &mut self,
         config: &HostConfig,
         errors: &mut Vec<(String, String)>,
     ) -> Vec<FilesystemReport> {
         let mounts_path = self.proc_root.join("mounts");
-        let mounts = match Vec::<procfs::MountEntry>::from_file(&mounts_path) {
-            Ok(m) => m,
-            Err(e) => {
-                errors.push(("mounts".into(), e.to_string()));
-                return Vec::new();
-            }
-        };
+        if let Err(e) = self.refresh_mounts(&mounts_path) {
+            errors.push(("mounts".into(), e));
+            return Vec::new();
+        }
+        let mounts = self.mounts.as_ref().map_or(&[][..], |m| &m.pairs[..]);
         let chosen = filters::choose_mounts(
-            mounts
-                .iter()
-                .map(|m| (m.fs_file.as_str(), m.fs_vfstype.as_str())),
+            mounts.iter().map(|(file, ty)| (file.as_str(), ty.as_str())),
             &config.filesystems,
         );
         let mut out = Vec::new();
