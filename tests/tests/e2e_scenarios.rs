@@ -588,6 +588,34 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         kubeconfig: cluster.kubeconfig().to_path_buf(),
     };
     let local_values = repo_root().join("e2e/values-local.yaml");
+    // What `helm template` renders for this cluster passes the API server's own validation.
+    let rendered = helm(
+        &cluster,
+        &[
+            "template",
+            "--cluster",
+            "-f",
+            &local_values.to_string_lossy(),
+            "--release",
+            &release,
+            "-n",
+            ns.name(),
+        ],
+    )?;
+    let rendered_file = work.join("rendered.yaml");
+    std::fs::write(&rendered_file, &rendered)?;
+    kubectl(
+        &cluster,
+        &[
+            "apply",
+            "--dry-run=server",
+            "-n",
+            ns.name(),
+            "-f",
+            &rendered_file.to_string_lossy(),
+        ],
+    )
+    .context("helm template output rejected by a server-side dry run")?;
     helm(
         &cluster,
         &[
@@ -609,7 +637,7 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         ],
     )?;
     wait_all_ready(&ns, &fullname).await?;
-    eprintln!("scenario 1 (CRDs + Helm install, operator/analytics/notifier Ready): ok");
+    eprintln!("scenario 1 (CRDs; helm template passes server-side dry run; Helm install; operator/analytics/notifier Ready): ok");
 
     // ---- Scenario 2: the samples; the target Healthy with every node reporting.
     let nodes = cluster.ready_nodes().await?;
@@ -841,6 +869,11 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         "expected exactly one firing notification, got {}: {firing:#?}",
         firing.len()
     );
+    ensure!(
+        !firing[0].to_string().contains("{{"),
+        "annotation templates not expanded: {}",
+        firing[0]["commonAnnotations"]
+    );
     loss.remove()?;
     wait_for(
         &rules,
@@ -891,19 +924,21 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         let dir = port_dir.clone();
         tokio::spawn(async move {
             let mut edit = FixtureEdit::new();
-            for i in 0..90u32 {
+            // Only this task touches symbol_error, so the two FixtureEdits restore disjoint
+            // files whatever order they are dropped in.
+            for _ in 0..90u32 {
                 if edit.add(&dir.join("counters/symbol_error"), 40).is_err() {
                     break;
-                }
-                if i == 6 {
-                    let _ = edit.write(&dir.join("state"), "4: ACTIVE\n");
-                    let _ = edit.write(&dir.join("phys_state"), "5: LinkUp\n");
                 }
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             edit
         })
     };
+    // The link comes back after about one agent interval.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    fixture.write(&port_dir.join("state"), "4: ACTIVE\n")?;
+    fixture.write(&port_dir.join("phys_state"), "5: LinkUp\n")?;
     let rule = wait_for(
         &rules,
         "rdma-symbol-errors",
@@ -951,8 +986,9 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         !reqs.contains(&a.0) && !reqs.contains(&a.1),
         "the prompt leaks the real node name or IP"
     );
-    // Aborting the task drops its FixtureEdit, which puts the counters back.
+    // Aborting the task drops its FixtureEdit, which puts symbol_error back.
     errors.abort();
+    let _ = errors.await;
     drop(fixture);
     eprintln!("scenario 3b (RDMA symbol errors + flap on {} mlx5_0/1: rule Firing, AI findings name it, prompt anonymized): ok", a.0);
 
@@ -1039,7 +1075,7 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
             summary(n)
         );
     }
-    eprintln!("scenario 3c (killed {victim} and {agent}: all Ready, same children, no new notifications): ok");
+    eprintln!("scenario 3c (killed {victim} and {agent}: all Ready, same children, no repeated or new firing notifications): ok");
 
     // ---- Scenario 5: no restarts, no ERROR lines.
     let mut problems = Vec::new();
