@@ -406,7 +406,7 @@ fn render_rdma(f: &mut impl Sink, s: &Snapshot) {
                 continue;
             }
             f.counter(
-                "fabricwatch_rdma_port_counter_total",
+                "fabricwatch_rdma_port_counters_total",
                 "Every readable counters/ and hw_counters/ file under its kernel name (data counters are in the *_bytes_total metrics).",
                 &[("device", &p.sample.device), ("port", &port), ("counter", name)],
                 *v as f64,
@@ -735,7 +735,7 @@ mod tests {
         m.publish(rich_snapshot());
         let first = String::from_utf8(m.encode().expect("encode")).expect("utf8");
         assert_eq!(first, registry_text(&m));
-        assert!(first.contains("fabricwatch_rdma_port_counter_total{device="));
+        assert!(first.contains("fabricwatch_rdma_port_counters_total{device="));
         assert!(first.contains(r#"peer="gw \"x\"\\y""#));
         // A scrape between collections serves the cached snapshot text but current counters.
         m.push_total.with_label_values(&["ok"]).inc();

@@ -77,14 +77,14 @@ async fn standalone_serves_metrics_status_and_snapshots() {
     .await;
     for line in [
         r#"fabricwatch_rdma_port_received_bytes_total{device="mlx5_0",port="1"} 421527243180"#,
-        r#"fabricwatch_rdma_port_counter_total{device="mlx5_0",port="1",counter="symbol_error"} 12"#,
+        r#"fabricwatch_rdma_port_counters_total{device="mlx5_0",port="1",counter="symbol_error"} 12"#,
         r#"fabricwatch_rdma_congestion_cnp_sent_total{device="mlx5_0",port="1"} 743"#,
         r#"fabricwatch_rdma_congestion_ecn_marked_packets_total{device="mlx5_1",port="1"} 4676"#,
         r#"fabricwatch_rdma_port_active{device="mlx5_1",port="1"} 0"#,
         r#"fabricwatch_rdma_port_rate_bytes_per_second{device="mlx5_0",port="1"} 12500000000"#,
         r#"fabricwatch_ping_up{peer="127.0.0.1",external="true"} 1"#,
         r#"fabricwatch_agent_state{state="running"} 1"#,
-        "# TYPE fabricwatch_rdma_port_counter_total counter",
+        "# TYPE fabricwatch_rdma_port_counters_total counter",
     ] {
         assert!(metrics.contains(line), "missing {line}");
     }

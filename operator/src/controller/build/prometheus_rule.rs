@@ -29,13 +29,13 @@ pub fn expression(metric: Metric, namespace: &str, target: &str) -> Option<Strin
         Metric::PingRttP99Seconds => format!("fabricwatch_ping_rtt_seconds{{{sel},stat=\"p99\"}}"),
         Metric::PingJitterSeconds => format!("fabricwatch_ping_jitter_seconds{{{sel}}}"),
         Metric::RdmaSymbolErrorsPerMinute => format!(
-            "60 * rate(fabricwatch_rdma_port_counter_total{{{sel},counter=\"symbol_error\"}}[{w}])"
+            "60 * rate(fabricwatch_rdma_port_counters_total{{{sel},counter=\"symbol_error\"}}[{w}])"
         ),
         Metric::RdmaLinkErrorsPerMinute => format!(
-            "60 * sum without (counter) (rate(fabricwatch_rdma_port_counter_total{{{sel},counter=~\"link_error_recovery|link_downed\"}}[{w}]))"
+            "60 * sum without (counter) (rate(fabricwatch_rdma_port_counters_total{{{sel},counter=~\"link_error_recovery|link_downed\"}}[{w}]))"
         ),
         Metric::RdmaRcvErrorsPerMinute => format!(
-            "60 * rate(fabricwatch_rdma_port_counter_total{{{sel},counter=\"port_rcv_errors\"}}[{w}])"
+            "60 * rate(fabricwatch_rdma_port_counters_total{{{sel},counter=\"port_rcv_errors\"}}[{w}])"
         ),
         Metric::RdmaPortsDown => format!(
             "sum by (namespace, pod) (1 - fabricwatch_rdma_port_active{{{sel}}})"
