@@ -170,6 +170,10 @@ impl Cluster {
     /// Connect to the cluster under test: `FABRICWATCH_E2E_KUBECONFIG` if set, else the
     /// local cluster (started with `e2e/cluster up` if it is not up yet).
     pub async fn connect() -> Result<Cluster> {
+        // Built with the whole workspace, rustls has both the `ring` (kube) and `aws-lc-rs`
+        // (AWS SDK) providers compiled in and cannot choose one by itself; pick the one the
+        // operator binary uses. A provider installed earlier by the test stays.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let (kubeconfig, local) = match external_kubeconfig() {
             Some(path) => (path, None),
             None => {
