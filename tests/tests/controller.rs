@@ -16,8 +16,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use fabricwatch_crds::{AIAnalysis, AlertRule, MonitorTarget};
 use fabricwatch_tests::{
-    eventually, repo_root, require_cluster, wait_for, wait_for_deletion, Cluster, TestNamespace,
-    FIXTURE_MOUNT,
+    eventually, require_cluster, wait_for, wait_for_deletion, Cluster, TestNamespace, FIXTURE_MOUNT,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
@@ -38,20 +37,7 @@ struct Operator {
 
 impl Operator {
     fn binary() -> Result<PathBuf> {
-        let path = std::env::var_os("FABRICWATCH_OPERATOR_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                let target = std::env::var_os("CARGO_TARGET_DIR")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| repo_root().join("target"));
-                target.join("debug").join("fabricwatch-operator")
-            });
-        ensure!(
-            path.exists(),
-            "{} does not exist: run `cargo build -p fabricwatch-operator` or set FABRICWATCH_OPERATOR_BIN",
-            path.display()
-        );
-        Ok(path)
+        fabricwatch_tests::operator_binary()
     }
 
     /// Starts a controller scoped to `ns` (its Lease and central workloads live there too).

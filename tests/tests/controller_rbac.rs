@@ -8,7 +8,6 @@
 //! ClusterRoleBinding named after the test namespace and deletes them at the end.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -186,14 +185,7 @@ async fn controller_runs_with_the_documented_rbac() -> Result<()> {
     ns.apply_yaml("apiVersion: v1\nkind: Secret\nmetadata: {name: slack}\nstringData: {url: 'https://hooks.invalid/x'}\n---\napiVersion: fabricwatch.io/v1alpha1\nkind: MonitorTarget\nmetadata: {name: fabric}\nspec: {}\n---\napiVersion: fabricwatch.io/v1alpha1\nkind: AlertRule\nmetadata: {name: loss}\nspec:\n  targetRef: {name: fabric}\n  metric: ping_loss_percent\n  operator: gt\n  threshold: 5\n  notify: {channels: [{name: ops, slack: {webhookUrlSecretRef: {name: slack, key: url}}}]}\n---\napiVersion: fabricwatch.io/v1alpha1\nkind: AIAnalysis\nmetadata: {name: explain}\nspec:\n  targetRefs: [{kind: AlertRule, name: loss}]\n  provider: {type: ollama, model: llama3.1, endpoint: 'http://ollama.invalid:11434'}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: fabricwatch-operator}\nspec:\n  replicas: 0\n  selector: {matchLabels: {app: op}}\n  template:\n    metadata: {labels: {app: op}}\n    spec: {containers: [{name: op, image: localhost/fabricwatch-operator:dev}]}\n")
         .await?;
 
-    let bin = std::env::var_os("FABRICWATCH_OPERATOR_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/debug/fabricwatch-operator"));
-    ensure!(
-        bin.exists(),
-        "{} missing: cargo build -p fabricwatch-operator",
-        bin.display()
-    );
+    let bin = fabricwatch_tests::operator_binary()?;
     let log = std::env::temp_dir().join(format!("fabricwatch-operator-{}-rbac.log", ns.name()));
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?

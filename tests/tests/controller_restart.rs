@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use fabricwatch_crds::{MonitorTarget, MonitorTargetSpec};
-use fabricwatch_tests::{eventually, repo_root, require_cluster, Cluster, TestNamespace};
+use fabricwatch_tests::{eventually, require_cluster, Cluster, TestNamespace};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -40,14 +40,7 @@ impl Drop for Running {
 }
 
 fn operator(cluster: &Cluster, ns: &str, tag: &str) -> Result<(Running, PathBuf)> {
-    let bin = std::env::var_os("FABRICWATCH_OPERATOR_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/debug/fabricwatch-operator"));
-    ensure!(
-        bin.exists(),
-        "{} missing: cargo build -p fabricwatch-operator",
-        bin.display()
-    );
+    let bin = fabricwatch_tests::operator_binary()?;
     let log = std::env::temp_dir().join(format!("fabricwatch-operator-{ns}-{tag}.log"));
     let out = std::fs::File::create(&log)?;
     let err = out.try_clone()?;
