@@ -31,6 +31,7 @@ use kube::{
 use serde_json::{json, Value};
 
 use crate::{
+    aianalysis::status::condition,
     alert::RuleState,
     evaluator::{RuleInput, RuleReport},
     fleet::{Problem, TargetConfig, TargetView},
@@ -173,32 +174,6 @@ pub fn round_sig(x: f64, digits: i32) -> f64 {
     format!("{x:.d$e}").parse().unwrap_or(x)
 }
 
-fn condition(
-    type_: &str,
-    ok: bool,
-    reason: &str,
-    message: String,
-    generation: Option<i64>,
-    prev: &[Condition],
-    now: DateTime<Utc>,
-) -> Condition {
-    let status = if ok { "True" } else { "False" };
-    // lastTransitionTime moves only when the status flips (metav1.Condition convention).
-    let since = prev
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| to_time(now));
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.chars().take(1024).collect(),
-        observed_generation: generation,
-        last_transition_time: since,
-    }
-}
-
 fn severity(h: Health) -> fabricwatch_crds::Severity {
     match h {
         Health::Critical => fabricwatch_crds::Severity::Critical,
@@ -260,7 +235,7 @@ pub fn target_status(
                 condition_types::HEALTHY,
                 h == Health::Healthy,
                 &reason,
-                message.clone(),
+                &message,
                 generation,
                 prev,
                 now,
@@ -269,7 +244,7 @@ pub fn target_status(
                 condition_types::DEGRADED,
                 matches!(h, Health::Warning | Health::Critical),
                 &reason,
-                message,
+                &message,
                 generation,
                 prev,
                 now,
@@ -319,7 +294,7 @@ pub fn rule_status(r: &RuleReport, prev: &[Condition], now: DateTime<Utc>) -> Al
             condition_types::READY,
             true,
             "Evaluated",
-            "evaluated by analytics".into(),
+            "evaluated by analytics",
             r.generation,
             prev,
             now,
@@ -328,7 +303,7 @@ pub fn rule_status(r: &RuleReport, prev: &[Condition], now: DateTime<Utc>) -> Al
             condition_types::READY,
             false,
             "InvalidSpec",
-            e.clone(),
+            e,
             r.generation,
             prev,
             now,
