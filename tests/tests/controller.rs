@@ -360,6 +360,49 @@ async fn monitor_target_lifecycle() -> Result<()> {
     )
     .await?;
 
+    // Drift of a metadata-cached child: the agent config edited by hand is put back.
+    let cms = ns.api::<ConfigMap>();
+    let config = cms
+        .get("fabric-agent")
+        .await?
+        .data
+        .context("agent ConfigMap without data")?;
+    cms.patch(
+        "fabric-agent",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"data": {"agent.yaml": "edited: by hand\n"}})),
+    )
+    .await?;
+    wait_for(
+        &cms,
+        "fabric-agent",
+        move |o: Option<&ConfigMap>| o.and_then(|c| c.data.as_ref()) == Some(&config),
+        CONVERGE,
+    )
+    .await?;
+
+    // Deleted children come back (the ServiceAccount and the Service are watched too).
+    let sas = ns.api::<ServiceAccount>();
+    let svcs = ns.api::<Service>();
+    let sa_uid = sas.get("fabric-agent").await?.uid();
+    let svc_uid = svcs.get("fabric-agent").await?.uid();
+    sas.delete("fabric-agent", &DeleteParams::default()).await?;
+    svcs.delete("fabric-agent", &DeleteParams::default()).await?;
+    wait_for(
+        &sas,
+        "fabric-agent",
+        move |o: Option<&ServiceAccount>| o.is_some_and(|s| s.uid() != sa_uid),
+        CONVERGE,
+    )
+    .await?;
+    wait_for(
+        &svcs,
+        "fabric-agent",
+        move |o: Option<&Service>| o.is_some_and(|s| s.uid() != svc_uid),
+        CONVERGE,
+    )
+    .await?;
+
     // Delete: the garbage collector removes every child.
     mts.delete("fabric", &DeleteParams::default()).await?;
     wait_for_deletion(&dss, "fabric-agent", GC).await?;

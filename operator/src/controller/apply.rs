@@ -9,6 +9,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use std::time::Instant;
+
+use super::children;
+use super::context::Context;
 use super::error::Error;
 use fabricwatch_crds::FIELD_MANAGER_OPERATOR;
 
@@ -34,6 +38,68 @@ where
             name,
             source,
         })
+}
+
+/// Applies a child of a MonitorTarget unless [`children::Ledger`] says the same object is
+/// already in place at `observed` (its version in the watch cache; see [`children`]).
+/// `version_of` reads that version from the object the API server returns. Returns the
+/// stored object when it applied, `None` when it skipped.
+///
+/// # Errors
+/// [`Error::Apply`] with the API error.
+pub async fn apply_child<K>(
+    api: &Api<K>,
+    obj: &K,
+    ctx: &Context,
+    observed: Option<String>,
+    version_of: fn(&K) -> Option<String>,
+) -> Result<Option<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let kind = static_kind::<K>();
+    let key: children::ChildKey = (
+        kind,
+        obj.meta().namespace.clone().unwrap_or_default(),
+        obj.meta().name.clone().unwrap_or_default(),
+    );
+    let hash = children::desired_hash(obj);
+    if ctx
+        .ledger
+        .is_current(&key, hash, observed.as_deref(), Instant::now())
+    {
+        ctx.metrics
+            .child_applies
+            .with_label_values(&[kind, "skipped"])
+            .inc();
+        return Ok(None);
+    }
+    let stored = apply(api, obj).await?;
+    ctx.metrics
+        .child_applies
+        .with_label_values(&[kind, "applied"])
+        .inc();
+    if let Some(version) = version_of(&stored) {
+        ctx.ledger.record(
+            key,
+            children::Applied {
+                hash,
+                version,
+                at: Instant::now(),
+            },
+        );
+    }
+    Ok(Some(stored))
+}
+
+/// `metadata.resourceVersion` (the ledger's version of most children).
+pub fn resource_version<K: Resource>(obj: &K) -> Option<String> {
+    obj.meta().resource_version.clone()
+}
+
+/// `metadata.generation` (the ledger's version of DaemonSets).
+pub fn generation<K: Resource>(obj: &K) -> Option<String> {
+    children::generation_version(obj.meta().generation)
 }
 
 fn static_kind<K: Resource<DynamicType = ()>>() -> &'static str {

@@ -93,6 +93,10 @@ pub struct Context {
     pub apis: OptionalApis,
     /// Per-object backoff.
     pub backoff: Backoff,
+    /// Watch caches of the agent children.
+    pub children: super::children::ChildStores,
+    /// Last applies of children (skips applies of children already in place).
+    pub ledger: super::children::Ledger,
 }
 
 impl Context {

@@ -16,6 +16,10 @@ pub struct Metrics {
     pub managed: IntGaugeVec,
     /// `fabricwatch_controller_status_writes_total{kind}`.
     pub status_writes: IntCounterVec,
+    /// `fabricwatch_controller_child_applies_total{kind,result}`: server-side applies of
+    /// children (`result="applied"`) and applies skipped because the child was already in
+    /// place (`result="skipped"`, see [`super::children`]).
+    pub child_applies: IntCounterVec,
     /// `fabricwatch_controller_leader`: 1 while this replica holds the lease.
     pub leader: prometheus::IntGauge,
 }
@@ -65,6 +69,13 @@ impl Metrics {
                 ),
                 &["kind"],
             )?,
+            child_applies: IntCounterVec::new(
+                Opts::new(
+                    "fabricwatch_controller_child_applies_total",
+                    "Server-side applies of children by child kind and result (applied, skipped).",
+                ),
+                &["kind", "result"],
+            )?,
             leader: prometheus::IntGauge::new(
                 "fabricwatch_controller_leader",
                 "1 while this replica holds the leader lease.",
@@ -75,6 +86,7 @@ impl Metrics {
         registry.register(Box::new(m.errors.clone()))?;
         registry.register(Box::new(m.managed.clone()))?;
         registry.register(Box::new(m.status_writes.clone()))?;
+        registry.register(Box::new(m.child_applies.clone()))?;
         registry.register(Box::new(m.leader.clone()))?;
         Ok(m)
     }

@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod build;
+pub mod children;
 pub mod context;
 pub mod error;
 pub mod metrics;
@@ -26,12 +27,13 @@ use fabricwatch_crds::{AIAnalysis, AlertRule, MonitorTarget};
 use futures::channel::mpsc;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{predicates, watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 
 use context::{Context, OptionalApis};
@@ -131,8 +133,9 @@ pub struct Args {
     /// Watch only this namespace (for a namespaced install or tests); default: all namespaces.
     #[arg(long, env = "FABRICWATCH_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
-    /// Reconciles run in parallel per kind.
-    #[arg(long, default_value_t = 16)]
+    /// Reconciles run in parallel per kind. They wait on the API server, not on CPU; 64
+    /// keeps 1,000 new targets converging at the API server's own write rate (BENCHMARKS.md).
+    #[arg(long, default_value_t = 64)]
     pub concurrency: u16,
 }
 
@@ -207,6 +210,19 @@ async fn discover_monitoring(client: &Client) -> Result<(bool, bool), kube::Erro
         Err(kube::Error::Api(s)) if s.code == 404 => Ok((false, false)),
         Err(e) => Err(e),
     }
+}
+
+/// Objects touched in a child watch (deletions included), each version once.
+fn child_trigger<K, S>(
+    events: S,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + Send + 'static,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    events
+        .touched_objects()
+        .predicate_filter(predicates::resource_version, Default::default())
 }
 
 /// An `Api` over all namespaces, or over `ns` only.
@@ -317,6 +333,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         controller: fabricwatch_crds::FIELD_MANAGER_OPERATOR.into(),
         instance: Some(identity.clone()),
     };
+    let (child_stores, child_writers) = children::ChildWriters::new();
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: args.settings(),
@@ -324,6 +341,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         metrics,
         apis: OptionalApis::default(),
         backoff: context::Backoff::default(),
+        children: child_stores,
+        ledger: children::Ledger::default(),
     });
 
     let result = if args.leader_election {
@@ -352,7 +371,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ctx.metrics.leader.set(1);
             let mut stop = stop_rx.clone();
             tokio::select! {
-                r = run_controllers(ctx.clone(), &args, stop_rx.clone()) => r,
+                r = run_controllers(ctx.clone(), child_writers, &args, stop_rx.clone()) => r,
                 lost = leader.wait_for(|l| !*l) => {
                     // Another replica may already be writing: stop at once and let the
                     // kubelet restart this one as a standby.
@@ -376,7 +395,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         result
     } else {
-        run_controllers(ctx.clone(), &args, stop_rx.clone()).await
+        run_controllers(ctx.clone(), child_writers, &args, stop_rx.clone()).await
     };
     ready.set(false);
     match server.await {
@@ -389,6 +408,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 async fn run_controllers(
     ctx: Arc<Context>,
+    writers: children::ChildWriters,
     args: &Args,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -414,17 +434,61 @@ async fn run_controllers(
     let (mt_all_tx, mt_all_rx) = mpsc::unbounded::<()>();
     let (ar_all_tx, ar_all_rx) = mpsc::unbounded::<()>();
 
-    let mt_controller = Controller::new(
+    // MonitorTargets trigger on spec changes only: status writes (ours, analytics') change
+    // nothing the reconcile reads. Children trigger on any change, deletions included, and
+    // feed the caches the reconcile compares against (see `children`).
+    let (mt_store, mt_writer) = kube::runtime::reflector::store();
+    let mt_trigger = watcher(
         scoped::<MonitorTarget>(&client, ns),
         watcher::Config::default(),
     )
-    .owns(scoped::<DaemonSet>(&client, ns), owned.clone())
-    .owns(scoped::<ConfigMap>(&client, ns), owned.clone())
-    .owns(scoped::<Service>(&client, ns), owned.clone())
-    .reconcile_all_on(mt_all_rx)
-    .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
-    .graceful_shutdown_on(shutdown());
-    let mt_store = mt_controller.store();
+    .default_backoff()
+    .reflect(mt_writer)
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
+    let children::ChildWriters {
+        service_accounts,
+        config_maps,
+        services,
+        daemon_sets,
+    } = writers;
+    let mt_controller = Controller::for_stream(mt_trigger, mt_store.clone())
+        .owns_stream(child_trigger(
+            watcher(
+                scoped::<PartialObjectMeta<ServiceAccount>>(&client, ns),
+                owned.clone(),
+            )
+            .default_backoff()
+            .modify(children::strip_meta)
+            .reflect(service_accounts),
+        ))
+        .owns_stream(child_trigger(
+            watcher(
+                scoped::<PartialObjectMeta<ConfigMap>>(&client, ns),
+                owned.clone(),
+            )
+            .default_backoff()
+            .modify(children::strip_meta)
+            .reflect(config_maps),
+        ))
+        .owns_stream(child_trigger(
+            watcher(
+                scoped::<PartialObjectMeta<Service>>(&client, ns),
+                owned.clone(),
+            )
+            .default_backoff()
+            .modify(children::strip_meta)
+            .reflect(services),
+        ))
+        .owns_stream(child_trigger(
+            watcher(scoped::<DaemonSet>(&client, ns), owned.clone())
+                .default_backoff()
+                .modify(children::strip_daemon_set)
+                .reflect(daemon_sets),
+        ))
+        .reconcile_all_on(mt_all_rx)
+        .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
+        .graceful_shutdown_on(shutdown());
 
     let ar_controller =
         Controller::new(scoped::<AlertRule>(&client, ns), watcher::Config::default());
@@ -542,6 +606,7 @@ async fn run_controllers(
                 tokio::select! {
                     _ = &mut stop => break,
                     _ = discovery.tick() => {
+                        ctx.ledger.prune(std::time::Instant::now());
                         ctx.metrics.managed.with_label_values(&[monitor_target::KIND]).set(mt_store.state().len() as i64);
                         ctx.metrics.managed.with_label_values(&[alert_rule::KIND]).set(ar_store.state().len() as i64);
                         ctx.metrics.managed.with_label_values(&[ai_analysis::KIND]).set(aia_store.state().len() as i64);

@@ -182,9 +182,81 @@ pub fn conditions_differ(
         })
 }
 
+/// The one Event a status write announces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    /// `Warning` (else `Normal`).
+    pub warning: bool,
+    /// The Event's reason.
+    pub reason: &'static str,
+    /// The Event's note: each changed condition as `Type=Status (Reason): message`.
+    pub note: String,
+}
+
+/// What a status write that turns `existing` into `desired` tells the user as one Event, or
+/// `None` when no condition changed its status or reason (a new message alone is not news).
+/// The reason is `Ready`'s when it changed (what users watch), else the first changed
+/// condition's. A Warning when any changed condition is `False` for a reason other than
+/// `RollingOut` (a rollout in progress is normal).
+pub fn announcement(existing: &[Condition], desired: &[Cond]) -> Option<Announcement> {
+    let changed: Vec<&Cond> = desired
+        .iter()
+        .filter(|d| {
+            !existing
+                .iter()
+                .any(|e| e.type_ == d.type_ && e.status == d.status && e.reason == d.reason)
+        })
+        .collect();
+    let headline = changed
+        .iter()
+        .find(|c| c.type_ == READY)
+        .or_else(|| changed.first())?;
+    let note = changed
+        .iter()
+        .map(|c| format!("{}={} ({}): {}", c.type_, c.status, c.reason, c.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(Announcement {
+        warning: changed
+            .iter()
+            .any(|c| c.status == "False" && c.reason != "RollingOut"),
+        reason: headline.reason,
+        note,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_announcement_per_write_led_by_ready() {
+        let accepted = Cond::yes(ACCEPTED, "Valid", "the spec is valid");
+        let rolling = Cond::no(READY, "RollingOut", "waiting");
+        let none = Cond::no(READY, "NoNodesSelected", "no node matches");
+        // Creation: both conditions new, one Normal Event named after Ready.
+        let a = announcement(&[], &[accepted.clone(), rolling.clone()]).expect("news");
+        assert_eq!(a.reason, "RollingOut");
+        assert!(!a.warning);
+        assert_eq!(
+            a.note,
+            "Accepted=True (Valid): the spec is valid; Ready=False (RollingOut): waiting"
+        );
+        // Only Ready changes, to a problem: a Warning about Ready alone.
+        let existing = materialize(&[], &[accepted.clone(), rolling], Some(1), &now());
+        let b = announcement(&existing, &[accepted.clone(), none.clone()]).expect("news");
+        assert_eq!((b.reason, b.warning), ("NoNodesSelected", true));
+        assert!(!b.note.contains("Accepted"), "{}", b.note);
+        // Same status and reason, new message: no Event.
+        let existing = materialize(&[], &[accepted.clone(), none], Some(1), &now());
+        let c = Cond::no(READY, "NoNodesSelected", "other words");
+        assert_eq!(announcement(&existing, &[accepted, c]), None);
+        // Only Accepted changes: named after it.
+        let bad = Cond::no(ACCEPTED, "InvalidSpec", "fix it");
+        let existing = materialize(&[], &[Cond::yes(ACCEPTED, "Valid", "ok")], Some(1), &now());
+        let d = announcement(&existing, &[bad]).expect("news");
+        assert_eq!((d.reason, d.warning), ("InvalidSpec", true));
+    }
 
     fn now() -> Time {
         Time("2026-01-01T00:00:00Z".parse().expect("ts"))

@@ -14,8 +14,9 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::Outcome;
-use crate::controller::apply::{self, apply, apply_dynamic, delete_if_present};
+use crate::controller::apply::{self, apply_child, apply_dynamic, delete_if_present};
 use crate::controller::build::agent;
+use crate::controller::children::ChildStores;
 use crate::controller::context::Context;
 use crate::controller::error::Error;
 use crate::controller::names::agent_name;
@@ -81,26 +82,50 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
         };
     let objects = agent::build(mt, &ctx.settings, want_pm)?;
     let client = ctx.client.clone();
-    apply(
+    let stores = &ctx.children;
+    let name = agent_name(&mt.name_any());
+    apply_child(
         &Api::<ServiceAccount>::namespaced(client.clone(), &ns),
         &objects.service_account,
+        ctx,
+        ChildStores::resource_version(&stores.service_accounts, &ns, &name),
+        apply::resource_version,
     )
     .await?;
-    apply(
+    apply_child(
         &Api::<ConfigMap>::namespaced(client.clone(), &ns),
         &objects.config_map,
+        ctx,
+        ChildStores::resource_version(&stores.config_maps, &ns, &name),
+        apply::resource_version,
     )
     .await?;
-    apply(
+    apply_child(
         &Api::<Service>::namespaced(client.clone(), &ns),
         &objects.service,
+        ctx,
+        ChildStores::resource_version(&stores.services, &ns, &name),
+        apply::resource_version,
     )
     .await?;
-    let ds = apply(
+    let cached_ds = stores.daemon_set(&ns, &name);
+    let applied_ds = apply_child(
         &Api::<DaemonSet>::namespaced(client.clone(), &ns),
         &objects.daemon_set,
+        ctx,
+        cached_ds
+            .as_ref()
+            .and_then(|d| apply::generation(d.as_ref())),
+        apply::generation,
     )
     .await?;
+    // Skipped means the cache holds the DaemonSet as applied; its status is as fresh as
+    // the watch.
+    let rollout = match (&applied_ds, &cached_ds) {
+        (Some(ds), _) => rollout_of(ds),
+        (None, Some(ds)) => rollout_of(ds),
+        (None, None) => Rollout::default(),
+    };
     if ctx.apis.pod_monitor() {
         let api = Api::<DynamicObject>::namespaced_with(
             client.clone(),
@@ -109,11 +134,10 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
         );
         match &objects.pod_monitor {
             Some(pm) => apply_dynamic(&api, "PodMonitor", pm).await?,
-            None => delete_if_present(&api, "PodMonitor", &agent_name(&mt.name_any())).await?,
+            None => delete_if_present(&api, "PodMonitor", &name).await?,
         }
     }
 
-    let rollout = rollout_of(&ds);
     let complete = rollout.observed
         && rollout.desired > 0
         && rollout.ready >= rollout.desired
@@ -201,20 +225,14 @@ async fn write_status(mt: &MonitorTarget, ctx: &Context, owned: Owned) -> Result
         .map_err(Error::Status)?;
     ctx.metrics.status_writes.with_label_values(&[KIND]).inc();
 
-    // One Event per condition that changed status or reason.
-    let reference = mt.object_ref(&());
-    for c in &owned.conditions {
-        let before = existing.iter().find(|e| e.type_ == c.type_);
-        if before.is_some_and(|b| b.status == c.status && b.reason == c.reason) {
-            continue;
-        }
-        let type_ = if c.status == "True" || c.reason == "RollingOut" {
-            EventType::Normal
-        } else {
+    // One Event per write that changed a condition's status or reason.
+    if let Some(a) = status::announcement(&existing, &owned.conditions) {
+        let type_ = if a.warning {
             EventType::Warning
+        } else {
+            EventType::Normal
         };
-        ctx.event(&reference, type_, c.reason, c.message.clone())
-            .await;
+        ctx.event(&mt.object_ref(&()), type_, a.reason, a.note).await;
     }
     Ok(())
 }
