@@ -34,6 +34,12 @@ enum Command {
     Notifier(fabricwatch_notifier::Args),
 }
 
+/// jemalloc instead of the system allocator: it hands freed memory back to the OS, which
+/// glibc's malloc did not after bursts of reconciles (see BENCHMARKS.md, controller RSS).
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -593,8 +593,9 @@ async fn rule_and_analysis_references() -> Result<()> {
     ns.cleanup().await
 }
 
-/// After convergence the controller keeps reconciling (resyncs) but writes nothing: the
-/// resourceVersion of the target, its children and a rule stay the same.
+/// After convergence the controller keeps reconciling (resyncs) but writes nothing for 2
+/// minutes (`FABRICWATCH_IDLE_SECONDS`): the resourceVersion of the target, its children and
+/// a rule stay the same, and no child is even applied (every one found in place).
 #[tokio::test]
 async fn converged_objects_see_no_writes() -> Result<()> {
     let cluster = require_cluster!();
@@ -666,11 +667,14 @@ async fn converged_objects_see_no_writes() -> Result<()> {
     let reconciles_before = op
         .metric("fabricwatch_controller_reconciles_total", "MonitorTarget")
         .await?;
+    let applied_before = op
+        .metric("fabricwatch_controller_child_applies_total", "result=\"applied\"")
+        .await?;
     // Longer than the 30 s re-check of a target that is not Ready, so reconciles do happen.
     let idle: u64 = std::env::var("FABRICWATCH_IDLE_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(45);
+        .unwrap_or(120);
     tokio::time::sleep(Duration::from_secs(idle)).await;
     let after = versions(&ns).await?;
     let reconciles_after = op
@@ -683,6 +687,14 @@ async fn converged_objects_see_no_writes() -> Result<()> {
     ensure!(
         before == after,
         "writes while idle:\n before {before:?}\n after  {after:?}"
+    );
+    // Not even no-op applies: the reconciles found every child in place.
+    let applied_after = op
+        .metric("fabricwatch_controller_child_applies_total", "result=\"applied\"")
+        .await?;
+    ensure!(
+        applied_after == applied_before,
+        "children applied while idle: {applied_before} → {applied_after}"
     );
     drop(op);
     ns.cleanup().await

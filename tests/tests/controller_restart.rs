@@ -390,6 +390,9 @@ async fn bench_many_targets() -> Result<()> {
     .await?;
     let converge = start.elapsed();
     let rss_loaded = rss_kib(op.id());
+    // Steady state: the burst's garbage given back, caches (events: 6 min) still full.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let rss_settled = rss_kib(op.id());
     let counters = controller_counters(port)?;
     op.kill();
 
@@ -408,7 +411,7 @@ async fn bench_many_targets() -> Result<()> {
         println!("{c}");
     }
     println!(
-        "targets={n} api_accept_s={:.2} converge_s={:.2} ratio={:.2} floor_s={:.2} converge_over_floor={:.2} rss_kib_total/anon/file idle={} loaded={}",
+        "targets={n} api_accept_s={:.2} converge_s={:.2} ratio={:.2} floor_s={:.2} converge_over_floor={:.2} rss_kib_total/anon/file idle={} converged={} settled_30s={}",
         accept.as_secs_f64(),
         converge.as_secs_f64(),
         converge.as_secs_f64() / accept.as_secs_f64(),
@@ -416,6 +419,7 @@ async fn bench_many_targets() -> Result<()> {
         converge.as_secs_f64() / floor.as_secs_f64(),
         rss_idle,
         rss_loaded,
+        rss_settled,
     );
     Ok(())
 }

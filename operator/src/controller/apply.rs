@@ -58,10 +58,10 @@ where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
     let kind = static_kind::<K>();
-    let key: children::ChildKey = (
+    let key = children::child_key(
         kind,
-        obj.meta().namespace.clone().unwrap_or_default(),
-        obj.meta().name.clone().unwrap_or_default(),
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default(),
     );
     let hash = children::desired_hash(obj);
     if ctx
@@ -84,7 +84,7 @@ where
             key,
             children::Applied {
                 hash,
-                version,
+                version: children::version_hash(&version),
                 at: Instant::now(),
             },
         );

@@ -31,18 +31,35 @@ use serde::Serialize;
 /// (matches the converged target's resync period).
 pub const REAPPLY_AFTER: Duration = Duration::from_secs(300);
 
-/// Identity of a child: kind, namespace, name.
-pub type ChildKey = (&'static str, String, String);
+/// Identity of a child: [`child_key`] of kind, namespace and name. Keys, versions and
+/// objects are kept as 64-bit hashes (40 bytes an entry instead of ~230 with the strings); a
+/// wrong skip would need the key, the object and the version hashes of two children to
+/// collide at once.
+pub type ChildKey = u64;
+
+/// The [`ChildKey`] of a child.
+pub fn child_key(kind: &str, namespace: &str, name: &str) -> ChildKey {
+    let mut h = DefaultHasher::new();
+    (kind, namespace, name).hash(&mut h);
+    h.finish()
+}
 
 /// What the last apply of one child sent and got back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
     /// [`desired_hash`] of the object sent.
     pub hash: u64,
-    /// Version of the object the API server returned (see the module doc).
-    pub version: String,
+    /// [`version_hash`] of the version the API server returned (see the module doc).
+    pub version: u64,
     /// When the apply returned.
     pub at: Instant,
+}
+
+/// Hash of an object version (`resourceVersion` is opaque: compared, never parsed).
+pub fn version_hash(version: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    version.hash(&mut h);
+    h.finish()
 }
 
 /// Last applies of this process, by child. Entries older than [`REAPPLY_AFTER`] are useless
@@ -94,7 +111,7 @@ pub fn is_current(last: Option<&Applied>, hash: u64, observed: Option<&str>, now
     match (last, observed) {
         (Some(last), Some(observed)) => {
             last.hash == hash
-                && last.version == observed
+                && last.version == version_hash(observed)
                 && now.saturating_duration_since(last.at) < REAPPLY_AFTER
         }
         _ => false,
@@ -212,7 +229,7 @@ mod tests {
     fn applied(hash: u64, version: &str, at: Instant) -> Applied {
         Applied {
             hash,
-            version: version.into(),
+            version: version_hash(version),
             at,
         }
     }
@@ -239,12 +256,14 @@ mod tests {
     fn ledger_records_and_prunes() {
         let l = Ledger::default();
         let t0 = Instant::now();
-        let k: ChildKey = ("ConfigMap", "ns".into(), "a".into());
+        let k = child_key("ConfigMap", "ns", "a");
+        assert_ne!(k, child_key("ConfigMap", "ns", "b"));
+        assert_ne!(k, child_key("Service", "ns", "a"));
         assert!(!l.is_current(&k, 1, Some("5"), t0));
         l.record(k.clone(), applied(1, "5", t0));
         assert!(l.is_current(&k, 1, Some("5"), t0));
         l.record(
-            ("ConfigMap", "ns".into(), "b".into()),
+            child_key("ConfigMap", "ns", "b"),
             applied(1, "9", t0 + Duration::from_secs(200)),
         );
         l.prune(t0 + REAPPLY_AFTER);

@@ -212,6 +212,36 @@ async fn discover_monitoring(client: &Client) -> Result<(bool, bool), kube::Erro
     }
 }
 
+/// The cache and trigger of a reconciled kind. Objects are cached without managed fields
+/// (most of a small object's memory, never read), and trigger a reconcile only when their
+/// generation changes: status writes (the controller's own, analytics', the notifier's)
+/// change nothing the reconcilers read.
+fn primary<K>(
+    client: &Client,
+    ns: Option<&str>,
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = kube::runtime::reflector::store();
+    let trigger = watcher(scoped::<K>(client, ns), watcher::Config::default())
+        .default_backoff()
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    (store, trigger)
+}
+
 /// Objects touched in a child watch (deletions included), each version once.
 fn child_trigger<K, S>(
     events: S,
@@ -437,15 +467,7 @@ async fn run_controllers(
     // MonitorTargets trigger on spec changes only: status writes (ours, analytics') change
     // nothing the reconcile reads. Children trigger on any change, deletions included, and
     // feed the caches the reconcile compares against (see `children`).
-    let (mt_store, mt_writer) = kube::runtime::reflector::store();
-    let mt_trigger = watcher(
-        scoped::<MonitorTarget>(&client, ns),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(mt_writer)
-    .applied_objects()
-    .predicate_filter(predicates::generation, Default::default());
+    let (mt_store, mt_trigger) = primary::<MonitorTarget>(&client, ns);
     let children::ChildWriters {
         service_accounts,
         config_maps,
@@ -490,10 +512,8 @@ async fn run_controllers(
         .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
         .graceful_shutdown_on(shutdown());
 
-    let ar_controller =
-        Controller::new(scoped::<AlertRule>(&client, ns), watcher::Config::default());
-    let ar_store = ar_controller.store();
-    let ar_controller = ar_controller
+    let (ar_store, ar_trigger) = primary::<AlertRule>(&client, ns);
+    let ar_controller = Controller::for_stream(ar_trigger, ar_store.clone())
         .watches(
             scoped::<MonitorTarget>(&client, ns),
             watcher::Config::default(),
@@ -515,12 +535,8 @@ async fn run_controllers(
         .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
         .graceful_shutdown_on(shutdown());
 
-    let aia_controller = Controller::new(
-        scoped::<AIAnalysis>(&client, ns),
-        watcher::Config::default(),
-    );
-    let aia_store = aia_controller.store();
-    let aia_controller = aia_controller
+    let (aia_store, aia_trigger) = primary::<AIAnalysis>(&client, ns);
+    let aia_controller = Controller::for_stream(aia_trigger, aia_store.clone())
         .watches(
             scoped::<MonitorTarget>(&client, ns),
             watcher::Config::default(),

@@ -232,7 +232,8 @@ async fn write_status(mt: &MonitorTarget, ctx: &Context, owned: Owned) -> Result
         } else {
             EventType::Normal
         };
-        ctx.event(&mt.object_ref(&()), type_, a.reason, a.note).await;
+        ctx.event(&mt.object_ref(&()), type_, a.reason, a.note)
+            .await;
     }
     Ok(())
 }
