@@ -387,7 +387,8 @@ async fn monitor_target_lifecycle() -> Result<()> {
     let sa_uid = sas.get("fabric-agent").await?.uid();
     let svc_uid = svcs.get("fabric-agent").await?.uid();
     sas.delete("fabric-agent", &DeleteParams::default()).await?;
-    svcs.delete("fabric-agent", &DeleteParams::default()).await?;
+    svcs.delete("fabric-agent", &DeleteParams::default())
+        .await?;
     wait_for(
         &sas,
         "fabric-agent",
@@ -668,7 +669,10 @@ async fn converged_objects_see_no_writes() -> Result<()> {
         .metric("fabricwatch_controller_reconciles_total", "MonitorTarget")
         .await?;
     let applied_before = op
-        .metric("fabricwatch_controller_child_applies_total", "result=\"applied\"")
+        .metric(
+            "fabricwatch_controller_child_applies_total",
+            "result=\"applied\"",
+        )
         .await?;
     // Longer than the 30 s re-check of a target that is not Ready, so reconciles do happen.
     let idle: u64 = std::env::var("FABRICWATCH_IDLE_SECONDS")
@@ -690,7 +694,10 @@ async fn converged_objects_see_no_writes() -> Result<()> {
     );
     // Not even no-op applies: the reconciles found every child in place.
     let applied_after = op
-        .metric("fabricwatch_controller_child_applies_total", "result=\"applied\"")
+        .metric(
+            "fabricwatch_controller_child_applies_total",
+            "result=\"applied\"",
+        )
         .await?;
     ensure!(
         applied_after == applied_before,

@@ -260,7 +260,10 @@ fn recreatable(mut v: serde_json::Value) -> serde_json::Value {
         o.remove("status");
     }
     // A headless Service's clusterIP "None" is fine to send; an allocated one is not.
-    if v["spec"]["clusterIP"].as_str().is_some_and(|ip| ip != "None") {
+    if v["spec"]["clusterIP"]
+        .as_str()
+        .is_some_and(|ip| ip != "None")
+    {
         if let Some(spec) = v["spec"].as_object_mut() {
             spec.remove("clusterIP");
             spec.remove("clusterIPs");
@@ -278,7 +281,8 @@ struct Writes {
 async fn writes_of(ns: &TestNamespace) -> Result<Writes> {
     use k8s_openapi::api::core::v1::{Service, ServiceAccount};
     use kube::core::{ApiResource, DynamicObject};
-    let selector = ListParams::default().labels("app.kubernetes.io/managed-by=fabricwatch-operator");
+    let selector =
+        ListParams::default().labels("app.kubernetes.io/managed-by=fabricwatch-operator");
     let mut by_target: std::collections::BTreeMap<String, Vec<(ApiResource, serde_json::Value)>> =
         Default::default();
     let kinds = [
@@ -288,8 +292,7 @@ async fn writes_of(ns: &TestNamespace) -> Result<Writes> {
         ApiResource::erase::<DaemonSet>(&()),
     ];
     for ar in kinds {
-        let api: kube::Api<DynamicObject> =
-            kube::Api::namespaced_with(ns.client(), ns.name(), &ar);
+        let api: kube::Api<DynamicObject> = kube::Api::namespaced_with(ns.client(), ns.name(), &ar);
         for obj in api.list(&selector).await?.items {
             let Some(owner) = obj.owner_references().first().map(|o| o.name.clone()) else {
                 continue;
@@ -301,7 +304,12 @@ async fn writes_of(ns: &TestNamespace) -> Result<Writes> {
         }
     }
     let mut status = std::collections::HashMap::new();
-    for mt in ns.api::<MonitorTarget>().list(&ListParams::default()).await?.items {
+    for mt in ns
+        .api::<MonitorTarget>()
+        .list(&ListParams::default())
+        .await?
+        .items
+    {
         status.insert(mt.name_any(), serde_json::to_value(&mt.status)?);
     }
     Ok(Writes {
