@@ -47,6 +47,7 @@ pub mod crds;
 pub mod dump;
 pub mod exec;
 pub mod namespace;
+pub mod operator;
 pub mod wait;
 
 pub use apply::apply_yaml;
@@ -55,6 +56,7 @@ pub use crds::install_crds;
 pub use dump::{dump_components, dump_events, dump_namespace, dump_object, dump_pods};
 pub use exec::{exec, ExecOutput};
 pub use namespace::TestNamespace;
+pub use operator::{http_get, Operator};
 pub use wait::{eventually, wait_for, wait_for_deletion, WaitError};
 
 /// Environment variable that enables cluster tests (`1`, `true` or `yes`).

@@ -9,121 +9,22 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use fabricwatch_crds::{AIAnalysis, AlertRule, MonitorTarget};
 use fabricwatch_tests::{
-    eventually, require_cluster, wait_for, wait_for_deletion, Cluster, TestNamespace, FIXTURE_MOUNT,
+    eventually, http_get, require_cluster, wait_for, wait_for_deletion, Cluster, Operator,
+    TestNamespace, FIXTURE_MOUNT,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 /// Garbage collection runs in kube-controller-manager; give it time on a loaded machine.
 const GC: Duration = Duration::from_secs(120);
-
-/// A running `fabricwatch-operator controller`, killed on drop.
-struct Operator {
-    child: Child,
-    log: PathBuf,
-    metrics: SocketAddr,
-}
-
-impl Operator {
-    fn binary() -> Result<PathBuf> {
-        fabricwatch_tests::operator_binary()
-    }
-
-    /// Starts a controller scoped to `ns` (its Lease and central workloads live there too).
-    fn start(cluster: &Cluster, ns: &str, tag: &str, extra: &[&str]) -> Result<Operator> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let metrics: SocketAddr = ([127, 0, 0, 1], port).into();
-        let log = std::env::temp_dir().join(format!("fabricwatch-operator-{ns}-{tag}.log"));
-        let out = std::fs::File::create(&log)?;
-        let err = out.try_clone()?;
-        let child = Command::new(Self::binary()?)
-            .arg("controller")
-            .args(["--listen", &metrics.to_string()])
-            .args(["--namespace", ns, "--watch-namespace", ns])
-            .args(["--identity", &format!("{ns}-{tag}")])
-            .args(extra)
-            .env("KUBECONFIG", cluster.kubeconfig())
-            .env("RUST_LOG", "info,fabricwatch_operator=debug")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .context("starting fabricwatch-operator")?;
-        Ok(Operator {
-            child,
-            log,
-            metrics,
-        })
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    /// Value of an unlabelled metric, or the sum of a labelled one's series matching `filter`.
-    async fn metric(&self, name: &str, filter: &str) -> Result<f64> {
-        let text = http_get(self.metrics, "/metrics").await?;
-        let mut sum = 0.0;
-        let mut found = false;
-        for line in text.lines() {
-            if line.starts_with(name)
-                && line[name.len()..].starts_with(['{', ' '])
-                && line.contains(filter)
-            {
-                if let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
-                    sum += v;
-                    found = true;
-                }
-            }
-        }
-        ensure!(found, "metric {name} ({filter}) not exposed");
-        Ok(sum)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.stop();
-        if std::thread::panicking() {
-            eprintln!("operator log {}:\n{}", self.log.display(), self.log_tail());
-        }
-    }
-}
-
-async fn http_get(addr: SocketAddr, path: &str) -> Result<String> {
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await?;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    ensure!(
-        text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"),
-        "GET {path}: {}",
-        text.lines().next().unwrap_or("")
-    );
-    Ok(text)
-}
 
 fn condition(obj: &impl serde::Serialize, type_: &str) -> Option<(String, String, String)> {
     let v = serde_json::to_value(obj).ok()?;
@@ -583,7 +484,7 @@ async fn rule_and_analysis_references() -> Result<()> {
     .await?;
 
     // The operator never put Secret data anywhere it writes.
-    let log = std::fs::read_to_string(&op.log).unwrap_or_default();
+    let log = std::fs::read_to_string(op.log_path()).unwrap_or_default();
     ensure!(
         !log.contains("not-a-real-secret"),
         "secret value in the operator log"
@@ -790,7 +691,7 @@ async fn only_the_leader_reconciles() -> Result<()> {
     let mut a = Operator::start(&cluster, ns.name(), "a", &args)?;
     let b = Operator::start(&cluster, ns.name(), "b", &args)?;
     let leaders = |a: &Operator, b: &Operator| {
-        let (ma, mb) = (a.metrics, b.metrics);
+        let (ma, mb) = (a.metrics_addr(), b.metrics_addr());
         async move {
             let la = metric_or_zero(ma, "fabricwatch_controller_leader").await;
             let lb = metric_or_zero(mb, "fabricwatch_controller_leader").await;
@@ -816,8 +717,11 @@ async fn only_the_leader_reconciles() -> Result<()> {
     .await?;
     // The standby has not reconciled anything.
     let standby = if la == 1.0 { &b } else { &a };
-    let standby_reconciles =
-        metric_or_zero(standby.metrics, "fabricwatch_controller_reconciles_total").await;
+    let standby_reconciles = metric_or_zero(
+        standby.metrics_addr(),
+        "fabricwatch_controller_reconciles_total",
+    )
+    .await;
     ensure!(
         standby_reconciles == 0.0,
         "standby reconciled {standby_reconciles} times"
@@ -826,9 +730,9 @@ async fn only_the_leader_reconciles() -> Result<()> {
     // Kill the leader (no lease release): the standby takes over after the lease expires.
     let survivor_addr = if la == 1.0 {
         a.stop();
-        b.metrics
+        b.metrics_addr()
     } else {
-        let addr = a.metrics;
+        let addr = a.metrics_addr();
         drop(b);
         addr
     };

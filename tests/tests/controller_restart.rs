@@ -404,6 +404,19 @@ async fn bench_many_targets() -> Result<()> {
     let counters = controller_counters(port)?;
     op.kill();
 
+    for c in &counters {
+        println!("{c}");
+    }
+    println!(
+        "targets={n} api_accept_s={:.2} converge_s={:.2} ratio={:.2} rss_kib_total/anon/file idle={} converged={} settled_30s={}",
+        accept.as_secs_f64(),
+        converge.as_secs_f64(),
+        converge.as_secs_f64() / accept.as_secs_f64(),
+        rss_idle,
+        rss_loaded,
+        rss_settled,
+    );
+
     let writes = writes_of(&ns).await?;
     ensure!(
         writes.per_target.len() == n,
@@ -414,20 +427,10 @@ async fn bench_many_targets() -> Result<()> {
     let floor_ns = cluster.namespace("bench-floor").await?;
     let floor = replay(&floor_ns, &writes, 32).await?;
     floor_ns.cleanup().await?;
-
-    for c in &counters {
-        println!("{c}");
-    }
     println!(
-        "targets={n} api_accept_s={:.2} converge_s={:.2} ratio={:.2} floor_s={:.2} converge_over_floor={:.2} rss_kib_total/anon/file idle={} converged={} settled_30s={}",
-        accept.as_secs_f64(),
-        converge.as_secs_f64(),
-        converge.as_secs_f64() / accept.as_secs_f64(),
+        "targets={n} floor_s={:.2} converge_over_floor={:.2}",
         floor.as_secs_f64(),
         converge.as_secs_f64() / floor.as_secs_f64(),
-        rss_idle,
-        rss_loaded,
-        rss_settled,
     );
     Ok(())
 }
