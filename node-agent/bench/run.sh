@@ -42,6 +42,14 @@ sleep 3
 curl -sf 127.0.0.1:19470/metrics > "$TMP/agent.prom"
 curl -sf 127.0.0.1:19100/metrics > "$TMP/ne.prom"
 a0=$(cpu_ticks $AP); n0=$(cpu_ticks $NP)
+# With perf (Debian linux-perf): task-clock per process as well, nanosecond resolution
+# where utime+stime counts 10 ms ticks.
+PERF_PIDS=()
+if command -v perf >/dev/null; then
+  perf stat -e task-clock -x, -o "$TMP/perf_agent" -p $AP & PERF_PIDS+=($!)
+  perf stat -e task-clock -x, -o "$TMP/perf_ne" -p $NP & PERF_PIDS+=($!)
+  PIDS+=("${PERF_PIDS[@]}")
+fi
 for _ in $(seq "$SECS"); do
   curl -sf -o /dev/null 127.0.0.1:19470/metrics & c1=$!
   curl -sf -o /dev/null 127.0.0.1:19100/metrics & c2=$!
@@ -49,9 +57,11 @@ for _ in $(seq "$SECS"); do
   sleep 1
 done
 a1=$(cpu_ticks $AP); n1=$(cpu_ticks $NP)
-printf '%-16s %10s %14s %10s\n' component rss_kib cpu_ms/scrape samples
-printf '%-16s %10s %14.2f %10s\n' fabricwatch-agent "$(rss_kib $AP)" "$(echo "($a1-$a0)*1000/$hz/$SECS" | bc -l)" "$(grep -vc '^#' "$TMP/agent.prom")"
-printf '%-16s %10s %14.2f %10s\n' node_exporter "$(rss_kib $NP)" "$(echo "($n1-$n0)*1000/$hz/$SECS" | bc -l)" "$(grep -vc '^#' "$TMP/ne.prom")"
+perf_ms() { if [ -s "$1" ]; then echo "$(awk -F, '/task-clock/{print $1}' "$1")/$SECS" | bc -l; else echo 0; fi; }
+if [ ${#PERF_PIDS[@]} -gt 0 ]; then kill -INT "${PERF_PIDS[@]}"; wait "${PERF_PIDS[@]}" 2>/dev/null || true; fi
+printf '%-16s %10s %14s %19s %10s\n' component rss_kib cpu_ms/scrape perf_cpu_ms/scrape samples
+printf '%-16s %10s %14.2f %19.3f %10s\n' fabricwatch-agent "$(rss_kib $AP)" "$(echo "($a1-$a0)*1000/$hz/$SECS" | bc -l)" "$(perf_ms "$TMP/perf_agent")" "$(grep -vc '^#' "$TMP/agent.prom")"
+printf '%-16s %10s %14.2f %19.3f %10s\n' node_exporter "$(rss_kib $NP)" "$(echo "($n1-$n0)*1000/$hz/$SECS" | bc -l)" "$(perf_ms "$TMP/perf_ne")" "$(grep -vc '^#' "$TMP/ne.prom")"
 kill $AP $NP; wait $AP $NP 2>/dev/null || true
 
 echo "== 2. RTT: agent probe vs fping on a veth pair (200 probes, 10 ms apart)"
@@ -61,10 +71,18 @@ ip -n $NS_A addr add 10.199.250.1/30 dev fwagbva
 ip -n $NS_B addr add 10.199.250.2/30 dev fwagbvb
 for n in $NS_A $NS_B; do ip -n $n link set lo up; done
 ip -n $NS_A link set fwagbva up; ip -n $NS_B link set fwagbvb up
+# The three probers run at the same time (same load on the machine): the agent as it
+# runs (RTT from the kernel's transmit stamp), the agent with --user-tx-stamps (from a
+# stamp taken before sendto, as fping measures) and fping.
+p50() { python3 -c 'import json,sys; print(json.load(sys.stdin)["peers"][0]["rttP50Seconds"]*1e6)' < "$1"; }
 for round in 1 2 3; do
-  a=$(ip netns exec $NS_A "$AGENT" probe --count 200 --interval-ms 10 10.199.250.2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["peers"][0]["rttP50Seconds"]*1e6)')
+  ip netns exec $NS_A "$AGENT" probe --count 200 --interval-ms 10 10.199.250.2 > "$TMP/k.json" & k=$!
+  ip netns exec $NS_A "$AGENT" probe --user-tx-stamps --count 200 --interval-ms 10 10.199.250.2 > "$TMP/u.json" & u=$!
   f=$(ip netns exec $NS_A fping -C 200 -p 10 -q 10.199.250.2 2>&1 | python3 -c 'import sys,statistics; v=[float(x) for x in sys.stdin.read().split(":")[1].split() if x!="-"]; print(statistics.median(v)*1000)')
-  printf 'round %d: agent p50 %.1f µs, fping median %.1f µs, |Δ| %.1f µs\n' $round "$a" "$f" "$(python3 -c "print(abs($a-$f))")"
+  wait $k $u
+  a=$(p50 "$TMP/k.json"); b=$(p50 "$TMP/u.json")
+  printf 'round %d: agent p50 %.1f µs (user TX stamp: %.1f µs), fping median %.1f µs, |Δ| %.1f µs (user TX: %.1f µs)\n' \
+    $round "$a" "$b" "$f" "$(python3 -c "print(abs($a-$f))")" "$(python3 -c "print(abs($b-$f))")"
 done
 
 echo "== 3. 500 peers at 1 Hz for 30 s"

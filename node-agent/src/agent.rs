@@ -147,29 +147,54 @@ impl Agent {
             .listen
             .parse()
             .map_err(|e| anyhow::anyhow!("listen {:?}: {e}", self.config.listen))?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
+        let listener = std::net::TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         tracing::info!(%addr, standalone = self.standalone, node = %self.identity.node, "fabricwatch agent serving");
         let (stop_tx, stop_rx) = watch::channel(false);
         let router = self.router();
         let mut server_stop = stop_rx.clone();
-        let server = tokio::spawn(async move {
-            let r = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = server_stop.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::error!(error = %e, "server failed");
-            }
-        });
+        // The server has a thread and a single-threaded runtime of its own: a collection
+        // runs inline on the loop's thread (see `cycle`), and a read stuck in a driver must
+        // not stall `/healthz` and `/metrics`; neither side wakes the other's thread.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("http".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "server runtime failed to start");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let r = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => {
+                            axum::serve(l, router)
+                                .with_graceful_shutdown(async move {
+                                    let _ = server_stop.wait_for(|s| *s).await;
+                                })
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "server failed");
+                    }
+                });
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| anyhow::anyhow!("cannot start the server thread: {e}"))?;
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
         self.collect_loop(stop_rx).await;
-        let _ = server.await;
+        let _ = done_rx.await;
         Ok(())
     }
 
@@ -307,31 +332,41 @@ impl Agent {
         let rdma_cfg = cfg.rdma.clone();
         let host_cfg = cfg.host.clone();
         let (rdma, host) = (c.rdma.clone(), c.host.clone());
-        // Both collectors take about a millisecond: one blocking task runs them in turn,
-        // which costs one thread hand-off per collection instead of two.
-        let files_task = (rdma.is_some() || host.is_some()).then(|| {
-            tokio::task::spawn_blocking(move || {
-                let rdma = rdma.map(|r| {
-                    let t = Instant::now();
-                    let now = clock.elapsed().as_secs_f64();
-                    let out = r
-                        .lock()
-                        .map(|mut r| r.collect(&sysfs, &rdma_cfg, now))
-                        .unwrap_or_default();
-                    (out, t.elapsed().as_secs_f64())
-                });
-                let host = host.map(|h| {
-                    let t = Instant::now();
-                    let now = clock.elapsed().as_secs_f64();
-                    let out = h
-                        .lock()
-                        .map(|mut h| h.collect(&host_cfg, now))
-                        .unwrap_or_default();
-                    (out, t.elapsed().as_secs_f64())
-                });
-                (rdma, host)
-            })
-        });
+        // A statvfs of a network or FUSE filesystem can block for its timeout; only then do
+        // the collectors run on a blocking thread.
+        let may_block = host
+            .as_ref()
+            .is_some_and(|h| h.lock().map(|h| h.may_block()).unwrap_or(true));
+        let files = move || {
+            let rdma = rdma.map(|r| {
+                let t = Instant::now();
+                let now = clock.elapsed().as_secs_f64();
+                let out = r
+                    .lock()
+                    .map(|mut r| r.collect(&sysfs, &rdma_cfg, now))
+                    .unwrap_or_default();
+                (out, t.elapsed().as_secs_f64())
+            });
+            let host = host.map(|h| {
+                let t = Instant::now();
+                let now = clock.elapsed().as_secs_f64();
+                let out = h
+                    .lock()
+                    .map(|mut h| h.collect(&host_cfg, now))
+                    .unwrap_or_default();
+                (out, t.elapsed().as_secs_f64())
+            });
+            (rdma, host)
+        };
+        // Otherwise they run inline: reads of sysfs attributes and procfs files kept open
+        // (half a millisecond on the fixtures; more where a driver asks its firmware for
+        // counters) cost less than the two thread wake-ups of a hand-off to the blocking
+        // pool and back, and the server runs on its own thread (see `run`).
+        let (files_now, files_task) = if !may_block {
+            (Some(files()), None)
+        } else {
+            (None, Some(tokio::task::spawn_blocking(files)))
+        };
         let ping = if cfg.ping.enabled {
             let targets = ping::build_targets(peers, externals);
             let settings = RoundSettings {
@@ -347,9 +382,10 @@ impl Agent {
         } else {
             None
         };
-        let (rdma, host) = match files_task {
-            Some(t) => t.await.unwrap_or_default(),
-            None => (None, None),
+        let (rdma, host) = match (files_now, files_task) {
+            (Some(r), _) => r,
+            (None, Some(t)) => t.await.unwrap_or_default(),
+            (None, None) => (None, None),
         };
         Cycle { rdma, host, ping }
     }
@@ -517,6 +553,7 @@ impl Agent {
         snap.problems = problems;
         snap.ping_totals = totals.clone();
         snap.icmp_socket = collectors.ping.icmp_kind();
+        snap.icmp_timestamps = collectors.ping.icmp_timestamps();
         (report, snap, results)
     }
 }

@@ -426,6 +426,27 @@ fn render_rdma(f: &mut impl Sink, s: &Snapshot) {
 }
 
 fn render_ping(f: &mut impl Sink, s: &Snapshot) {
+    if let Some(t) = &s.icmp_timestamps {
+        for (direction, source, n) in [
+            ("transmit", "kernel", t.tx_kernel),
+            ("transmit", "user", t.tx_user),
+            ("receive", "kernel", t.rx_kernel),
+            ("receive", "user", t.rx_user),
+        ] {
+            f.counter(
+                "fabricwatch_ping_rtt_timestamps_total",
+                "ICMP replies whose RTT used a kernel or a user-space timestamp at its transmit or receive end (kernel: SO_TIMESTAMPING / SO_TIMESTAMPNS).",
+                &[("direction", direction), ("source", source)],
+                n as f64,
+            );
+        }
+        f.counter(
+            "fabricwatch_ping_icmp_errors_total",
+            "ICMP probes ended by an ICMP error (destination unreachable, TTL exceeded, ...) since start.",
+            &[],
+            t.icmp_errors as f64,
+        );
+    }
     for p in &s.report.ping {
         let ext = if p.external { "true" } else { "false" };
         let l: &[(&str, &str)] = &[("peer", &p.peer), ("external", ext)];
@@ -687,6 +708,13 @@ mod tests {
         };
         s.report.seq = 3;
         s.report.host = host.report;
+        s.icmp_timestamps = Some(crate::ping::icmp::TimestampCounts {
+            tx_kernel: 40,
+            tx_user: 1,
+            rx_kernel: 41,
+            rx_user: 0,
+            icmp_errors: 2,
+        });
         s.durations_seconds.insert("rdma".into(), 0.000_25);
         s.durations_seconds.insert("host".into(), 0.001);
         for (peer, external) in [("node-b", false), ("gw \"x\"\\y", true), ("10.0.0.1", true)] {
@@ -737,6 +765,10 @@ mod tests {
         assert_eq!(first, registry_text(&m));
         assert!(first.contains("fabricwatch_rdma_port_counters_total{device="));
         assert!(first.contains(r#"peer="gw \"x\"\\y""#));
+        assert!(first.contains(
+            "fabricwatch_ping_rtt_timestamps_total{direction=\"transmit\",source=\"kernel\"} 40"
+        ));
+        assert!(first.contains("fabricwatch_ping_icmp_errors_total 2"));
         // A scrape between collections serves the cached snapshot text but current counters.
         m.push_total.with_label_values(&["ok"]).inc();
         let second = String::from_utf8(m.encode().expect("encode")).expect("utf8");

@@ -10,7 +10,7 @@ use fabricwatch_proto::report::{AgentReport, AgentState};
 use crate::{
     health::{Health, Problem},
     host::{DiskIo, NetdevTotals},
-    ping::icmp::SocketKind,
+    ping::icmp::{SocketKind, TimestampCounts},
     rdma::PortView,
 };
 
@@ -58,6 +58,8 @@ pub struct Snapshot {
     pub ping_totals: BTreeMap<String, PeerTotals>,
     /// ICMP socket in use, once opened.
     pub icmp_socket: Option<SocketKind>,
+    /// Which timestamps the ICMP RTTs used since start, once the socket is open.
+    pub icmp_timestamps: Option<TimestampCounts>,
     /// Errors of the last cycle by collector and kind.
     pub errors: Vec<ErrorCount>,
     /// Seconds each collector took in the last cycle.

@@ -117,6 +117,20 @@ fn rtt_measured_for_real_over_raw_and_datagram_sockets() {
     assert!(rtt > 0.0 && rtt < 0.005, "veth RTT {rtt}");
     assert!(peer["rttMaxSeconds"].as_f64() >= peer["rttMinSeconds"].as_f64());
     assert!(peer["jitterSeconds"].as_f64().is_some());
+    // veth stamps transmitted packets (skb_tx_timestamp): every RTT runs from the kernel's
+    // transmit stamp to its receive stamp.
+    assert_eq!(v["timestamps"]["txKernel"], 20, "{}", v["timestamps"]);
+    assert_eq!(v["timestamps"]["rxKernel"], 20, "{}", v["timestamps"]);
+    assert_eq!(v["timestamps"]["txUser"], 0, "{}", v["timestamps"]);
+    // Without kernel transmit stamps the user-space send stamp is used.
+    let v = p.probe(&format!(
+        "--user-tx-stamps --count 5 --interval-ms 10 {}",
+        p.peer()
+    ));
+    assert_eq!(v["peers"][0]["received"], 5, "{v}");
+    assert_eq!(v["timestamps"]["txKernel"], 0, "{}", v["timestamps"]);
+    assert_eq!(v["timestamps"]["txUser"], 5, "{}", v["timestamps"]);
+    assert_eq!(v["timestamps"]["rxKernel"], 5, "{}", v["timestamps"]);
 
     sh(&format!(
         "ip netns exec {} sysctl -qw net.ipv4.ping_group_range='0 2147483647'",
@@ -126,6 +140,50 @@ fn rtt_measured_for_real_over_raw_and_datagram_sockets() {
     let v = p.probe(&format!("--count 10 --interval-ms 10 {}", p.peer()));
     assert_eq!(v["socket"], "datagram");
     assert_eq!(v["peers"][0]["received"], 10, "{v}");
+    assert_eq!(v["timestamps"]["txKernel"], 10, "{}", v["timestamps"]);
+    assert_eq!(v["timestamps"]["rxKernel"], 10, "{}", v["timestamps"]);
+}
+
+/// A router's ICMP error (here the peer rejecting echo requests with host unreachable)
+/// ends the probe at once with that error, on both socket kinds, instead of a timeout.
+#[test]
+fn icmp_errors_end_probes_at_once() {
+    if let Some(r) = skip_reason() {
+        eprintln!("skipping netns test: {r}");
+        return;
+    }
+    let p = Pair::new("e", 4);
+    sh(&format!(
+        "ip netns exec {} iptables -A INPUT -p icmp --icmp-type echo-request -j REJECT --reject-with icmp-host-unreachable",
+        p.b
+    ))
+    .expect("iptables");
+    for (socket, range) in [("raw", "1 0"), ("datagram", "0 2147483647")] {
+        sh(&format!(
+            "ip netns exec {} sysctl -qw net.ipv4.ping_group_range='{range}'",
+            p.a
+        ))
+        .expect("sysctl");
+        let start = Instant::now();
+        let v = p.probe(&format!(
+            "--count 3 --interval-ms 10 --timeout-ms 5000 {}",
+            p.peer()
+        ));
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{socket}: took {:?}, the 5 s timeout",
+            start.elapsed()
+        );
+        assert_eq!(v["socket"], socket);
+        let peer = &v["peers"][0];
+        assert_eq!(peer["lossPercent"], 100.0, "{peer}");
+        assert_eq!(
+            peer["lastError"],
+            format!("host unreachable (ICMP from {})", p.peer()),
+            "{socket}"
+        );
+        assert_eq!(v["timestamps"]["icmpErrors"], 3, "{}", v["timestamps"]);
+    }
 }
 
 #[test]

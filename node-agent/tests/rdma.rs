@@ -2,7 +2,9 @@
 
 use std::{fs, os::unix::fs::PermissionsExt, path::Path, path::PathBuf};
 
-use fabricwatch_agent::rdma::{parse::Transport, FileErrorKind, RdmaCollector, ReadMode};
+use fabricwatch_agent::rdma::{
+    parse::Transport, sysfs::RELIST_EVERY, FileErrorKind, RdmaCollector, ReadMode,
+};
 use fabricwatch_proto::agent_config::{RdmaConfig, RdmaMode};
 
 fn fixture(tree: &str) -> PathBuf {
@@ -300,4 +302,36 @@ fn counters_going_backwards_and_flaps_over_collections() {
         "ACTIVE -> DOWN without link_downed moving"
     );
     assert_eq!(third.ports[0].rates["symbol_error"], 0.0);
+}
+
+/// Directory listings are cached between collections: a counter that appears later is read
+/// within `RELIST_EVERY` collections, and a device that goes away disappears at once,
+/// without errors.
+#[test]
+fn cached_listings_see_new_counters_and_removed_devices() {
+    let dir = hostile_tree();
+    let port = dir
+        .path()
+        .join("devices/pci0000:00/0000:00:01.0/infiniband/mlx5_9/ports/1");
+    let mut c = RdmaCollector::new(ReadMode::KeepOpen);
+    let cfg = RdmaConfig::default();
+    let first = c.collect(dir.path(), &cfg, 0.0);
+    assert_eq!(first.ports.len(), 2);
+    let errors_per_collection = first.errors.len();
+    fs::write(port.join("counters/port_xmit_wait"), "77\n").expect("write");
+    let mut seen_after = None;
+    for i in 1..=RELIST_EVERY {
+        let out = c.collect(dir.path(), &cfg, i as f64);
+        assert_eq!(out.errors.len(), errors_per_collection, "{:?}", out.errors);
+        if out.ports[0].sample.counters.get("port_xmit_wait") == Some(&77) {
+            seen_after = Some(i);
+            break;
+        }
+    }
+    assert!(seen_after.is_some(), "new counter never read");
+    fs::remove_file(dir.path().join("class/infiniband/rxe0")).expect("rm");
+    let out = c.collect(dir.path(), &cfg, 100.0);
+    let devices: Vec<&str> = out.ports.iter().map(|p| p.sample.device.as_str()).collect();
+    assert_eq!(devices, ["mlx5_9"]);
+    assert_eq!(out.errors.len(), errors_per_collection, "{:?}", out.errors);
 }

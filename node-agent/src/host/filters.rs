@@ -32,6 +32,20 @@ pub const VIRTUAL_FS_TYPES: &[&str] = &[
     "tmpfs",
 ];
 
+/// Filesystem types whose `statvfs` is answered from local memory (block-device and
+/// in-memory filesystems). Everything else (NFS, CIFS/SMB, Ceph, GlusterFS, Lustre, GPFS,
+/// 9p, FUSE and any type not listed) may wait on a server or a daemon and hang, so it is
+/// statted on a worker thread with a timeout.
+pub const LOCAL_FS_TYPES: &[&str] = &[
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "bcachefs", "f2fs", "jfs", "reiserfs", "nilfs2", "zfs",
+    "vfat", "msdos", "exfat", "ntfs", "ntfs3", "hfs", "hfsplus", "udf", "tmpfs", "ramfs",
+];
+
+/// Whether `fs_type` is in [`LOCAL_FS_TYPES`] (its `statvfs` cannot hang on a server).
+pub fn is_local_fs(fs_type: &str) -> bool {
+    LOCAL_FS_TYPES.contains(&fs_type)
+}
+
 /// Mount point prefixes that are never watched by default (node_exporter's
 /// `mount-points-exclude`).
 const EXCLUDED_PREFIXES: &[&str] = &[
@@ -125,6 +139,28 @@ mod tests {
             choose_mounts(m.into_iter(), &["/data".into(), "/nope".into()]),
             ["/data"]
         );
+    }
+
+    #[test]
+    fn only_known_local_types_are_statted_inline() {
+        for t in ["ext4", "xfs", "btrfs", "vfat", "zfs", "tmpfs"] {
+            assert!(is_local_fs(t), "{t}");
+        }
+        for t in [
+            "nfs",
+            "nfs4",
+            "cifs",
+            "smb3",
+            "ceph",
+            "glusterfs",
+            "fuse.sshfs",
+            "fuseblk",
+            "lustre",
+            "9p",
+            "unknownfs",
+        ] {
+            assert!(!is_local_fs(t), "{t}");
+        }
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! `procfs` crate's parsers.
 //!
 //! * [`filters`]: pure choices of which filesystems and disks are real.
+//! * [`procfile`]: whole-file reads of `/proc` files kept open between collections.
 //! * [`statfs`]: `statvfs(3)` with a timeout (a dead NFS server must not hang collection).
 
 pub mod filters;
+pub mod procfile;
 pub mod statfs;
 
 use std::{
@@ -18,7 +20,7 @@ use fabricwatch_proto::{
     agent_config::HostConfig,
     report::{FilesystemReport, HostReport, NetdevReport, PressureReport},
 };
-use procfs::{FromRead, FromReadSI};
+use procfs::{FromBufRead, FromBufReadSI, FromRead};
 
 /// Cumulative disk IO of one block device (from `/proc/diskstats`, sectors of 512 bytes per
 /// `Documentation/admin-guide/iostats.rst`).
@@ -98,13 +100,17 @@ pub struct HostCollector {
     /// changes, and procfs's parser (which unescapes and allocates every field) cost more
     /// than the rest of the host collection together.
     mounts: Option<MountsCache>,
+    /// `/proc` files, kept open and re-read with `pread` (see [`procfile`]).
+    files: procfile::ProcFiles,
+    /// Whether a chosen mount point has a filesystem type that may hang `statvfs` (network,
+    /// cluster, FUSE; see [`filters::is_local_fs`]); `true` until the mounts were read.
+    may_block: bool,
 }
 
-/// The bytes of a mounts file (absent when it was not read as bytes, so never matched) and
-/// its (mount point, fs type) pairs.
+/// The bytes of a mounts file that parsed and its (mount point, fs type) pairs.
 #[derive(Debug)]
 struct MountsCache {
-    raw: Option<Vec<u8>>,
+    raw: Vec<u8>,
     pairs: Vec<(String, String)>,
 }
 
@@ -134,14 +140,56 @@ impl HostCollector {
             prev: None,
             statfs: statfs::StatFs::new(Duration::from_secs(2)),
             mounts: None,
+            files: procfile::ProcFiles::new(),
+            may_block: true,
         }
+    }
+
+    /// Whether [`collect`](Self::collect) may block for up to the `statvfs` timeout (2 s)
+    /// on a mount point whose filesystem type can hang (NFS, CIFS, FUSE, ...): callers on
+    /// an async runtime run such collections on a blocking thread, the others inline. `true`
+    /// before the first collection.
+    pub fn may_block(&self) -> bool {
+        self.may_block
+    }
+
+    /// Number of `/proc` files currently kept open.
+    pub fn open_files(&self) -> usize {
+        self.files.open_files()
+    }
+
+    /// Reads `<proc_root>/<name>` (through a kept descriptor) and parses it with `parse`.
+    ///
+    /// # Errors
+    /// `<path>: <OS or parse error>`.
+    fn parse_file<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&[u8]) -> procfs::ProcResult<T>,
+    ) -> Result<T, String> {
+        // Files the kernel renders in one `show()` call (see `procfile`).
+        const SINGLE_RECORD: &[&str] = &[
+            "stat",
+            "meminfo",
+            "loadavg",
+            "uptime",
+            "pressure/cpu",
+            "pressure/memory",
+            "pressure/io",
+        ];
+        let path = self.proc_root.join(name);
+        let read = if SINGLE_RECORD.contains(&name) {
+            self.files.read_single_record(&path)
+        } else {
+            self.files.read(&path)
+        };
+        let bytes = read.map_err(|e| format!("{}: {e}", path.display()))?;
+        parse(bytes).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Collects everything; `now_seconds` is a monotonic clock reading used for rates.
     pub fn collect(&mut self, config: &HostConfig, now_seconds: f64) -> HostOutcome {
         let mut out = HostOutcome::default();
-        let root = self.proc_root.clone();
-        let p = |name: &str| root.join(name);
         // Tick rate only scales the absolute times, which are not used: CPU % is a ratio.
         let si = procfs::ExplicitSystemInfo {
             boot_time_secs: 0,
@@ -149,19 +197,19 @@ impl HostCollector {
             page_size: 4096,
             is_little_endian: cfg!(target_endian = "little"),
         };
-        let stat = match procfs::KernelStats::from_file(p("stat"), &si) {
+        let stat = match self.parse_file("stat", |b| procfs::KernelStats::from_buf_read(b, &si)) {
             Ok(s) => s,
             Err(e) => {
                 out.errors
-                    .push((p("stat").display().to_string(), e.to_string()));
+                    .push((self.proc_root.join("stat").display().to_string(), e));
                 return out;
             }
         };
-        let mem = match procfs::Meminfo::from_file(p("meminfo")) {
+        let mem = match self.parse_file("meminfo", |b| procfs::Meminfo::from_buf_read(b)) {
             Ok(m) => m,
             Err(e) => {
                 out.errors
-                    .push((p("meminfo").display().to_string(), e.to_string()));
+                    .push((self.proc_root.join("meminfo").display().to_string(), e));
                 return out;
             }
         };
@@ -205,17 +253,17 @@ impl HostCollector {
             report.swap_used_percent =
                 mem.swap_total.saturating_sub(mem.swap_free) as f64 * 100.0 / mem.swap_total as f64;
         }
-        match procfs::LoadAverage::from_file(p("loadavg")) {
+        match self.parse_file("loadavg", |b| procfs::LoadAverage::from_read(b)) {
             Ok(l) => {
                 report.load1 = f64::from(l.one);
                 report.load5 = f64::from(l.five);
                 report.load15 = f64::from(l.fifteen);
             }
-            Err(e) => out.errors.push(("loadavg".into(), e.to_string())),
+            Err(e) => out.errors.push(("loadavg".into(), e)),
         }
-        match procfs::Uptime::from_file(p("uptime")) {
+        match self.parse_file("uptime", |b| procfs::Uptime::from_read(b)) {
             Ok(u) => report.uptime_seconds = u.uptime,
-            Err(e) => out.errors.push(("uptime".into(), e.to_string())),
+            Err(e) => out.errors.push(("uptime".into(), e)),
         }
         report.pressure = self.pressure();
         report.filesystems = self.filesystems(config, &mut out.errors);
@@ -225,8 +273,15 @@ impl HostCollector {
         // `net/dev` is a link to `self/net/dev`: the reader's network namespace, which in a pod
         // without hostNetwork is the pod's. `1/net/dev` is the namespace of the init process
         // of this proc root, i.e. the node's; fall back to `net/dev` where it is unreadable.
-        let net_dev = procfs::net::InterfaceDeviceStatus::from_file(p("1/net/dev"))
-            .or_else(|_| procfs::net::InterfaceDeviceStatus::from_file(p("net/dev")));
+        let net_dev = self
+            .parse_file("1/net/dev", |b| {
+                procfs::net::InterfaceDeviceStatus::from_buf_read(b)
+            })
+            .or_else(|_| {
+                self.parse_file("net/dev", |b| {
+                    procfs::net::InterfaceDeviceStatus::from_buf_read(b)
+                })
+            });
         match net_dev {
             Ok(devs) => {
                 let mut names: Vec<&String> = devs.0.keys().collect();
@@ -267,11 +322,11 @@ impl HostCollector {
                     out.netdevs.push(tot);
                 }
             }
-            Err(e) => out.errors.push(("net/dev".into(), e.to_string())),
+            Err(e) => out.errors.push(("net/dev".into(), e)),
         }
 
         let mut disk_now = HashMap::new();
-        match procfs::DiskStats::from_file(p("diskstats")) {
+        match self.parse_file("diskstats", |b| procfs::DiskStats::from_buf_read(b)) {
             Ok(stats) => {
                 for d in stats.0 {
                     if !filters::is_whole_disk(&d.name) {
@@ -295,7 +350,7 @@ impl HostCollector {
                     });
                 }
             }
-            Err(e) => out.errors.push(("diskstats".into(), e.to_string())),
+            Err(e) => out.errors.push(("diskstats".into(), e)),
         }
 
         self.prev = Some(Previous {
@@ -309,11 +364,18 @@ impl HostCollector {
         out
     }
 
-    fn pressure(&self) -> Option<PressureReport> {
-        let dir = self.proc_root.join("pressure");
-        let cpu = procfs::CpuPressure::from_file(dir.join("cpu")).ok()?;
-        let mem = procfs::MemoryPressure::from_file(dir.join("memory")).ok()?;
-        let io = procfs::IoPressure::from_file(dir.join("io")).ok()?;
+    fn pressure(&mut self) -> Option<PressureReport> {
+        let cpu = self
+            .parse_file("pressure/cpu", |b| procfs::CpuPressure::from_buf_read(b))
+            .ok()?;
+        let mem = self
+            .parse_file("pressure/memory", |b| {
+                procfs::MemoryPressure::from_buf_read(b)
+            })
+            .ok()?;
+        let io = self
+            .parse_file("pressure/io", |b| procfs::IoPressure::from_buf_read(b))
+            .ok()?;
         Some(PressureReport {
             cpu_some_avg10: f64::from(cpu.some.avg10),
             memory_some_avg10: f64::from(mem.some.avg10),
@@ -323,30 +385,35 @@ impl HostCollector {
         })
     }
 
-    /// Re-reads `path` (the mounts file) and parses it only when its bytes changed.
+    /// Re-reads `path` (the mounts file) when the kernel signals a change (procfs; see
+    /// [`procfile`]) or on every call (other files), and parses it only when its bytes
+    /// changed.
     ///
     /// # Errors
-    /// procfs's error text for the file, as reading it with `from_file` gives.
+    /// `<path>: <OS or parse error>`.
     fn refresh_mounts(&mut self, path: &Path) -> Result<(), String> {
-        let raw = std::fs::read(path).ok();
-        let cached = self.mounts.as_ref().and_then(|m| m.raw.as_ref());
-        if raw.is_some() && raw.as_ref() == cached {
+        if self.mounts.is_some() && !self.files.changed(path) {
             return Ok(());
         }
-        self.mounts = None;
-        let parsed = raw
-            .as_deref()
-            .and_then(|r| Vec::<procfs::MountEntry>::from_read(r).ok());
+        let raw = match self.files.read(path) {
+            Ok(r) => r,
+            Err(e) => {
+                self.mounts = None;
+                return Err(format!("{}: {e}", path.display()));
+            }
+        };
+        if self.mounts.as_ref().map(|m| &m.raw[..]) == Some(raw) {
+            return Ok(());
+        }
         // Bytes that did not parse are not kept: they must never select a cached list.
-        let (raw, parsed) = match parsed {
-            Some(m) => (raw, Some(m)),
-            None => (None, None),
+        let entries = match Vec::<procfs::MountEntry>::from_buf_read(raw) {
+            Ok(m) => m,
+            Err(e) => {
+                self.mounts = None;
+                return Err(format!("{}: {e}", path.display()));
+            }
         };
-        let entries = match parsed {
-            Some(m) => m,
-            // Unreadable or unparsable: `from_file` gives the error text naming the path.
-            None => Vec::<procfs::MountEntry>::from_file(path).map_err(|e| e.to_string())?,
-        };
+        let raw = raw.to_vec();
         let pairs = entries
             .into_iter()
             .map(|m| (m.fs_file, m.fs_vfstype))
@@ -362,6 +429,7 @@ impl HostCollector {
     ) -> Vec<FilesystemReport> {
         let mounts_path = self.proc_root.join("mounts");
         if let Err(e) = self.refresh_mounts(&mounts_path) {
+            self.may_block = false;
             errors.push(("mounts".into(), e));
             return Vec::new();
         }
@@ -370,10 +438,30 @@ impl HostCollector {
             mounts.iter().map(|(file, ty)| (file.as_str(), ty.as_str())),
             &config.filesystems,
         );
+        // The type of the mount visible at a mount point is that of its last entry.
+        let chosen: Vec<(String, bool)> = chosen
+            .into_iter()
+            .map(|mp| {
+                let local = mounts
+                    .iter()
+                    .rev()
+                    .find(|(file, _)| *file == mp)
+                    .is_some_and(|(_, ty)| filters::is_local_fs(ty));
+                (mp, local)
+            })
+            .collect();
+        self.may_block = chosen.iter().any(|(_, local)| !local);
         let mut out = Vec::new();
-        for mp in chosen {
+        for (mp, local) in chosen {
             let path = self.rootfs.join(mp.trim_start_matches('/'));
-            match self.statfs.stat(&path) {
+            // A local filesystem answers statvfs from memory; only the others can hang and
+            // need the worker thread and its timeout.
+            let res = if local {
+                statfs::statvfs(&path)
+            } else {
+                self.statfs.stat(&path)
+            };
+            match res {
                 Ok(s) if s.size_bytes > 0 => out.push(FilesystemReport {
                     mountpoint: mp.clone(),
                     size_bytes: s.size_bytes,

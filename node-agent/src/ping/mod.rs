@@ -96,6 +96,8 @@ pub struct PingOutcome {
 pub struct PingCollector {
     icmp: Option<Arc<icmp::IcmpProber>>,
     jitter: HashMap<PeerKey, stats::Jitter>,
+    /// Do not ask for kernel transmit stamps (see [`icmp::IcmpProber::with_tx_timestamps`]).
+    user_tx_stamps: bool,
 }
 
 async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
@@ -122,16 +124,33 @@ impl PingCollector {
         Self::default()
     }
 
+    /// A collector whose ICMP RTTs start at the user-space send stamp instead of the
+    /// kernel's transmit stamp (as `ping` and `fping` measure; for comparisons).
+    pub fn with_user_tx_stamps() -> Self {
+        Self {
+            user_tx_stamps: true,
+            ..Self::default()
+        }
+    }
+
     /// The ICMP socket kind, once opened.
     pub fn icmp_kind(&self) -> Option<icmp::SocketKind> {
         self.icmp.as_ref().map(|p| p.kind())
+    }
+
+    /// Which timestamp sources the ICMP RTTs used so far, once the socket is open.
+    pub fn icmp_timestamps(&self) -> Option<icmp::TimestampCounts> {
+        self.icmp.as_ref().map(|p| p.timestamp_counts())
     }
 
     fn icmp(&mut self) -> Result<Arc<icmp::IcmpProber>, String> {
         if let Some(p) = &self.icmp {
             return Ok(Arc::clone(p));
         }
-        let p = Arc::new(icmp::IcmpProber::new().map_err(|e| e.to_string())?);
+        let p = Arc::new(
+            icmp::IcmpProber::with_tx_timestamps(!self.user_tx_stamps)
+                .map_err(|e| e.to_string())?,
+        );
         self.icmp = Some(Arc::clone(&p));
         Ok(p)
     }

@@ -9,6 +9,7 @@ use std::{
     io::{self, Read},
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use fabricwatch_proto::agent_config::{RdmaConfig, RdmaMode};
@@ -136,6 +137,29 @@ pub struct SysfsReader {
     generation: u64,
     // One page reused by every read, so a read neither allocates nor zeroes 4 KiB.
     buf: Vec<u8>,
+    // Directory listings by the directory's path bytes (KeepOpen mode only).
+    listings: HashMap<OsString, Listing>,
+}
+
+/// Directory listings are re-read after this many collections (and at once when a file
+/// they name has gone), so devices and counters that appear later show up within this
+/// many intervals, without a `getdents` walk of every directory on every collection.
+pub const RELIST_EVERY: u64 = 10;
+
+/// What a directory listing keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ListKind {
+    /// Every name.
+    All,
+    /// Names that are not directories (by the `getdents` entry type; no `stat`).
+    Files,
+}
+
+#[derive(Debug)]
+struct Listing {
+    names: Arc<[String]>,
+    // The generation (collection) in which the directory was read.
+    listed: u64,
 }
 
 /// Attribute files are a page at most (`PAGE_SIZE`, kernel `sysfs_emit`).
@@ -161,6 +185,45 @@ impl SysfsReader {
         let g = self.generation;
         self.open.retain(|_, (_, seen)| *seen == g);
         self.generation += 1;
+        let g = self.generation;
+        self.listings.retain(|_, l| g - l.listed < RELIST_EVERY);
+    }
+
+    /// Number of directory listings currently cached.
+    pub fn cached_listings(&self) -> usize {
+        self.listings.len()
+    }
+
+    /// The sorted names in `dir` of the given kind, and whether they came from the cache
+    /// (at most [`RELIST_EVERY`] collections old; [`ReadMode::OpenEachTime`] never caches).
+    ///
+    /// # Errors
+    /// The OS error of listing the directory (never cached).
+    fn list(&mut self, dir: &Path, kind: ListKind) -> io::Result<(Arc<[String]>, bool)> {
+        let key = dir.as_os_str();
+        if let Some(l) = self.listings.get(key) {
+            return Ok((Arc::clone(&l.names), true));
+        }
+        let names: Arc<[String]> = match kind {
+            ListKind::All => list_dir(dir),
+            ListKind::Files => list_files(dir),
+        }?
+        .into();
+        if self.mode == ReadMode::KeepOpen {
+            self.listings.insert(
+                key.to_os_string(),
+                Listing {
+                    names: Arc::clone(&names),
+                    listed: self.generation,
+                },
+            );
+        }
+        Ok((names, false))
+    }
+
+    /// Drops the cached listing of `dir` (a file it named has gone).
+    fn forget_listing(&mut self, dir: &Path) {
+        self.listings.remove(dir.as_os_str());
     }
 
     /// Reads a whole attribute file as text (lossy UTF-8).
@@ -261,8 +324,8 @@ pub fn collect(
 ) -> Result<Vec<PortSample>, FileError> {
     reader.begin();
     let class = sysfs_root.join("class/infiniband");
-    let devices = match list_dir(&class) {
-        Ok(d) => d,
+    let devices = match reader.list(&class, ListKind::All) {
+        Ok((d, _)) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => {
             return Err(FileError {
@@ -273,23 +336,26 @@ pub fn collect(
         }
     };
     let mut out = Vec::new();
-    for device in devices {
-        if !config.devices.is_empty() && !config.devices.contains(&device) {
+    for device in devices.iter() {
+        if !config.devices.is_empty() && !config.devices.contains(device) {
             continue;
         }
-        // Device entries are symlinks into /sys/devices/...; Path::is_dir follows them.
-        let dev_dir = class.join(&device);
+        // Device entries are symlinks into /sys/devices/...; Path::is_dir follows them. One
+        // `stat` a device: a device removed since the cached listing is skipped at once
+        // (and the class listed again), not read through stale descriptors.
+        let dev_dir = class.join(device);
         if !dev_dir.is_dir() {
+            reader.forget_listing(&class);
             continue;
         }
         let mut dev_errors = Vec::new();
         let info = read_info(reader, &dev_dir, &mut dev_errors);
         let ports_dir = dev_dir.join("ports");
-        let ports = match list_dir(&ports_dir) {
-            Ok(p) => p,
+        let ports = match reader.list(&ports_dir, ListKind::All) {
+            Ok((p, _)) => p,
             Err(e) => {
                 dev_errors.push(io_error(&ports_dir, &e));
-                Vec::new()
+                Arc::from(Vec::new())
             }
         };
         let mut port_nums: Vec<u32> = ports.iter().filter_map(|p| p.parse().ok()).collect();
@@ -297,7 +363,7 @@ pub fn collect(
         for port in port_nums {
             let sample = read_port(
                 reader,
-                &device,
+                device,
                 port,
                 &ports_dir.join(port.to_string()),
                 &info,
@@ -420,14 +486,14 @@ fn read_port(
 /// `gid_attrs/ndevs/<i>`: unpopulated GID slots fail with EINVAL; that is normal and not
 /// an error worth reporting, so failures here are silent.
 fn read_netdev(reader: &mut SysfsReader, dir: &Path) -> Option<String> {
-    let entries = list_dir(dir).ok()?;
+    let (entries, _) = reader.list(dir, ListKind::All).ok()?;
     let mut found = Vec::new();
     // Slot 0 and 1 are the link-local GIDs present on every RoCE port; stop early.
-    for name in entries {
+    for name in entries.iter() {
         let Ok(idx) = name.parse::<u32>() else {
             continue;
         };
-        let text = reader.read_with(&dir.join(&name), |t| {
+        let text = reader.read_with(&dir.join(name), |t| {
             (!t.trim().is_empty()).then(|| t.to_string())
         });
         if let Ok(Some(text)) = text {
@@ -440,40 +506,134 @@ fn read_netdev(reader: &mut SysfsReader, dir: &Path) -> Option<String> {
 
 /// Reads every regular file in a counter directory. A missing directory (devices without a
 /// PMA, `hw_counters` on older kernels) yields no counters and no error.
+///
+/// The listing is cached (see [`RELIST_EVERY`]); when a file of a cached listing has gone,
+/// the directory is listed and read again at once, so a removed counter is not an error.
 fn read_counter_dir(
     reader: &mut SysfsReader,
     dir: &Path,
     errors: &mut Vec<FileError>,
 ) -> BTreeMap<String, u64> {
+    match read_counter_files(reader, dir) {
+        Ok((out, errs)) => {
+            errors.extend(errs);
+            out
+        }
+        Err(Stale) => {
+            reader.forget_listing(dir);
+            let (out, errs) = read_counter_files(reader, dir).unwrap_or_default();
+            errors.extend(errs);
+            out
+        }
+    }
+}
+
+/// A file named by a cached directory listing was not found.
+struct Stale;
+
+fn read_counter_files(
+    reader: &mut SysfsReader,
+    dir: &Path,
+) -> Result<(BTreeMap<String, u64>, Vec<FileError>), Stale> {
     let mut out = BTreeMap::new();
-    let names = match list_files(dir) {
+    let mut errors = Vec::new();
+    let (names, cached) = match reader.list(dir, ListKind::Files) {
         Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return out,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((out, errors)),
         Err(e) => {
             errors.push(io_error(dir, &e));
-            return out;
+            return Ok((out, errors));
         }
     };
-    for name in names {
-        let path = dir.join(&name);
+    // One path buffer for the whole directory instead of an allocation per file.
+    let mut path = dir.to_path_buf();
+    for name in names.iter() {
         // `hw_counters/lifespan` is a setting (ms), not a counter.
         if name == "lifespan" {
             continue;
         }
+        path.push(name);
         let parsed = reader.read_with(&path, |text| {
             parse::parse_counter(text).map_err(|bad| (bad, truncate(text)))
         });
         match parsed {
             Ok(Ok(v)) => {
-                out.insert(name, v);
+                out.insert(name.clone(), v);
             }
             Ok(Err((bad, text))) => errors.push(FileError {
-                path,
+                path: path.clone(),
                 kind: FileErrorKind::Bad(bad),
                 message: format!("unexpected content {text:?}"),
             }),
+            // ENODEV: a kept sysfs descriptor whose attribute was removed (kernfs).
+            Err(e)
+                if cached
+                    && (e.kind() == io::ErrorKind::NotFound
+                        || e.raw_os_error() == Some(libc::ENODEV)) =>
+            {
+                return Err(Stale)
+            }
             Err(e) => errors.push(io_error(&path, &e)),
         }
+        path.pop();
     }
-    out
+    Ok((out, errors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A counter removed while its listing is cached: the kernel invalidates the kept
+    /// descriptor (ENODEV on kernfs; here the descriptor is dropped and the open fails with
+    /// ENOENT). The directory is listed again at once and the counter is gone, not an error.
+    #[test]
+    fn a_counter_removed_under_a_cached_listing_is_not_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let counters = dir.path().join("counters");
+        std::fs::create_dir_all(&counters).expect("mkdir");
+        for (name, v) in [("a", "1\n"), ("b", "2\n"), ("c", "3\n")] {
+            std::fs::write(counters.join(name), v).expect("write");
+        }
+        let mut r = SysfsReader::new(ReadMode::KeepOpen);
+        let mut errors = Vec::new();
+        r.begin();
+        let first = read_counter_dir(&mut r, &counters, &mut errors);
+        assert_eq!(first.len(), 3);
+        assert_eq!(r.cached_listings(), 1);
+        std::fs::remove_file(counters.join("b")).expect("rm");
+        r.open.clear();
+        r.begin();
+        let second = read_counter_dir(&mut r, &counters, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            second.into_iter().collect::<Vec<_>>(),
+            [("a".to_string(), 1), ("c".to_string(), 3)]
+        );
+    }
+
+    #[test]
+    fn listings_are_cached_for_relist_every_collections_in_keep_open_mode_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("x"), "1\n").expect("write");
+        let mut r = SysfsReader::new(ReadMode::KeepOpen);
+        r.begin();
+        assert!(!r.list(dir.path(), ListKind::Files).expect("list").1);
+        for _ in 1..RELIST_EVERY {
+            r.begin();
+            assert!(
+                r.list(dir.path(), ListKind::Files).expect("list").1,
+                "cached"
+            );
+        }
+        r.begin();
+        assert!(
+            !r.list(dir.path(), ListKind::Files).expect("list").1,
+            "re-listed"
+        );
+        let mut fresh = SysfsReader::new(ReadMode::OpenEachTime);
+        fresh.begin();
+        fresh.list(dir.path(), ListKind::Files).expect("list");
+        assert_eq!(fresh.cached_listings(), 0);
+    }
 }
