@@ -41,7 +41,7 @@ where
 }
 
 /// Applies a child of a MonitorTarget unless [`children::Ledger`] says the same object is
-/// already in place at `observed` (its version in the watch cache; see [`children`]).
+/// already in place at `observed` (its hashed version in the watch index; see [`children`]).
 /// `version_of` reads that version from the object the API server returns. Returns the
 /// stored object when it applied, `None` when it skipped.
 ///
@@ -51,7 +51,7 @@ pub async fn apply_child<K>(
     api: &Api<K>,
     obj: &K,
     ctx: &Context,
-    observed: Option<String>,
+    observed: Option<u64>,
     version_of: fn(&K) -> Option<String>,
 ) -> Result<Option<K>, Error>
 where
@@ -64,10 +64,7 @@ where
         obj.meta().name.as_deref().unwrap_or_default(),
     );
     let hash = children::desired_hash(obj);
-    if ctx
-        .ledger
-        .is_current(&key, hash, observed.as_deref(), Instant::now())
-    {
+    if ctx.ledger.is_current(&key, hash, observed, Instant::now()) {
         ctx.metrics
             .child_applies
             .with_label_values(&[kind, "skipped"])

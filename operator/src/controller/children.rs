@@ -17,15 +17,15 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
-use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::store::Writer;
-use kube::runtime::reflector::{store, ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::Resource;
 use serde::Serialize;
+
+use super::status::Rollout;
 
 /// Longest time a child goes without being applied again while its target is reconciled
 /// (matches the converged target's resync period).
@@ -83,7 +83,7 @@ impl Ledger {
         &self,
         key: &ChildKey,
         hash: u64,
-        observed: Option<&str>,
+        observed: Option<u64>,
         now: Instant,
     ) -> bool {
         is_current(self.lock().get(key), hash, observed, now)
@@ -107,11 +107,11 @@ impl Ledger {
 }
 
 /// The skip rule on its own (see the module doc).
-pub fn is_current(last: Option<&Applied>, hash: u64, observed: Option<&str>, now: Instant) -> bool {
+pub fn is_current(last: Option<&Applied>, hash: u64, observed: Option<u64>, now: Instant) -> bool {
     match (last, observed) {
         (Some(last), Some(observed)) => {
             last.hash == hash
-                && last.version == version_hash(observed)
+                && last.version == observed
                 && now.saturating_duration_since(last.at) < REAPPLY_AFTER
         }
         _ => false,
@@ -130,96 +130,150 @@ pub fn desired_hash<T: Serialize>(obj: &T) -> u64 {
     h.finish()
 }
 
-/// Watch caches of the agent children (label `app.kubernetes.io/managed-by=fabricwatch-operator`).
-/// Metadata only, except the DaemonSet, whose status the Ready condition reads; its pod
-/// template is dropped on the way in (see [`strip_daemon_set`]).
-#[derive(Clone)]
-pub struct ChildStores {
-    /// ServiceAccounts (metadata).
-    pub service_accounts: Store<PartialObjectMeta<ServiceAccount>>,
-    /// ConfigMaps (metadata).
-    pub config_maps: Store<PartialObjectMeta<ConfigMap>>,
-    /// Services (metadata).
-    pub services: Store<PartialObjectMeta<Service>>,
-    /// DaemonSets without pod template and managed fields.
-    pub daemon_sets: Store<DaemonSet>,
+/// What the controller keeps of one watched child: its version (hashed, see
+/// [`version_hash`]) and, for a DaemonSet, its rollout counts. Everything else in the object
+/// (metadata, pod template, status details) is dropped as the watch delivers it; a full
+/// reflector cache of four kinds cost ~9 KiB per MonitorTarget, this ~150 bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// [`version_hash`] of `metadata.generation` (DaemonSets) or `metadata.resourceVersion`.
+    pub version: u64,
+    /// DaemonSet rollout counts (`None` for other kinds).
+    pub rollout: Option<Rollout>,
 }
 
-impl ChildStores {
-    /// `resourceVersion` of a metadata-cached child.
-    pub fn resource_version<K>(
-        store: &Store<PartialObjectMeta<K>>,
-        ns: &str,
-        name: &str,
-    ) -> Option<String>
-    where
-        K: kube::Resource<DynamicType = ()> + Clone,
-        PartialObjectMeta<K>: kube::Resource<DynamicType = ()> + Clone,
-    {
-        store
-            .get(&ObjectRef::new(name).within(ns))
-            .and_then(|o| o.metadata.resource_version.clone())
+/// An index of one child kind, by [`child_key`], fed by that kind's watch events
+/// ([`ChildIndex::apply`]).
+#[derive(Debug)]
+pub struct ChildIndex {
+    kind: &'static str,
+    entries: RwLock<HashMap<ChildKey, Observed>>,
+    /// Entries of a relist in progress (between `Init` and `InitDone`).
+    relist: Mutex<Option<HashMap<ChildKey, Observed>>>,
+}
+
+impl ChildIndex {
+    /// An empty index of `kind` (the kind name given to [`child_key`]).
+    pub fn new(kind: &'static str) -> Self {
+        Self {
+            kind,
+            entries: RwLock::new(HashMap::new()),
+            relist: Mutex::new(None),
+        }
     }
 
-    /// The cached DaemonSet.
-    pub fn daemon_set(&self, ns: &str, name: &str) -> Option<std::sync::Arc<DaemonSet>> {
-        self.daemon_sets.get(&ObjectRef::new(name).within(ns))
+    /// What is known of `namespace/name`.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Observed> {
+        let key = child_key(self.kind, namespace, name);
+        match self.entries.read() {
+            Ok(m) => m.get(&key).copied(),
+            Err(poisoned) => poisoned.into_inner().get(&key).copied(),
+        }
+    }
+
+    /// Updates the index from one watch event; `observe` extracts what is kept. A relist
+    /// (`Init` … `InitDone`) replaces the whole index at its end, so children deleted while
+    /// the watch was down disappear too.
+    pub fn apply<K: Resource>(&self, event: &watcher::Event<K>, observe: fn(&K) -> Observed) {
+        let key = |o: &K| {
+            child_key(
+                self.kind,
+                o.meta().namespace.as_deref().unwrap_or_default(),
+                o.meta().name.as_deref().unwrap_or_default(),
+            )
+        };
+        let mut entries = match self.entries.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut relist = match self.relist.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match event {
+            watcher::Event::Apply(o) => {
+                entries.insert(key(o), observe(o));
+            }
+            watcher::Event::Delete(o) => {
+                entries.remove(&key(o));
+            }
+            watcher::Event::Init => *relist = Some(HashMap::new()),
+            watcher::Event::InitApply(o) => {
+                relist
+                    .get_or_insert_with(HashMap::new)
+                    .insert(key(o), observe(o));
+            }
+            watcher::Event::InitDone => {
+                if let Some(fresh) = relist.take() {
+                    *entries = fresh;
+                }
+            }
+        }
+    }
+
+    /// Number of children indexed.
+    pub fn count(&self) -> usize {
+        match self.entries.read() {
+            Ok(m) => m.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        }
     }
 }
 
-/// The writing halves of [`ChildStores`], fed by the controller's child watches.
-pub struct ChildWriters {
-    /// Feeds [`ChildStores::service_accounts`].
-    pub service_accounts: Writer<PartialObjectMeta<ServiceAccount>>,
-    /// Feeds [`ChildStores::config_maps`].
-    pub config_maps: Writer<PartialObjectMeta<ConfigMap>>,
-    /// Feeds [`ChildStores::services`].
-    pub services: Writer<PartialObjectMeta<Service>>,
-    /// Feeds [`ChildStores::daemon_sets`].
-    pub daemon_sets: Writer<DaemonSet>,
+/// `resourceVersion` as [`Observed`] (ServiceAccounts, ConfigMaps, Services).
+pub fn observe_resource_version<K: Resource>(o: &K) -> Observed {
+    Observed {
+        version: version_hash(o.meta().resource_version.as_deref().unwrap_or_default()),
+        rollout: None,
+    }
 }
 
-impl ChildWriters {
-    /// Empty stores and their writers.
-    pub fn new() -> (ChildStores, Self) {
-        let (sa, sa_w) = store();
-        let (cm, cm_w) = store();
-        let (svc, svc_w) = store();
-        let (ds, ds_w) = store();
-        (
-            ChildStores {
-                service_accounts: sa,
-                config_maps: cm,
-                services: svc,
-                daemon_sets: ds,
-            },
-            Self {
-                service_accounts: sa_w,
-                config_maps: cm_w,
-                services: svc_w,
-                daemon_sets: ds_w,
-            },
-        )
+/// `generation` and rollout counts as [`Observed`] (DaemonSets).
+pub fn observe_daemon_set(ds: &DaemonSet) -> Observed {
+    Observed {
+        version: version_hash(&generation_version(ds.metadata.generation).unwrap_or_default()),
+        rollout: Some(rollout_of(ds)),
+    }
+}
+
+/// Rollout counts of a DaemonSet; `observed` when its controller has seen the current spec.
+pub fn rollout_of(ds: &DaemonSet) -> Rollout {
+    let s = ds.status.clone().unwrap_or_default();
+    Rollout {
+        desired: s.desired_number_scheduled,
+        ready: s.number_ready,
+        updated: s.updated_number_scheduled.unwrap_or(0),
+        observed: s.observed_generation.unwrap_or(0) >= ds.metadata.generation.unwrap_or(0),
+    }
+}
+
+/// The indexes of the agent children (label `app.kubernetes.io/managed-by=fabricwatch-operator`).
+#[derive(Debug)]
+pub struct ChildIndexes {
+    /// ServiceAccounts.
+    pub service_accounts: ChildIndex,
+    /// ConfigMaps.
+    pub config_maps: ChildIndex,
+    /// Services.
+    pub services: ChildIndex,
+    /// DaemonSets.
+    pub daemon_sets: ChildIndex,
+}
+
+impl Default for ChildIndexes {
+    fn default() -> Self {
+        Self {
+            service_accounts: ChildIndex::new("ServiceAccount"),
+            config_maps: ChildIndex::new("ConfigMap"),
+            services: ChildIndex::new("Service"),
+            daemon_sets: ChildIndex::new("DaemonSet"),
+        }
     }
 }
 
 /// `metadata.generation` as the ledger's version string.
 pub fn generation_version(generation: Option<i64>) -> Option<String> {
     generation.map(|g| g.to_string())
-}
-
-/// Drops what the controller never reads from a cached DaemonSet (the pod template is most
-/// of its size; managed fields are the rest).
-pub fn strip_daemon_set(ds: &mut DaemonSet) {
-    ds.metadata.managed_fields = None;
-    if let Some(spec) = ds.spec.as_mut() {
-        spec.template = Default::default();
-    }
-}
-
-/// Drops managed fields from a cached object's metadata.
-pub fn strip_meta<K>(obj: &mut PartialObjectMeta<K>) {
-    obj.metadata.managed_fields = None;
 }
 
 #[cfg(test)]
@@ -239,17 +293,22 @@ mod tests {
         let t0 = Instant::now();
         let last = applied(7, "42", t0);
         let soon = t0 + Duration::from_secs(10);
-        assert!(is_current(Some(&last), 7, Some("42"), soon));
+        assert!(is_current(Some(&last), 7, Some(version_hash("42")), soon));
         // Desired object changed (spec edit, new operator settings).
-        assert!(!is_current(Some(&last), 8, Some("42"), soon));
+        assert!(!is_current(Some(&last), 8, Some(version_hash("42")), soon));
         // Someone changed the child (drift) or it is mid-update.
-        assert!(!is_current(Some(&last), 7, Some("43"), soon));
+        assert!(!is_current(Some(&last), 7, Some(version_hash("43")), soon));
         // Deleted (or not yet in the watch cache).
         assert!(!is_current(Some(&last), 7, None, soon));
         // Never applied by this process (fresh start).
-        assert!(!is_current(None, 7, Some("42"), soon));
+        assert!(!is_current(None, 7, Some(version_hash("42")), soon));
         // Periodic re-apply.
-        assert!(!is_current(Some(&last), 7, Some("42"), t0 + REAPPLY_AFTER));
+        assert!(!is_current(
+            Some(&last),
+            7,
+            Some(version_hash("42")),
+            t0 + REAPPLY_AFTER
+        ));
     }
 
     #[test]
@@ -259,16 +318,16 @@ mod tests {
         let k = child_key("ConfigMap", "ns", "a");
         assert_ne!(k, child_key("ConfigMap", "ns", "b"));
         assert_ne!(k, child_key("Service", "ns", "a"));
-        assert!(!l.is_current(&k, 1, Some("5"), t0));
-        l.record(k.clone(), applied(1, "5", t0));
-        assert!(l.is_current(&k, 1, Some("5"), t0));
+        assert!(!l.is_current(&k, 1, Some(version_hash("5")), t0));
+        l.record(k, applied(1, "5", t0));
+        assert!(l.is_current(&k, 1, Some(version_hash("5")), t0));
         l.record(
             child_key("ConfigMap", "ns", "b"),
             applied(1, "9", t0 + Duration::from_secs(200)),
         );
         l.prune(t0 + REAPPLY_AFTER);
         assert_eq!(l.len(), 1);
-        assert!(!l.is_current(&k, 1, Some("5"), t0 + REAPPLY_AFTER));
+        assert!(!l.is_current(&k, 1, Some(version_hash("5")), t0 + REAPPLY_AFTER));
     }
 
     #[test]
@@ -279,21 +338,67 @@ mod tests {
         assert_ne!(desired_hash(&a), desired_hash(&b));
     }
 
-    #[test]
-    fn stripping_keeps_status_and_generation() {
-        let mut ds: DaemonSet = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "x", "generation": 3, "managedFields": [{"manager": "m"}]},
-            "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}},
-            "status": {"desiredNumberScheduled": 2, "numberReady": 1, "currentNumberScheduled": 2, "numberMisscheduled": 0}
+    fn ds(generation: i64, observed: i64, desired: i32, ready: i32) -> DaemonSet {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "fabric-agent", "namespace": "ns", "generation": generation},
+            "spec": {"selector": {}, "template": {}},
+            "status": {"desiredNumberScheduled": desired, "numberReady": ready,
+                       "updatedNumberScheduled": ready, "observedGeneration": observed,
+                       "currentNumberScheduled": desired, "numberMisscheduled": 0}
         }))
-        .expect("valid DaemonSet");
-        strip_daemon_set(&mut ds);
-        assert!(ds.metadata.managed_fields.is_none());
-        assert_eq!(ds.metadata.generation, Some(3));
-        assert!(ds.spec.as_ref().is_some_and(|s| s.template.spec.is_none()));
+        .expect("valid DaemonSet")
+    }
+
+    #[test]
+    fn index_follows_watch_events_and_relists() {
+        let idx = ChildIndex::new("DaemonSet");
+        idx.apply(&watcher::Event::Apply(ds(2, 1, 3, 0)), observe_daemon_set);
+        let o = idx.get("ns", "fabric-agent").expect("indexed");
+        assert_eq!(o.version, version_hash("2"));
         assert_eq!(
-            ds.status.as_ref().map(|s| s.desired_number_scheduled),
-            Some(2)
+            o.rollout,
+            Some(Rollout {
+                desired: 3,
+                ready: 0,
+                updated: 0,
+                observed: false
+            })
+        );
+        // Status moves, generation does not: same version, new counts.
+        idx.apply(&watcher::Event::Apply(ds(2, 2, 3, 3)), observe_daemon_set);
+        let o = idx.get("ns", "fabric-agent").expect("indexed");
+        assert_eq!(o.version, version_hash("2"));
+        assert!(o.rollout.is_some_and(|r| r.observed && r.ready == 3));
+        assert!(idx.get("other", "fabric-agent").is_none());
+        idx.apply(&watcher::Event::Delete(ds(2, 2, 3, 3)), observe_daemon_set);
+        assert_eq!(idx.count(), 0);
+        // A relist replaces everything at InitDone (a child deleted meanwhile is gone).
+        idx.apply(&watcher::Event::Apply(ds(1, 1, 1, 1)), observe_daemon_set);
+        idx.apply(&watcher::Event::<DaemonSet>::Init, observe_daemon_set);
+        assert_eq!(idx.count(), 1, "kept until the relist completes");
+        idx.apply(&watcher::Event::<DaemonSet>::InitDone, observe_daemon_set);
+        assert_eq!(idx.count(), 0);
+    }
+
+    #[test]
+    fn resource_version_is_the_version_of_other_kinds() {
+        let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "a", "namespace": "ns", "resourceVersion": "77"}}),
+        )
+        .expect("valid ConfigMap");
+        let idx = ChildIndex::new("ConfigMap");
+        idx.apply(&watcher::Event::InitApply(cm), observe_resource_version);
+        assert!(idx.get("ns", "a").is_none(), "not before InitDone");
+        idx.apply(
+            &watcher::Event::<k8s_openapi::api::core::v1::ConfigMap>::InitDone,
+            observe_resource_version,
+        );
+        assert_eq!(
+            idx.get("ns", "a"),
+            Some(Observed {
+                version: version_hash("77"),
+                rollout: None
+            })
         );
     }
 }

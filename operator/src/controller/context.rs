@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::Client;
 
+use super::events::{EventType, Publisher};
 use super::metrics::Metrics;
 use super::settings::Settings;
 
@@ -85,16 +85,16 @@ pub struct Context {
     pub client: Client,
     /// Rendering settings from the flags.
     pub settings: Settings,
-    /// The one shared Event recorder.
-    pub recorder: Recorder,
+    /// The one shared Event publisher.
+    pub events: Publisher,
     /// Metrics.
     pub metrics: Metrics,
     /// Optional APIs.
     pub apis: OptionalApis,
     /// Per-object backoff.
     pub backoff: Backoff,
-    /// Watch caches of the agent children.
-    pub children: super::children::ChildStores,
+    /// Indexes of the agent children, fed by their watches.
+    pub children: super::children::ChildIndexes,
     /// Last applies of children (skips applies of children already in place).
     pub ledger: super::children::Ledger,
 }
@@ -108,14 +108,12 @@ impl Context {
         reason: &str,
         note: String,
     ) {
-        let ev = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(super::status::truncate(&note, 1000)),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, reference).await {
+        let note = super::status::truncate(&note, 1000);
+        if let Err(e) = self
+            .events
+            .publish(reference, type_, reason, "Reconcile", note)
+            .await
+        {
             tracing::warn!(error = %e, reason, "cannot publish event");
         }
     }

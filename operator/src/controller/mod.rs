@@ -11,6 +11,7 @@ pub mod build;
 pub mod children;
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod metrics;
 pub mod names;
 pub mod reconcile;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use events::EventType;
 use fabricwatch_common::serve::{ops_router, serve, Readiness};
 use fabricwatch_crds::{AIAnalysis, AlertRule, MonitorTarget};
 use futures::channel::mpsc;
@@ -31,7 +33,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{predicates, watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
@@ -242,6 +243,25 @@ where
     (store, trigger)
 }
 
+/// A child watch that keeps its kind's index ([`children::ChildIndex`]) up to date as events
+/// pass through (with backoff on watch errors).
+fn indexed<K, S>(
+    events: S,
+    ctx: Arc<Context>,
+    index: fn(&children::ChildIndexes) -> &children::ChildIndex,
+    observe: fn(&K) -> children::Observed,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource + Send + 'static,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    events.default_backoff().inspect(move |e| {
+        if let Ok(e) = e {
+            index(&ctx.children).apply(e, observe);
+        }
+    })
+}
+
 /// Objects touched in a child watch (deletions included), each version once.
 fn child_trigger<K, S>(
     events: S,
@@ -359,19 +379,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "fabricwatch-operator".into());
         format!("{host}-{}", std::process::id())
     });
-    let reporter = Reporter {
-        controller: fabricwatch_crds::FIELD_MANAGER_OPERATOR.into(),
-        instance: Some(identity.clone()),
-    };
-    let (child_stores, child_writers) = children::ChildWriters::new();
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: args.settings(),
-        recorder: Recorder::new(client.clone(), reporter),
+        events: events::Publisher::new(
+            client.clone(),
+            fabricwatch_crds::FIELD_MANAGER_OPERATOR,
+            identity.clone(),
+        ),
         metrics,
         apis: OptionalApis::default(),
         backoff: context::Backoff::default(),
-        children: child_stores,
+        children: children::ChildIndexes::default(),
         ledger: children::Ledger::default(),
     });
 
@@ -401,7 +420,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ctx.metrics.leader.set(1);
             let mut stop = stop_rx.clone();
             tokio::select! {
-                r = run_controllers(ctx.clone(), child_writers, &args, stop_rx.clone()) => r,
+                r = run_controllers(ctx.clone(), &args, stop_rx.clone()) => r,
                 lost = leader.wait_for(|l| !*l) => {
                     // Another replica may already be writing: stop at once and let the
                     // kubelet restart this one as a standby.
@@ -425,7 +444,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         result
     } else {
-        run_controllers(ctx.clone(), child_writers, &args, stop_rx.clone()).await
+        run_controllers(ctx.clone(), &args, stop_rx.clone()).await
     };
     ready.set(false);
     match server.await {
@@ -438,7 +457,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 async fn run_controllers(
     ctx: Arc<Context>,
-    writers: children::ChildWriters,
     args: &Args,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -466,48 +484,42 @@ async fn run_controllers(
 
     // MonitorTargets trigger on spec changes only: status writes (ours, analytics') change
     // nothing the reconcile reads. Children trigger on any change, deletions included, and
-    // feed the caches the reconcile compares against (see `children`).
+    // feed the indexes the reconcile compares against (see `children`).
     let (mt_store, mt_trigger) = primary::<MonitorTarget>(&client, ns);
-    let children::ChildWriters {
-        service_accounts,
-        config_maps,
-        services,
-        daemon_sets,
-    } = writers;
     let mt_controller = Controller::for_stream(mt_trigger, mt_store.clone())
-        .owns_stream(child_trigger(
+        .owns_stream(child_trigger(indexed(
             watcher(
                 scoped::<PartialObjectMeta<ServiceAccount>>(&client, ns),
                 owned.clone(),
-            )
-            .default_backoff()
-            .modify(children::strip_meta)
-            .reflect(service_accounts),
-        ))
-        .owns_stream(child_trigger(
+            ),
+            ctx.clone(),
+            |c| &c.service_accounts,
+            children::observe_resource_version,
+        )))
+        .owns_stream(child_trigger(indexed(
             watcher(
                 scoped::<PartialObjectMeta<ConfigMap>>(&client, ns),
                 owned.clone(),
-            )
-            .default_backoff()
-            .modify(children::strip_meta)
-            .reflect(config_maps),
-        ))
-        .owns_stream(child_trigger(
+            ),
+            ctx.clone(),
+            |c| &c.config_maps,
+            children::observe_resource_version,
+        )))
+        .owns_stream(child_trigger(indexed(
             watcher(
                 scoped::<PartialObjectMeta<Service>>(&client, ns),
                 owned.clone(),
-            )
-            .default_backoff()
-            .modify(children::strip_meta)
-            .reflect(services),
-        ))
-        .owns_stream(child_trigger(
-            watcher(scoped::<DaemonSet>(&client, ns), owned.clone())
-                .default_backoff()
-                .modify(children::strip_daemon_set)
-                .reflect(daemon_sets),
-        ))
+            ),
+            ctx.clone(),
+            |c| &c.services,
+            children::observe_resource_version,
+        )))
+        .owns_stream(child_trigger(indexed(
+            watcher(scoped::<DaemonSet>(&client, ns), owned.clone()),
+            ctx.clone(),
+            |c| &c.daemon_sets,
+            children::observe_daemon_set,
+        )))
         .reconcile_all_on(mt_all_rx)
         .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
         .graceful_shutdown_on(shutdown());
@@ -624,6 +636,14 @@ async fn run_controllers(
                     _ = discovery.tick() => {
                         ctx.ledger.prune(std::time::Instant::now());
                         ctx.metrics.managed.with_label_values(&[monitor_target::KIND]).set(mt_store.state().len() as i64);
+                        for (kind, index) in [
+                            ("ServiceAccount", &ctx.children.service_accounts),
+                            ("ConfigMap", &ctx.children.config_maps),
+                            ("Service", &ctx.children.services),
+                            ("DaemonSet", &ctx.children.daemon_sets),
+                        ] {
+                            ctx.metrics.managed.with_label_values(&[kind]).set(index.count() as i64);
+                        }
                         ctx.metrics.managed.with_label_values(&[alert_rule::KIND]).set(ar_store.state().len() as i64);
                         ctx.metrics.managed.with_label_values(&[ai_analysis::KIND]).set(aia_store.state().len() as i64);
                         match discover_monitoring(&ctx.client).await {

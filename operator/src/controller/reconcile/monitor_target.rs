@@ -3,20 +3,20 @@
 
 use std::time::Duration;
 
+use crate::controller::events::EventType;
 use fabricwatch_crds::monitor_target::{MonitorTarget, MonitorTargetStatus};
 use fabricwatch_crds::{Time, API_VERSION};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use kube::api::{Api, DynamicObject, Patch};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::Outcome;
 use crate::controller::apply::{self, apply_child, apply_dynamic, delete_if_present};
 use crate::controller::build::agent;
-use crate::controller::children::ChildStores;
+use crate::controller::children::{rollout_of, ChildIndex};
 use crate::controller::context::Context;
 use crate::controller::error::Error;
 use crate::controller::names::agent_name;
@@ -82,13 +82,14 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
         };
     let objects = agent::build(mt, &ctx.settings, want_pm)?;
     let client = ctx.client.clone();
-    let stores = &ctx.children;
+    let index = &ctx.children;
     let name = agent_name(&mt.name_any());
+    let version = |i: &ChildIndex| i.get(&ns, &name).map(|o| o.version);
     apply_child(
         &Api::<ServiceAccount>::namespaced(client.clone(), &ns),
         &objects.service_account,
         ctx,
-        ChildStores::resource_version(&stores.service_accounts, &ns, &name),
+        version(&index.service_accounts),
         apply::resource_version,
     )
     .await?;
@@ -96,7 +97,7 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
         &Api::<ConfigMap>::namespaced(client.clone(), &ns),
         &objects.config_map,
         ctx,
-        ChildStores::resource_version(&stores.config_maps, &ns, &name),
+        version(&index.config_maps),
         apply::resource_version,
     )
     .await?;
@@ -104,26 +105,24 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
         &Api::<Service>::namespaced(client.clone(), &ns),
         &objects.service,
         ctx,
-        ChildStores::resource_version(&stores.services, &ns, &name),
+        version(&index.services),
         apply::resource_version,
     )
     .await?;
-    let cached_ds = stores.daemon_set(&ns, &name);
+    let cached_ds = index.daemon_sets.get(&ns, &name);
     let applied_ds = apply_child(
         &Api::<DaemonSet>::namespaced(client.clone(), &ns),
         &objects.daemon_set,
         ctx,
-        cached_ds
-            .as_ref()
-            .and_then(|d| apply::generation(d.as_ref())),
+        cached_ds.map(|o| o.version),
         apply::generation,
     )
     .await?;
-    // Skipped means the cache holds the DaemonSet as applied; its status is as fresh as
+    // Skipped means the index holds the DaemonSet as applied; its counts are as fresh as
     // the watch.
-    let rollout = match (&applied_ds, &cached_ds) {
+    let rollout = match (&applied_ds, cached_ds.and_then(|o| o.rollout)) {
         (Some(ds), _) => rollout_of(ds),
-        (None, Some(ds)) => rollout_of(ds),
+        (None, Some(r)) => r,
         (None, None) => Rollout::default(),
     };
     if ctx.apis.pod_monitor() {
@@ -171,16 +170,6 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
     } else {
         ROLLING
     })))
-}
-
-fn rollout_of(ds: &DaemonSet) -> Rollout {
-    let s = ds.status.clone().unwrap_or_default();
-    Rollout {
-        desired: s.desired_number_scheduled,
-        ready: s.number_ready,
-        updated: s.updated_number_scheduled.unwrap_or(0),
-        observed: s.observed_generation.unwrap_or(0) >= ds.metadata.generation.unwrap_or(0),
-    }
 }
 
 /// Whether `owned` differs from what the object's status already says.

@@ -4,11 +4,11 @@
 //! Secrets are looked up by name through the metadata-only API: the controller never
 //! receives, logs or stores their data.
 
+use crate::controller::events::EventType;
 use fabricwatch_crds::condition_types::ACCEPTED;
 use fabricwatch_crds::{AIAnalysis, AlertRule, Condition, MonitorTarget, Time, API_VERSION};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch};
-use kube::runtime::events::EventType;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
