@@ -273,6 +273,11 @@ impl Cluster {
         TestNamespace::create(self.client(), self.config.clone(), prefix).await
     }
 
+    /// A fresh namespace for API objects only (no wait for its default ServiceAccount).
+    pub async fn namespace_for_objects(&self, prefix: &str) -> Result<TestNamespace> {
+        TestNamespace::create_for_objects(self.client(), self.config.clone(), prefix).await
+    }
+
     /// A fresh namespace named after the running test.
     pub async fn test_namespace(&self) -> Result<TestNamespace> {
         self.namespace(&current_test_name()).await

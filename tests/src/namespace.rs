@@ -62,6 +62,26 @@ impl TestNamespace {
     /// Create a namespace `<prefix>-<random>` and wait until pods can be created in it (its
     /// `default` ServiceAccount exists and, before Kubernetes 1.24, has its token Secret).
     pub async fn create(client: Client, config: Config, prefix: &str) -> Result<TestNamespace> {
+        Self::create_with(client, config, prefix, true).await
+    }
+
+    /// Like [`TestNamespace::create`], without waiting for pods to be possible: for tests that
+    /// only write API objects (the token controller can be minutes behind after thousands of
+    /// ServiceAccounts).
+    pub async fn create_for_objects(
+        client: Client,
+        config: Config,
+        prefix: &str,
+    ) -> Result<TestNamespace> {
+        Self::create_with(client, config, prefix, false).await
+    }
+
+    async fn create_with(
+        client: Client,
+        config: Config,
+        prefix: &str,
+        for_pods: bool,
+    ) -> Result<TestNamespace> {
         let api: Api<Namespace> = Api::all(client.clone());
         let ns = Namespace {
             metadata: ObjectMeta {
@@ -86,6 +106,10 @@ impl TestNamespace {
             keep: keep_requested(),
             done: false,
         };
+        if !for_pods {
+            eprintln!("fabricwatch-tests: namespace {name}");
+            return Ok(test_ns);
+        }
         let minor: u32 = client
             .apiserver_version()
             .await
