@@ -41,9 +41,10 @@ where
 }
 
 /// Applies a child of a MonitorTarget unless [`children::Ledger`] says the same object is
-/// already in place at `observed` (its hashed version in the watch index; see [`children`]).
-/// `version_of` reads that version from the object the API server returns. Returns the
-/// stored object when it applied, `None` when it skipped.
+/// already in place at `observed` (its version in the child's watch index; see
+/// [`children`]). `observe` is the index's view of an object, applied to what the API server
+/// returns so that the ledger records the version the watch will show. Returns that view
+/// of the stored object when it applied, `None` when it skipped.
 ///
 /// # Errors
 /// [`Error::Apply`] with the API error.
@@ -52,8 +53,8 @@ pub async fn apply_child<K>(
     obj: &K,
     ctx: &Context,
     observed: Option<u64>,
-    version_of: fn(&K) -> Option<String>,
-) -> Result<Option<K>, Error>
+    observe: fn(&K) -> children::Observed,
+) -> Result<Option<children::Observed>, Error>
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
@@ -71,32 +72,20 @@ where
             .inc();
         return Ok(None);
     }
-    let stored = apply(api, obj).await?;
+    let stored = observe(&apply(api, obj).await?);
     ctx.metrics
         .child_applies
         .with_label_values(&[kind, "applied"])
         .inc();
-    if let Some(version) = version_of(&stored) {
-        ctx.ledger.record(
-            key,
-            children::Applied {
-                hash,
-                version: children::version_hash(&version),
-                at: Instant::now(),
-            },
-        );
-    }
+    ctx.ledger.record(
+        key,
+        children::Applied {
+            hash,
+            version: stored.version,
+            at: Instant::now(),
+        },
+    );
     Ok(Some(stored))
-}
-
-/// `metadata.resourceVersion` (the ledger's version of most children).
-pub fn resource_version<K: Resource>(obj: &K) -> Option<String> {
-    obj.meta().resource_version.clone()
-}
-
-/// `metadata.generation` (the ledger's version of DaemonSets).
-pub fn generation<K: Resource>(obj: &K) -> Option<String> {
-    children::generation_version(obj.meta().generation)
 }
 
 fn static_kind<K: Resource<DynamicType = ()>>() -> &'static str {

@@ -234,7 +234,7 @@ pub fn observe_resource_version<K: Resource>(o: &K) -> Observed {
 /// `generation` and rollout counts as [`Observed`] (DaemonSets).
 pub fn observe_daemon_set(ds: &DaemonSet) -> Observed {
     Observed {
-        version: version_hash(&generation_version(ds.metadata.generation).unwrap_or_default()),
+        version: version_hash(&ds.metadata.generation.unwrap_or_default().to_string()),
         rollout: Some(rollout_of(ds)),
     }
 }
@@ -272,11 +272,6 @@ impl Default for ChildIndexes {
             daemon_sets: ChildIndex::new("DaemonSet"),
         }
     }
-}
-
-/// `metadata.generation` as the ledger's version string.
-pub fn generation_version(generation: Option<i64>) -> Option<String> {
-    generation.map(|g| g.to_string())
 }
 
 #[cfg(test)]

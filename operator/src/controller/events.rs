@@ -249,53 +249,19 @@ mod tests {
 
     #[test]
     fn different_objects_reasons_or_notes_are_different_series() {
-        let a = series_key(
-            &reference("a"),
-            EventType::Normal,
-            "RollingOut",
-            "Reconcile",
-            "x",
-        );
-        assert_ne!(
-            a,
-            series_key(
-                &reference("b"),
-                EventType::Normal,
-                "RollingOut",
-                "Reconcile",
-                "x"
-            )
-        );
-        assert_ne!(
-            a,
-            series_key(
-                &reference("a"),
-                EventType::Normal,
-                "AgentsReady",
-                "Reconcile",
-                "x"
-            )
-        );
-        assert_ne!(
-            a,
-            series_key(
-                &reference("a"),
-                EventType::Normal,
-                "RollingOut",
-                "Reconcile",
-                "y"
-            )
-        );
-        assert_ne!(
-            a,
-            series_key(
-                &reference("a"),
-                EventType::Warning,
-                "RollingOut",
-                "Reconcile",
-                "x"
-            )
-        );
+        let key = |name, type_, reason, note| {
+            series_key(&reference(name), type_, reason, "Reconcile", note)
+        };
+        let a = key("a", EventType::Normal, "RollingOut", "x");
+        assert_eq!(a, key("a", EventType::Normal, "RollingOut", "x"));
+        for other in [
+            key("b", EventType::Normal, "RollingOut", "x"),
+            key("a", EventType::Normal, "AgentsReady", "x"),
+            key("a", EventType::Normal, "RollingOut", "y"),
+            key("a", EventType::Warning, "RollingOut", "x"),
+        ] {
+            assert_ne!(a, other);
+        }
     }
 
     #[test]

@@ -262,6 +262,32 @@ where
     })
 }
 
+/// A metadata-only watch of an owned child kind, feeding its index (only the
+/// `resourceVersion` is kept) and triggering the owners.
+fn metadata_child<K>(
+    client: &Client,
+    ns: Option<&str>,
+    owned: &watcher::Config,
+    ctx: &Arc<Context>,
+    index: fn(&children::ChildIndexes) -> &children::ChildIndex,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    child_trigger(indexed(
+        watcher(scoped::<PartialObjectMeta<K>>(client, ns), owned.clone()),
+        ctx.clone(),
+        index,
+        children::observe_resource_version,
+    ))
+}
+
 /// Objects touched in a child watch (deletions included), each version once.
 fn child_trigger<K, S>(
     events: S,
@@ -487,33 +513,23 @@ async fn run_controllers(
     // feed the indexes the reconcile compares against (see `children`).
     let (mt_store, mt_trigger) = primary::<MonitorTarget>(&client, ns);
     let mt_controller = Controller::for_stream(mt_trigger, mt_store.clone())
-        .owns_stream(child_trigger(indexed(
-            watcher(
-                scoped::<PartialObjectMeta<ServiceAccount>>(&client, ns),
-                owned.clone(),
-            ),
-            ctx.clone(),
+        .owns_stream(metadata_child::<ServiceAccount>(
+            &client,
+            ns,
+            &owned,
+            &ctx,
             |c| &c.service_accounts,
-            children::observe_resource_version,
-        )))
-        .owns_stream(child_trigger(indexed(
-            watcher(
-                scoped::<PartialObjectMeta<ConfigMap>>(&client, ns),
-                owned.clone(),
-            ),
-            ctx.clone(),
+        ))
+        .owns_stream(metadata_child::<ConfigMap>(
+            &client,
+            ns,
+            &owned,
+            &ctx,
             |c| &c.config_maps,
-            children::observe_resource_version,
-        )))
-        .owns_stream(child_trigger(indexed(
-            watcher(
-                scoped::<PartialObjectMeta<Service>>(&client, ns),
-                owned.clone(),
-            ),
-            ctx.clone(),
-            |c| &c.services,
-            children::observe_resource_version,
-        )))
+        ))
+        .owns_stream(metadata_child::<Service>(&client, ns, &owned, &ctx, |c| {
+            &c.services
+        }))
         .owns_stream(child_trigger(indexed(
             watcher(scoped::<DaemonSet>(&client, ns), owned.clone()),
             ctx.clone(),

@@ -16,11 +16,11 @@ use serde_json::json;
 use super::Outcome;
 use crate::controller::apply::{self, apply_child, apply_dynamic, delete_if_present};
 use crate::controller::build::agent;
-use crate::controller::children::{rollout_of, ChildIndex};
+use crate::controller::children::{self, ChildIndex};
 use crate::controller::context::Context;
 use crate::controller::error::Error;
 use crate::controller::names::agent_name;
-use crate::controller::status::{self, Cond, Rollout};
+use crate::controller::status::{self, Cond};
 use fabricwatch_crds::condition_types::READY;
 
 /// Kind label in metrics.
@@ -90,7 +90,7 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
         &objects.service_account,
         ctx,
         version(&index.service_accounts),
-        apply::resource_version,
+        children::observe_resource_version,
     )
     .await?;
     apply_child(
@@ -98,7 +98,7 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
         &objects.config_map,
         ctx,
         version(&index.config_maps),
-        apply::resource_version,
+        children::observe_resource_version,
     )
     .await?;
     apply_child(
@@ -106,7 +106,7 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
         &objects.service,
         ctx,
         version(&index.services),
-        apply::resource_version,
+        children::observe_resource_version,
     )
     .await?;
     let cached_ds = index.daemon_sets.get(&ns, &name);
@@ -115,16 +115,15 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
         &objects.daemon_set,
         ctx,
         cached_ds.map(|o| o.version),
-        apply::generation,
+        children::observe_daemon_set,
     )
     .await?;
     // Skipped means the index holds the DaemonSet as applied; its counts are as fresh as
     // the watch.
-    let rollout = match (&applied_ds, cached_ds.and_then(|o| o.rollout)) {
-        (Some(ds), _) => rollout_of(ds),
-        (None, Some(r)) => r,
-        (None, None) => Rollout::default(),
-    };
+    let rollout = applied_ds
+        .or(cached_ds)
+        .and_then(|o| o.rollout)
+        .unwrap_or_default();
     if ctx.apis.pod_monitor() {
         let api = Api::<DynamicObject>::namespaced_with(
             client.clone(),
