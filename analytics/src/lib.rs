@@ -159,7 +159,7 @@ async fn run_inner(args: Args, external: Option<mpsc::Sender<Trigger>>) -> anyho
     let client = if args.without_kubernetes {
         None
     } else {
-        Some(kube::Client::try_default().await?)
+        Some(fabricwatch_common::kube_client::infer(Default::default()).await?)
     };
     let stores = match &client {
         Some(c) => Some(k8s::Stores::start(c.clone()).await?),

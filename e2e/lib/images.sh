@@ -1,11 +1,11 @@
 # shellcheck shell=bash
 # `e2e/cluster images [--load] [--no-build]` and `e2e/cluster load IMAGE.tar...`.
-# Builds the project's images as OCI archives from the workspace's release binaries, with no
+# Builds the project's images as OCI archives from the workspace's optimised binaries, with no
 # Docker daemon and no registry. Sourced by e2e/cluster.
 #
 # Image layout (the same as gcr.io/distroless/cc-debian12:nonroot, which the Containerfiles
 # in e2e/images/ use):
-#   /usr/local/bin/<binary>                 the release binary (entrypoint)
+#   /usr/local/bin/<binary>                 the optimised binary (entrypoint)
 #   /lib64/ld-linux-x86-64.so.2, /lib/x86_64-linux-gnu/*.so*
 #                                           glibc's loader and the libraries `ldd` lists
 #   /etc/ssl/certs/ca-certificates.crt      CA bundle from Debian's ca-certificates
@@ -13,10 +13,10 @@
 #   /etc/nsswitch.conf, /tmp (1777)
 IMAGES_DIR=$CACHE/images
 IMAGE_TAG=${FABRICWATCH_IMAGE_TAG:-dev}
-# image name : cargo package : binary
+# image name : cargo package : binary : cargo profile (Cargo.toml explains `operator`)
 PROJECT_IMAGES=(
-  "fabricwatch-operator:fabricwatch-operator:fabricwatch-operator"
-  "fabricwatch-agent:fabricwatch-agent:fabricwatch-agent"
+  "fabricwatch-operator:fabricwatch-operator:fabricwatch-operator:operator"
+  "fabricwatch-agent:fabricwatch-agent:fabricwatch-agent:release"
 )
 
 cargo_target_dir() {
@@ -61,22 +61,24 @@ cmd_images() {
     shift
   done
   command -v jq >/dev/null || die "jq is missing (run: e2e/cluster build)"
-  local target pkgs=() spec
-  for spec in "${PROJECT_IMAGES[@]}"; do IFS=: read -r _ pkg _ <<<"$spec"; pkgs+=(-p "$pkg"); done
+  local target spec name pkg binary profile
   if [ "$build" = 1 ]; then
-    log "cargo build --release ${pkgs[*]}"
-    ( cd "$REPO_ROOT" && cargo build --release "${pkgs[@]}" ) || die "cargo build failed"
+    for spec in "${PROJECT_IMAGES[@]}"; do
+      IFS=: read -r _ pkg _ profile <<<"$spec"
+      log "cargo build --profile $profile -p $pkg"
+      ( cd "$REPO_ROOT" && cargo build --profile "$profile" -p "$pkg" ) || die "cargo build failed"
+    done
   fi
   target=$(cargo_target_dir) || target=
   [ -n "$target" ] || die "cannot find the cargo target dir (cargo metadata failed)"
   mkdir -p "$IMAGES_DIR"
-  local name pkg binary bin tmp revision archives=()
+  local bin tmp revision archives=()
   revision=$(git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
   tmp=$(mktemp -d)
   for spec in "${PROJECT_IMAGES[@]}"; do
-    IFS=: read -r name pkg binary <<<"$spec"
-    bin=$target/release/$binary
-    [ -x "$bin" ] || die "$bin not found (cargo build --release -p $pkg)"
+    IFS=: read -r name pkg binary profile <<<"$spec"
+    bin=$target/$profile/$binary
+    [ -x "$bin" ] || die "$bin not found (cargo build --profile $profile -p $pkg)"
     make_rootfs "$tmp/$name" "$bin"
     # Smoke test: the binary starts with only what the image holds.
     chroot --userspec=65532:65532 "$tmp/$name" "/usr/local/bin/$binary" --help >/dev/null ||

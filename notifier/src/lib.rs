@@ -100,7 +100,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     // Already installed when called from fabricwatch-operator; an error only means that.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = kube::Client::try_default()
+    let client = fabricwatch_common::kube_client::infer(Default::default())
         .await
         .context("cannot build a Kubernetes client")?;
     let registry = prometheus::Registry::new();

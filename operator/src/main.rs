@@ -40,6 +40,16 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's run-time options (its `malloc_conf` global, read before `main`; the
+/// `_RJEM_MALLOC_CONF` environment variable is read after it and overrides it).
+/// `tcache:false`: the per-thread caches kept ~6 MiB of freed objects after the controller's
+/// start-up sync of 1,000 targets; `narenas:1`: one arena instead of four per CPU (each
+/// holds its own free pages). Measured in BENCHMARKS.md (controller RSS); every subcommand
+/// waits on the network far more than on `malloc`.
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[export_name = "_rjem_malloc_conf"]
+static JEMALLOC_CONF: &u8 = &b"narenas:1,tcache:false\0"[0];
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

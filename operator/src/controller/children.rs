@@ -28,6 +28,7 @@ use kube::runtime::watcher;
 use kube::Resource;
 use serde::Serialize;
 
+use super::slim::{Slim, SlimStatus};
 use super::status::Rollout;
 
 /// Longest time a child goes without being applied again while its target is reconciled
@@ -177,7 +178,15 @@ impl ChildIndex {
     /// Updates the index from one watch event; `observe` extracts what is kept. A relist
     /// (`Init` … `InitDone`) replaces the whole index at its end, so children deleted while
     /// the watch was down disappear too.
-    pub fn apply<K: Resource>(&self, event: &watcher::Event<K>, observe: fn(&K) -> Observed) {
+    ///
+    /// Returns the event's object when the owner should look at it: deleted, or its
+    /// observed view differs from what the index held (new, another version, other rollout
+    /// counts). This replaces a per-object predicate cache beside the index.
+    pub fn apply<K: Resource>(
+        &self,
+        event: watcher::Event<K>,
+        observe: fn(&K) -> Observed,
+    ) -> Option<K> {
         let key = |o: &K| {
             child_key(
                 self.kind,
@@ -195,21 +204,29 @@ impl ChildIndex {
         };
         match event {
             watcher::Event::Apply(o) => {
-                entries.insert(key(o), observe(o));
+                let seen = observe(&o);
+                let before = entries.insert(key(&o), seen);
+                (before != Some(seen)).then_some(o)
             }
             watcher::Event::Delete(o) => {
-                entries.remove(&key(o));
+                entries.remove(&key(&o));
+                Some(o)
             }
-            watcher::Event::Init => *relist = Some(HashMap::new()),
+            watcher::Event::Init => {
+                *relist = Some(HashMap::new());
+                None
+            }
             watcher::Event::InitApply(o) => {
-                relist
-                    .get_or_insert_with(HashMap::new)
-                    .insert(key(o), observe(o));
+                let (k, seen) = (key(&o), observe(&o));
+                let before = entries.get(&k).copied();
+                relist.get_or_insert_with(HashMap::new).insert(k, seen);
+                (before != Some(seen)).then_some(o)
             }
             watcher::Event::InitDone => {
                 if let Some(fresh) = relist.take() {
                     *entries = fresh;
                 }
+                None
             }
         }
     }
@@ -231,22 +248,42 @@ pub fn observe_resource_version<K: Resource>(o: &K) -> Observed {
     }
 }
 
-/// `generation` and rollout counts as [`Observed`] (DaemonSets).
+/// `generation` and rollout counts as [`Observed`], from a DaemonSet an apply returned.
 pub fn observe_daemon_set(ds: &DaemonSet) -> Observed {
-    Observed {
-        version: version_hash(&ds.metadata.generation.unwrap_or_default().to_string()),
-        rollout: Some(rollout_of(ds)),
-    }
+    let status = ds
+        .status
+        .as_ref()
+        .map(|s| SlimStatus {
+            desired_number_scheduled: s.desired_number_scheduled,
+            number_ready: s.number_ready,
+            updated_number_scheduled: s.updated_number_scheduled,
+            observed_generation: s.observed_generation,
+        })
+        .unwrap_or_default();
+    observed_rollout(ds.metadata.generation, &status)
 }
 
-/// Rollout counts of a DaemonSet; `observed` when its controller has seen the current spec.
-pub fn rollout_of(ds: &DaemonSet) -> Rollout {
-    let s = ds.status.clone().unwrap_or_default();
-    Rollout {
-        desired: s.desired_number_scheduled,
-        ready: s.number_ready,
-        updated: s.updated_number_scheduled.unwrap_or(0),
-        observed: s.observed_generation.unwrap_or(0) >= ds.metadata.generation.unwrap_or(0),
+/// `generation` and rollout counts as [`Observed`], from the DaemonSet watch.
+pub fn observe_watched_daemon_set(ds: &Slim<DaemonSet>) -> Observed {
+    observed_rollout(
+        ds.metadata.generation,
+        ds.status.as_ref().unwrap_or(&SlimStatus::default()),
+    )
+}
+
+// A DaemonSet's spec version is its generation: status updates (every Pod that turns
+// Ready) change the resourceVersion but not what we applied.
+fn observed_rollout(generation: Option<i64>, s: &SlimStatus) -> Observed {
+    let generation = generation.unwrap_or_default();
+    Observed {
+        version: version_hash(&generation.to_string()),
+        rollout: Some(Rollout {
+            desired: s.desired_number_scheduled,
+            ready: s.number_ready,
+            updated: s.updated_number_scheduled.unwrap_or(0),
+            // Counts are about the current spec only once its controller has seen it.
+            observed: s.observed_generation.unwrap_or(0) >= generation,
+        }),
     }
 }
 
@@ -350,7 +387,11 @@ mod tests {
     #[test]
     fn index_follows_watch_events_and_relists() {
         let idx = ChildIndex::new("DaemonSet");
-        idx.apply(&watcher::Event::Apply(ds(2, 1, 3, 0)), observe_daemon_set);
+        let touched = |e| idx.apply(e, observe_daemon_set).is_some();
+        assert!(
+            touched(watcher::Event::Apply(ds(2, 1, 3, 0))),
+            "new: touched"
+        );
         let o = idx.get("ns", "fabric-agent").expect("indexed");
         assert_eq!(o.version, version_hash("2"));
         assert_eq!(
@@ -362,20 +403,55 @@ mod tests {
                 observed: false
             })
         );
+        assert!(
+            !touched(watcher::Event::Apply(ds(2, 1, 3, 0))),
+            "same view: quiet"
+        );
         // Status moves, generation does not: same version, new counts.
-        idx.apply(&watcher::Event::Apply(ds(2, 2, 3, 3)), observe_daemon_set);
+        assert!(touched(watcher::Event::Apply(ds(2, 2, 3, 3))));
         let o = idx.get("ns", "fabric-agent").expect("indexed");
         assert_eq!(o.version, version_hash("2"));
         assert!(o.rollout.is_some_and(|r| r.observed && r.ready == 3));
         assert!(idx.get("other", "fabric-agent").is_none());
-        idx.apply(&watcher::Event::Delete(ds(2, 2, 3, 3)), observe_daemon_set);
+        assert!(
+            touched(watcher::Event::Delete(ds(2, 2, 3, 3))),
+            "deleted: touched"
+        );
         assert_eq!(idx.count(), 0);
-        // A relist replaces everything at InitDone (a child deleted meanwhile is gone).
-        idx.apply(&watcher::Event::Apply(ds(1, 1, 1, 1)), observe_daemon_set);
-        idx.apply(&watcher::Event::<DaemonSet>::Init, observe_daemon_set);
+        // A relist replaces everything at InitDone (a child deleted meanwhile is gone) and
+        // touches only what differs from the index.
+        assert!(touched(watcher::Event::Apply(ds(1, 1, 1, 1))));
+        assert!(!touched(watcher::Event::<DaemonSet>::Init));
         assert_eq!(idx.count(), 1, "kept until the relist completes");
-        idx.apply(&watcher::Event::<DaemonSet>::InitDone, observe_daemon_set);
+        assert!(!touched(watcher::Event::<DaemonSet>::InitDone));
         assert_eq!(idx.count(), 0);
+        assert!(touched(watcher::Event::Apply(ds(1, 1, 1, 1))));
+        assert!(!touched(watcher::Event::<DaemonSet>::Init));
+        assert!(
+            !touched(watcher::Event::InitApply(ds(1, 1, 1, 1))),
+            "unchanged"
+        );
+        assert!(
+            touched(watcher::Event::InitApply(ds(2, 1, 1, 1))),
+            "changed"
+        );
+        assert!(!touched(watcher::Event::<DaemonSet>::InitDone));
+        assert_eq!(
+            idx.get("ns", "fabric-agent").map(|o| o.version),
+            Some(version_hash("2"))
+        );
+    }
+
+    #[test]
+    fn watched_and_applied_daemon_sets_give_the_same_view() {
+        let full = ds(4, 3, 5, 2);
+        let slim: Slim<DaemonSet> =
+            serde_json::from_value(serde_json::to_value(&full).expect("serializes"))
+                .expect("parses");
+        assert_eq!(observe_watched_daemon_set(&slim), observe_daemon_set(&full));
+        assert!(observe_daemon_set(&full)
+            .rollout
+            .is_some_and(|r| !r.observed));
     }
 
     #[test]
@@ -385,10 +461,10 @@ mod tests {
         )
         .expect("valid ConfigMap");
         let idx = ChildIndex::new("ConfigMap");
-        idx.apply(&watcher::Event::InitApply(cm), observe_resource_version);
+        idx.apply(watcher::Event::InitApply(cm), observe_resource_version);
         assert!(idx.get("ns", "a").is_none(), "not before InitDone");
         idx.apply(
-            &watcher::Event::<k8s_openapi::api::core::v1::ConfigMap>::InitDone,
+            watcher::Event::<k8s_openapi::api::core::v1::ConfigMap>::InitDone,
             observe_resource_version,
         );
         assert_eq!(

@@ -16,7 +16,9 @@ pub mod metrics;
 pub mod names;
 pub mod reconcile;
 pub mod settings;
+pub mod slim;
 pub mod status;
+pub mod trim;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,7 +33,6 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use kube::api::Api;
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{predicates, watcher, WatchStreamExt};
@@ -41,6 +42,7 @@ use context::{Context, OptionalApis};
 use error::Error;
 use reconcile::{ai_analysis, alert_rule, central, monitor_target, Outcome};
 use settings::Settings;
+use slim::Slim;
 
 /// Command-line flags of `fabricwatch-operator controller`.
 #[derive(Clone, Debug, clap::Args)]
@@ -138,6 +140,13 @@ pub struct Args {
     /// keeps 1,000 new targets converging at the API server's own write rate (BENCHMARKS.md).
     #[arg(long, default_value_t = 64)]
     pub concurrency: u16,
+    /// Idle connections to the API server kept open after a burst; more are closed as
+    /// their requests finish (watches keep their own connections).
+    #[arg(long, default_value_t = 16)]
+    pub api_max_idle_connections: usize,
+    /// An idle API server connection unused this long is closed, seconds.
+    #[arg(long, default_value_t = 30)]
+    pub api_idle_timeout_seconds: u64,
 }
 
 impl Args {
@@ -220,6 +229,7 @@ async fn discover_monitoring(client: &Client) -> Result<(bool, bool), kube::Erro
 fn primary<K>(
     client: &Client,
     ns: Option<&str>,
+    trim: fn(&mut K),
 ) -> (
     kube::runtime::reflector::Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -236,41 +246,44 @@ where
     let (store, writer) = kube::runtime::reflector::store();
     let trigger = watcher(scoped::<K>(client, ns), watcher::Config::default())
         .default_backoff()
-        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+        .modify(trim)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     (store, trigger)
 }
 
-/// A child watch that keeps its kind's index ([`children::ChildIndex`]) up to date as events
-/// pass through (with backoff on watch errors).
+/// A child watch that keeps its kind's index ([`children::ChildIndex`]) up to date (with
+/// backoff on watch errors) and yields the children whose indexed view changed, deletions
+/// included: the owners to reconcile.
 fn indexed<K, S>(
     events: S,
     ctx: Arc<Context>,
     index: fn(&children::ChildIndexes) -> &children::ChildIndex,
     observe: fn(&K) -> children::Observed,
-) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: Resource + Send + 'static,
     S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
-    events.default_backoff().inspect(move |e| {
-        if let Ok(e) = e {
-            index(&ctx.children).apply(e, observe);
-        }
+    events.default_backoff().filter_map(move |e| {
+        let touched = match e {
+            Ok(event) => index(&ctx.children).apply(event, observe).map(Ok),
+            Err(e) => Some(Err(e)),
+        };
+        futures::future::ready(touched)
     })
 }
 
-/// A metadata-only watch of an owned child kind, feeding its index (only the
-/// `resourceVersion` is kept) and triggering the owners.
+/// A watch of an owned child kind reduced to its metadata ([`Slim`]), feeding its index
+/// (only the `resourceVersion` is kept) and triggering the owners.
 fn metadata_child<K>(
     client: &Client,
     ns: Option<&str>,
     owned: &watcher::Config,
     ctx: &Arc<Context>,
     index: fn(&children::ChildIndexes) -> &children::ChildIndex,
-) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+) -> impl futures::Stream<Item = Result<Slim<K>, watcher::Error>> + Send + 'static
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -280,25 +293,12 @@ where
         + Sync
         + 'static,
 {
-    child_trigger(indexed(
-        watcher(scoped::<PartialObjectMeta<K>>(client, ns), owned.clone()),
+    indexed(
+        watcher(scoped::<Slim<K>>(client, ns), owned.clone()),
         ctx.clone(),
         index,
         children::observe_resource_version,
-    ))
-}
-
-/// Objects touched in a child watch (deletions included), each version once.
-fn child_trigger<K, S>(
-    events: S,
-) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
-where
-    K: Resource + Clone + Send + 'static,
-    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-{
-    events
-        .touched_objects()
-        .predicate_filter(predicates::resource_version, Default::default())
+    )
 }
 
 /// An `Api` over all namespaces, or over `ns` only.
@@ -375,7 +375,11 @@ fn error_policy<K: Resource<DynamicType = ()>>(
 /// # Errors
 /// Start-up failures (no cluster access, CRDs missing, port in use) and loss of leadership.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let client = Client::try_default()
+    let client =
+        fabricwatch_common::kube_client::infer(fabricwatch_common::kube_client::PoolLimits {
+            max_idle: args.api_max_idle_connections,
+            idle_timeout: Duration::from_secs(args.api_idle_timeout_seconds),
+        })
         .await
         .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
     check_crds(&client).await?;
@@ -511,7 +515,7 @@ async fn run_controllers(
     // MonitorTargets trigger on spec changes only: status writes (ours, analytics') change
     // nothing the reconcile reads. Children trigger on any change, deletions included, and
     // feed the indexes the reconcile compares against (see `children`).
-    let (mt_store, mt_trigger) = primary::<MonitorTarget>(&client, ns);
+    let (mt_store, mt_trigger) = primary(&client, ns, trim::monitor_target);
     let mt_controller = Controller::for_stream(mt_trigger, mt_store.clone())
         .owns_stream(metadata_child::<ServiceAccount>(
             &client,
@@ -530,24 +534,24 @@ async fn run_controllers(
         .owns_stream(metadata_child::<Service>(&client, ns, &owned, &ctx, |c| {
             &c.services
         }))
-        .owns_stream(child_trigger(indexed(
-            watcher(scoped::<DaemonSet>(&client, ns), owned.clone()),
+        .owns_stream(indexed(
+            watcher(scoped::<Slim<DaemonSet>>(&client, ns), owned.clone()),
             ctx.clone(),
             |c| &c.daemon_sets,
-            children::observe_daemon_set,
-        )))
+            children::observe_watched_daemon_set,
+        ))
         .reconcile_all_on(mt_all_rx)
         .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
         .graceful_shutdown_on(shutdown());
 
-    let (ar_store, ar_trigger) = primary::<AlertRule>(&client, ns);
+    let (ar_store, ar_trigger) = primary(&client, ns, trim::alert_rule);
     let ar_controller = Controller::for_stream(ar_trigger, ar_store.clone())
         .watches(
-            scoped::<MonitorTarget>(&client, ns),
+            scoped::<Slim<MonitorTarget>>(&client, ns),
             watcher::Config::default(),
             {
                 let store = ar_store.clone();
-                move |mt: MonitorTarget| {
+                move |mt: Slim<MonitorTarget>| {
                     let ns = mt.namespace();
                     let name = mt.name_any();
                     store
@@ -563,24 +567,24 @@ async fn run_controllers(
         .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
         .graceful_shutdown_on(shutdown());
 
-    let (aia_store, aia_trigger) = primary::<AIAnalysis>(&client, ns);
+    let (aia_store, aia_trigger) = primary(&client, ns, trim::ai_analysis);
     let aia_controller = Controller::for_stream(aia_trigger, aia_store.clone())
         .watches(
-            scoped::<MonitorTarget>(&client, ns),
+            scoped::<Slim<MonitorTarget>>(&client, ns),
             watcher::Config::default(),
             {
                 let store = aia_store.clone();
-                move |mt: MonitorTarget| {
+                move |mt: Slim<MonitorTarget>| {
                     referencing(&store, mt.namespace(), "MonitorTarget", &mt.name_any())
                 }
             },
         )
         .watches(
-            scoped::<AlertRule>(&client, ns),
+            scoped::<Slim<AlertRule>>(&client, ns),
             watcher::Config::default(),
             {
                 let store = aia_store.clone();
-                move |ar: AlertRule| {
+                move |ar: Slim<AlertRule>| {
                     referencing(&store, ar.namespace(), "AlertRule", &ar.name_any())
                 }
             },
