@@ -65,6 +65,12 @@ pub async fn infer(limits: PoolLimits) -> Result<Client, kube::Error> {
 /// # Errors
 /// TLS settings (CA, client certificate) or auth settings that cannot be built.
 pub fn from_config(config: Config, limits: PoolLimits) -> Result<Client, kube::Error> {
+    // rustls cannot pick a process-wide provider when both `ring` and `aws-lc-rs` are
+    // linked (the AWS SDK brings the latter) and would panic building the TLS config.
+    // An error only means another thread installed one first.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     let https = config.rustls_https_connector_with_connector(http)?;
