@@ -53,7 +53,9 @@ async fn standalone_serves_metrics_status_and_snapshots() {
     let cfg = dir.path().join("agent.yaml");
     std::fs::write(
         &cfg,
-        "intervalSeconds: 1\nping:\n  protocol: tcp\n  tcpPort: 1\n  packetsPerProbe: 2\n  timeoutSeconds: 0.2\n  externalTargets: [127.0.0.1]\n",
+        // Host thresholds out of reach: the health asserted below must come from the RDMA
+        // fixture, not from how full or busy the machine running the test is.
+        "intervalSeconds: 1\nping:\n  protocol: tcp\n  tcpPort: 1\n  packetsPerProbe: 2\n  timeoutSeconds: 0.2\n  externalTargets: [127.0.0.1]\nthresholds:\n  cpuUsagePercent: {warning: 100, critical: 100}\n  memoryUsedPercent: {warning: 100, critical: 100}\n  diskFreePercent: {warning: 0, critical: 0}\n",
     )
     .expect("write");
     let sysfs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysfs/roce/sys");
