@@ -222,10 +222,10 @@ async fn discover_monitoring(client: &Client) -> Result<(bool, bool), kube::Erro
     }
 }
 
-/// The cache and trigger of a reconciled kind. Objects are cached without managed fields
-/// (most of a small object's memory, never read), and trigger a reconcile only when their
-/// generation changes: status writes (the controller's own, analytics', the notifier's)
-/// change nothing the reconcilers read.
+/// The cache and trigger of a reconciled kind. Objects are cached as `trim` leaves them
+/// (see [`trim`]: no managed fields, annotations or other components' status), and trigger
+/// a reconcile only when their generation changes: status writes (the controller's own,
+/// analytics', the notifier's) change nothing the reconcilers read.
 fn primary<K>(
     client: &Client,
     ns: Option<&str>,
@@ -285,12 +285,9 @@ fn metadata_child<K>(
     index: fn(&children::ChildIndexes) -> &children::ChildIndex,
 ) -> impl futures::Stream<Item = Result<Slim<K>, watcher::Error>> + Send + 'static
 where
+    // Only `K`'s API path and kind are used: the objects are `Slim<K>`.
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
         + std::fmt::Debug
-        + Send
-        + Sync
         + 'static,
 {
     indexed(
