@@ -13,9 +13,11 @@
 #   /etc/nsswitch.conf, /tmp (1777)
 IMAGES_DIR=$CACHE/images
 IMAGE_TAG=${FABRICWATCH_IMAGE_TAG:-dev}
-# image name : cargo package : binary : cargo profile (Cargo.toml explains `operator`)
+# image name : cargo package : binaries (comma-separated; the first is the entrypoint) :
+# cargo profile (Cargo.toml explains `operator`). The operator image also holds
+# fabricwatch-controller, the controller alone, which the chart runs (operator/README.md).
 PROJECT_IMAGES=(
-  "fabricwatch-operator:fabricwatch-operator:fabricwatch-operator:operator"
+  "fabricwatch-operator:fabricwatch-operator:fabricwatch-operator,fabricwatch-controller:operator"
   "fabricwatch-agent:fabricwatch-agent:fabricwatch-agent:release"
 )
 
@@ -23,19 +25,23 @@ cargo_target_dir() {
   ( cd "$REPO_ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null | jq -r .target_directory )
 }
 
-# make_rootfs DIR BINARY: the image root filesystem for one dynamically linked binary.
+# make_rootfs DIR BINARY...: the image root filesystem for dynamically linked binaries.
 make_rootfs() {
-  local root=$1 bin=$2 lib
+  local root=$1 bin lib
+  shift
   rm -rf "$root"
   mkdir -p "$root"/{usr/local/bin,etc/ssl/certs,tmp,home/nonroot}
-  install -m 0755 "$bin" "$root/usr/local/bin/${bin##*/}"
-  # The loader and every shared library the binary needs, at the paths ldd resolves them to.
+  for bin in "$@"; do
+    install -m 0755 "$bin" "$root/usr/local/bin/${bin##*/}"
+  done
+  # The loader and every shared library the binaries need, at the paths ldd resolves them to.
   while read -r lib; do
     [ -n "$lib" ] || continue
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
-  done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
-  [ -e "$root/lib64/ld-linux-x86-64.so.2" ] || die "ldd of $bin did not name the loader"
+  done < <(for bin in "$@"; do ldd "$bin"; done |
+    awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
+  [ -e "$root/lib64/ld-linux-x86-64.so.2" ] || die "ldd of $* did not name the loader"
   cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt" ||
     die "no /etc/ssl/certs/ca-certificates.crt (apt-get install ca-certificates)"
   cat > "$root/etc/passwd" <<'PW'
@@ -72,19 +78,24 @@ cmd_images() {
   target=$(cargo_target_dir) || target=
   [ -n "$target" ] || die "cannot find the cargo target dir (cargo metadata failed)"
   mkdir -p "$IMAGES_DIR"
-  local bin tmp revision archives=()
+  local bin bins binaries tmp revision archives=()
   revision=$(git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
   tmp=$(mktemp -d)
   for spec in "${PROJECT_IMAGES[@]}"; do
-    IFS=: read -r name pkg binary profile <<<"$spec"
-    bin=$target/$profile/$binary
-    [ -x "$bin" ] || die "$bin not found (cargo build --profile $profile -p $pkg)"
-    make_rootfs "$tmp/$name" "$bin"
-    # Smoke test: the binary starts with only what the image holds.
-    chroot --userspec=65532:65532 "$tmp/$name" "/usr/local/bin/$binary" --help >/dev/null ||
-      die "$binary --help fails inside its image root (missing library?)"
+    IFS=: read -r name pkg binaries profile <<<"$spec"
+    IFS=, read -r -a bins <<<"$binaries"
+    for binary in "${bins[@]}"; do
+      bin=$target/$profile/$binary
+      [ -x "$bin" ] || die "$bin not found (cargo build --profile $profile -p $pkg)"
+    done
+    make_rootfs "$tmp/$name" "${bins[@]/#/$target/$profile/}"
+    # Smoke test: each binary starts with only what the image holds.
+    for binary in "${bins[@]}"; do
+      chroot --userspec=65532:65532 "$tmp/$name" "/usr/local/bin/$binary" --help >/dev/null ||
+        die "$binary --help fails inside its image root (missing library?)"
+    done
     "$E2E_HOME/lib/mkimage.sh" --rootfs "$tmp/$name" --ref "localhost/$name:$IMAGE_TAG" \
-      --out "$IMAGES_DIR/$name.tar" --entrypoint "[\"/usr/local/bin/$binary\"]" --user 65532:65532 \
+      --out "$IMAGES_DIR/$name.tar" --entrypoint "[\"/usr/local/bin/${bins[0]}\"]" --user 65532:65532 \
       --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
       --label "org.opencontainers.image.title=$name" \
       --label "org.opencontainers.image.source=https://github.com/fabricwatch/fabricwatch" \

@@ -34,24 +34,25 @@ pub fn repo_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-/// The `fabricwatch-operator` binary the controller tests run as a process:
-/// `FABRICWATCH_OPERATOR_BIN`, else `<CARGO_TARGET_DIR or repo/target>/debug/fabricwatch-operator`.
+/// The `fabricwatch-controller` binary the controller tests run as a process (what the chart
+/// runs): `FABRICWATCH_CONTROLLER_BIN`, else
+/// `<CARGO_TARGET_DIR or repo/target>/debug/fabricwatch-controller`.
 ///
 /// # Errors
 /// When that file does not exist, saying how to build it.
-pub fn operator_binary() -> Result<PathBuf> {
-    let path = std::env::var_os("FABRICWATCH_OPERATOR_BIN")
+pub fn controller_binary() -> Result<PathBuf> {
+    let path = std::env::var_os("FABRICWATCH_CONTROLLER_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             std::env::var_os("CARGO_TARGET_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| repo_root().join("target"))
                 .join("debug")
-                .join("fabricwatch-operator")
+                .join("fabricwatch-controller")
         });
     if !path.exists() {
         anyhow::bail!(
-            "{} does not exist: run `cargo build -p fabricwatch-operator` or set FABRICWATCH_OPERATOR_BIN",
+            "{} does not exist: run `cargo build -p fabricwatch-operator` or set FABRICWATCH_CONTROLLER_BIN",
             path.display()
         );
     }

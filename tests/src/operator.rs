@@ -1,5 +1,5 @@
-//! A `fabricwatch-operator controller` process for tests: the real binary
-//! ([`crate::operator_binary`]), scoped to one namespace, its log in a file, its /metrics
+//! A `fabricwatch-controller` process for tests: the real binary
+//! ([`crate::controller_binary`]), scoped to one namespace, its log in a file, its /metrics
 //! readable.
 
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Cluster;
 
-/// A running `fabricwatch-operator controller`, killed on drop.
+/// A running `fabricwatch-controller`, killed on drop.
 pub struct Operator {
     child: Child,
     log: PathBuf,
@@ -31,8 +31,7 @@ impl Operator {
         let log = std::env::temp_dir().join(format!("fabricwatch-operator-{ns}-{tag}.log"));
         let out = std::fs::File::create(&log)?;
         let err = out.try_clone()?;
-        let child = Command::new(crate::operator_binary()?)
-            .arg("controller")
+        let child = Command::new(crate::controller_binary()?)
             .args(["--listen", &metrics.to_string()])
             .args(["--namespace", ns, "--watch-namespace", ns])
             .args(["--identity", &format!("{ns}-{tag}")])
@@ -43,7 +42,7 @@ impl Operator {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .context("starting fabricwatch-operator")?;
+            .context("starting fabricwatch-controller")?;
         Ok(Operator {
             child,
             log,

@@ -2,9 +2,9 @@
 //! status, updates, drift repair, garbage collection, invalid specs, references of AlertRules
 //! and AIAnalyses, the central workloads, idle behaviour and leader election.
 //!
-//! Each test runs the real `fabricwatch-operator` binary as a process, scoped to the test's
+//! Each test runs the real `fabricwatch-controller` binary as a process, scoped to the test's
 //! namespace (`--watch-namespace`), with the admin kubeconfig. Build it first:
-//! `cargo build -p fabricwatch-operator` (or point `FABRICWATCH_OPERATOR_BIN` at a binary).
+//! `cargo build -p fabricwatch-operator` (or point `FABRICWATCH_CONTROLLER_BIN` at a binary).
 //! Like every cluster test these run only with `FABRICWATCH_E2E=1` (see the harness docs).
 
 use std::collections::BTreeMap;
@@ -502,11 +502,12 @@ async fn rule_and_analysis_references() -> Result<()> {
 async fn converged_objects_see_no_writes() -> Result<()> {
     let cluster = require_cluster!();
     let ns = setup(&cluster).await?;
+    // Resyncs every 30 s, so the idle window below does see reconciles (the default is 5 min).
     let op = Operator::start(
         &cluster,
         ns.name(),
         "a",
-        &["--manage-central-workloads=false"],
+        &["--manage-central-workloads=false", "--resync-seconds=30"],
     )?;
     // No node matches: the rollout is stable whatever the agent image does on this cluster.
     ns.apply_yaml("apiVersion: fabricwatch.io/v1alpha1\nkind: MonitorTarget\nmetadata: {name: quiet}\nspec: {nodeSelector: {fabricwatch.io/none: 'true'}}\n---\napiVersion: fabricwatch.io/v1alpha1\nkind: AlertRule\nmetadata: {name: cpu}\nspec: {targetRef: {name: quiet}, metric: cpu_usage_percent, operator: gt, threshold: 90}\n")
@@ -575,7 +576,7 @@ async fn converged_objects_see_no_writes() -> Result<()> {
             "result=\"applied\"",
         )
         .await?;
-    // Longer than the 30 s re-check of a target that is not Ready, so reconciles do happen.
+    // Several resync periods, so reconciles do happen.
     let idle: u64 = std::env::var("FABRICWATCH_IDLE_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())

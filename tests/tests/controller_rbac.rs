@@ -1,10 +1,10 @@
 //! The controller works with exactly the RBAC in `operator/rbac/controller-rbac.yaml`: the test
-//! binds those rules to a fresh ServiceAccount, runs `fabricwatch-operator controller` with that
+//! binds those rules to a fresh ServiceAccount, runs `fabricwatch-controller` with that
 //! account's token, and checks that MonitorTargets, AlertRules, AIAnalyses, the central
 //! workloads and leader election all work without a single `forbidden` error.
 //!
-//! Needs the operator binary (`cargo build -p fabricwatch-operator`, or
-//! `FABRICWATCH_OPERATOR_BIN`) and `FABRICWATCH_E2E=1`. Creates a ClusterRole and a
+//! Needs the controller binary (`cargo build -p fabricwatch-operator`, or
+//! `FABRICWATCH_CONTROLLER_BIN`) and `FABRICWATCH_E2E=1`. Creates a ClusterRole and a
 //! ClusterRoleBinding named after the test namespace and deletes them at the end.
 
 use std::collections::BTreeMap;
@@ -185,7 +185,7 @@ async fn controller_runs_with_the_documented_rbac() -> Result<()> {
     ns.apply_yaml("apiVersion: v1\nkind: Secret\nmetadata: {name: slack}\nstringData: {url: 'https://hooks.invalid/x'}\n---\napiVersion: fabricwatch.io/v1alpha1\nkind: MonitorTarget\nmetadata: {name: fabric}\nspec: {}\n---\napiVersion: fabricwatch.io/v1alpha1\nkind: AlertRule\nmetadata: {name: loss}\nspec:\n  targetRef: {name: fabric}\n  metric: ping_loss_percent\n  operator: gt\n  threshold: 5\n  notify: {channels: [{name: ops, slack: {webhookUrlSecretRef: {name: slack, key: url}}}]}\n---\napiVersion: fabricwatch.io/v1alpha1\nkind: AIAnalysis\nmetadata: {name: explain}\nspec:\n  targetRefs: [{kind: AlertRule, name: loss}]\n  provider: {type: ollama, model: llama3.1, endpoint: 'http://ollama.invalid:11434'}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: fabricwatch-operator}\nspec:\n  replicas: 0\n  selector: {matchLabels: {app: op}}\n  template:\n    metadata: {labels: {app: op}}\n    spec: {containers: [{name: op, image: localhost/fabricwatch-operator:dev}]}\n")
         .await?;
 
-    let bin = fabricwatch_tests::operator_binary()?;
+    let bin = fabricwatch_tests::controller_binary()?;
     let log = std::env::temp_dir().join(format!("fabricwatch-operator-{}-rbac.log", ns.name()));
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -193,7 +193,6 @@ async fn controller_runs_with_the_documented_rbac() -> Result<()> {
     let out = std::fs::File::create(&log)?;
     let err = out.try_clone()?;
     let mut child = Command::new(bin)
-        .arg("controller")
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--namespace", ns.name(), "--watch-namespace", ns.name()])
         .args([

@@ -3,8 +3,8 @@
 //! children. The ignored `bench_*` test measures convergence of 1,000 targets against the
 //! time the API server needs just to accept the creates, and the controller's RSS.
 //!
-//! Needs the operator binary (`cargo build -p fabricwatch-operator`, or
-//! `FABRICWATCH_OPERATOR_BIN`) and `FABRICWATCH_E2E=1`. Targets select no node, so the test
+//! Needs the controller binary (`cargo build -p fabricwatch-operator`, or
+//! `FABRICWATCH_CONTROLLER_BIN`) and `FABRICWATCH_E2E=1`. Targets select no node, so the test
 //! exercises the controller and the API server, not the kubelets.
 
 use std::path::PathBuf;
@@ -46,7 +46,7 @@ fn operator(cluster: &Cluster, ns: &str, tag: &str) -> Result<(Running, PathBuf)
 
 /// Starts a controller; returns it, its log file and the port of its /metrics.
 fn operator_on_port(cluster: &Cluster, ns: &str, tag: &str) -> Result<(Running, PathBuf, u16)> {
-    let bin = fabricwatch_tests::operator_binary()?;
+    let bin = fabricwatch_tests::controller_binary()?;
     let log = std::env::temp_dir().join(format!("fabricwatch-operator-{ns}-{tag}.log"));
     let out = std::fs::File::create(&log)?;
     let err = out.try_clone()?;
@@ -54,7 +54,6 @@ fn operator_on_port(cluster: &Cluster, ns: &str, tag: &str) -> Result<(Running, 
         .local_addr()?
         .port();
     let child = Command::new(bin)
-        .arg("controller")
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--namespace", ns, "--watch-namespace", ns])
         .args([

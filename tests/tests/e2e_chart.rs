@@ -237,17 +237,23 @@ fn chart_operator_runs_restricted_with_probes_and_real_flags() -> Result<()> {
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    ensure!(args.first() == Some(&"controller"), "args: {args:?}");
+    // The controller-only binary, which the operator image holds beside its entrypoint
+    // (e2e/lib/images.sh smoke-tests both inside the image).
+    ensure!(
+        c["command"] == serde_json::json!(["/usr/local/bin/fabricwatch-controller"]),
+        "command: {}",
+        c["command"]
+    );
     // Every flag the chart passes must exist in the controller's flag definitions.
     let flags_src = std::fs::read_to_string(repo_root().join("operator/src/controller/mod.rs"))?;
-    for a in &args[1..] {
+    for a in &args {
         let Some(flag) = a.strip_prefix("--").and_then(|f| f.split('=').next()) else {
             bail!("unexpected argument {a}");
         };
         let field = flag.replace('-', "_");
         ensure!(
             flags_src.contains(&format!("pub {field}:")),
-            "--{flag} is not a flag of `fabricwatch-operator controller` (no field {field} in operator/src/controller/mod.rs)"
+            "--{flag} is not a flag of `fabricwatch-controller` (no field {field} in operator/src/controller/mod.rs)"
         );
     }
     ensure!(

@@ -32,7 +32,7 @@ use super::slim::{Slim, SlimStatus};
 use super::status::Rollout;
 
 /// Longest time a child goes without being applied again while its target is reconciled
-/// (matches the converged target's resync period).
+/// (the default resync period, `--resync-seconds`).
 pub const REAPPLY_AFTER: Duration = Duration::from_secs(300);
 
 /// Identity of a child: [`child_key`] of kind, namespace and name. Keys, versions and

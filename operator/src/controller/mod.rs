@@ -44,7 +44,7 @@ use reconcile::{ai_analysis, alert_rule, central, monitor_target, Outcome};
 use settings::Settings;
 use slim::Slim;
 
-/// Command-line flags of `fabricwatch-operator controller`.
+/// Command-line flags of `fabricwatch-controller` and `fabricwatch-operator controller`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Args {
     /// Address to serve /metrics, /healthz and /readyz on.
@@ -147,6 +147,11 @@ pub struct Args {
     /// An idle API server connection unused this long is closed, seconds.
     #[arg(long, default_value_t = 30)]
     pub api_idle_timeout_seconds: u64,
+    /// A converged object is reconciled again after this long without a trigger, seconds:
+    /// children are re-applied where an edit may have gone unseen, references re-checked.
+    #[arg(long, env = "FABRICWATCH_RESYNC_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub resync_seconds: u64,
 }
 
 impl Args {
@@ -166,6 +171,7 @@ impl Args {
             analytics_service_account: self.analytics_service_account.clone(),
             notifier_service_account: self.notifier_service_account.clone(),
             log_format: self.workload_log_format.clone(),
+            resync: Duration::from_secs(self.resync_seconds),
         }
     }
 }

@@ -1,4 +1,6 @@
-//! What the builders need from the controller's flags, as plain data.
+//! What the builders and reconcilers need from the controller's flags, as plain data.
+
+use std::time::Duration;
 
 /// Container path of the agent config file.
 pub const AGENT_CONFIG_DIR: &str = "/etc/fabricwatch";
@@ -17,7 +19,7 @@ pub const HOST_PROC: &str = "/host/proc";
 /// Port of the central workloads' HTTP servers (reports, API, /metrics).
 pub const CENTRAL_PORT: u16 = 8080;
 
-/// Settings of the objects the controller renders, from its flags.
+/// Settings of the objects the controller renders and of its reconciles, from its flags.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// Default agent image (`--agent-image`).
@@ -41,6 +43,9 @@ pub struct Settings {
     pub notifier_service_account: String,
     /// Log format passed to the central workloads (`text` or `json`).
     pub log_format: String,
+    /// How long a converged object waits for its next reconcile without a trigger
+    /// (`--resync-seconds`).
+    pub resync: Duration,
 }
 
 impl Settings {
@@ -59,6 +64,7 @@ impl Settings {
             analytics_service_account: "fabricwatch-analytics".into(),
             notifier_service_account: "fabricwatch-notifier".into(),
             log_format: "text".into(),
+            resync: Duration::from_secs(300),
         }
     }
 }

@@ -1,7 +1,5 @@
 //! AIAnalysis: validate, resolve references, set `Accepted`.
 
-use std::time::Duration;
-
 use fabricwatch_crds::ai_analysis::AnalysisTargetKind;
 use fabricwatch_crds::condition_types::ACCEPTED;
 use fabricwatch_crds::AIAnalysis;
@@ -16,8 +14,6 @@ use crate::controller::status::{self, Cond};
 
 /// Kind label in metrics.
 pub const KIND: &str = "AIAnalysis";
-/// Resync period of an accepted analysis.
-const RESYNC: Duration = Duration::from_secs(600);
 
 /// References of `aia` to check.
 pub fn references(aia: &AIAnalysis) -> Vec<Ref> {
@@ -78,5 +74,5 @@ pub async fn reconcile(aia: &AIAnalysis, ctx: &Context) -> Result<Outcome, Error
         "the spec is valid and its references resolve",
     ))
     .await?;
-    Ok(Outcome::Done(Action::requeue(RESYNC)))
+    Ok(Outcome::Done(Action::requeue(ctx.settings.resync)))
 }

@@ -21,8 +21,6 @@ use crate::controller::status::{self, Cond};
 pub const KIND: &str = "AlertRule";
 /// Re-check period of unresolved references (Secrets are not watched).
 pub const UNRESOLVED_RETRY: Duration = Duration::from_secs(60);
-/// Resync period of an accepted rule.
-const RESYNC: Duration = Duration::from_secs(600);
 
 /// References of `rule` to check.
 pub fn references(rule: &AlertRule) -> Vec<Ref> {
@@ -114,5 +112,5 @@ pub async fn reconcile(rule: &AlertRule, ctx: &Context) -> Result<Outcome, Error
         format!("the spec is valid and its references resolve{note}"),
     ))
     .await?;
-    Ok(Outcome::Done(Action::requeue(RESYNC)))
+    Ok(Outcome::Done(Action::requeue(ctx.settings.resync)))
 }

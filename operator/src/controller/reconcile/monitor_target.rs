@@ -25,9 +25,8 @@ use fabricwatch_crds::condition_types::READY;
 
 /// Kind label in metrics.
 pub const KIND: &str = "MonitorTarget";
-/// Resync period of a converged target.
-const RESYNC: Duration = Duration::from_secs(300);
-/// Re-check period while agents roll out (DaemonSet events usually come sooner).
+/// Re-check period while agents roll out (DaemonSet events usually come sooner); otherwise
+/// the resync period (`--resync-seconds`) applies.
 const ROLLING: Duration = Duration::from_secs(30);
 /// Namespace label of the Pod Security admission enforce level.
 const POD_SECURITY_ENFORCE: &str = "pod-security.kubernetes.io/enforce";
@@ -154,7 +153,6 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
             .and_then(|n| n.labels().get(POD_SECURITY_ENFORCE).cloned())
     };
     let ready = status::ready(rollout, &ns, pod_security.as_deref(), pm_problem.as_deref());
-    let is_ready = ready.status == "True";
     write_status(
         mt,
         ctx,
@@ -164,11 +162,23 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
         },
     )
     .await?;
-    Ok(Outcome::Done(Action::requeue(if is_ready {
-        RESYNC
+    Ok(Outcome::Done(Action::requeue(recheck_after(
+        rollout,
+        ctx.settings.resync,
+    ))))
+}
+
+/// When to look at a target again without a trigger: soon only while its agents roll out.
+/// With no node selected there is nothing to wait for: a node that starts matching changes
+/// the DaemonSet's desired count, and that event triggers the target (as discovery changes
+/// do for a missing PodMonitor API).
+fn recheck_after(rollout: status::Rollout, resync: Duration) -> Duration {
+    let complete = rollout.ready >= rollout.desired && rollout.updated >= rollout.desired;
+    if !rollout.observed || (rollout.desired > 0 && !complete) {
+        ROLLING.min(resync)
     } else {
-        ROLLING
-    })))
+        resync
+    }
 }
 
 /// Whether `owned` differs from what the object's status already says.
@@ -235,6 +245,29 @@ pub fn jiff_now() -> k8s_openapi::jiff::Timestamp {
 mod tests {
     use super::*;
     use fabricwatch_crds::monitor_target::NodeCounts;
+
+    #[test]
+    fn rechecks_soon_only_while_agents_roll_out() {
+        let r = |desired, ready, updated, observed| status::Rollout {
+            desired,
+            ready,
+            updated,
+            observed,
+        };
+        let resync = Duration::from_secs(300);
+        let at = |rollout| recheck_after(rollout, resync);
+        assert_eq!(at(r(3, 3, 3, true)), resync, "all agents ready");
+        assert_eq!(at(r(0, 0, 0, true)), resync, "no node selected");
+        assert_eq!(at(r(3, 2, 3, true)), ROLLING, "one agent not ready");
+        assert_eq!(at(r(3, 3, 1, true)), ROLLING, "agents not updated");
+        assert_eq!(at(r(0, 0, 0, false)), ROLLING, "spec not yet seen");
+        let short = Duration::from_secs(10);
+        assert_eq!(
+            recheck_after(r(3, 2, 3, true), short),
+            short,
+            "never past a resync"
+        );
+    }
 
     #[test]
     fn status_change_detection() {
