@@ -8,7 +8,7 @@
 //! and accepts its objects. They are cluster-wide, so this test lives in its own test binary
 //! (cargo runs test binaries one after another) and removes them when done.
 //!
-//! Needs `FABRICWATCH_E2E=1` and the operator binary (`cargo build -p fabricwatch-operator`).
+//! Needs `FABRICWATCH_E2E=1` and the controller binary (`cargo build -p fabricwatch-operator`).
 
 use std::time::Duration;
 
@@ -64,6 +64,8 @@ async fn pod_monitor_and_prometheus_rule_follow_the_api() -> Result<()> {
             "--manage-central-workloads=false",
             "--leader-election=false",
             "--discovery-interval-seconds=5",
+            // PodMonitors are not watched: a deleted one is put back at the next resync.
+            "--resync-seconds=20",
         ],
     )?;
     ns.apply_yaml(
