@@ -40,6 +40,13 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Err
 ///   are flattened into the parent (structural schemas forbid types inside logical
 ///   junctors);
 /// * the kilobytes-long upstream description of `Quantity` is replaced by one line;
+/// * a map of quantities (`resources.limits`, `resources.requests`) takes strings matching
+///   [`QUANTITY_PATTERN`] instead of `x-kubernetes-int-or-string` values: Kubernetes 1.20
+///   cannot build its OpenAPI models from an int-or-string schema under
+///   `additionalProperties` (apiserver log: "error building openapi models … has invalid
+///   property: anyOf"), and without them server-side apply treats every list of the kind as
+///   atomic, so one writer's `status.conditions` replaced the other's. `cpu: 1` must then be
+///   written `cpu: "1"`; the API server says so when it is not;
 /// * strings, lists and maps that carry no bound (those of embedded Kubernetes types such as
 ///   tolerations and resources) get [`DEFAULT_MAX_LENGTH`], [`DEFAULT_MAX_ITEMS`],
 ///   [`DEFAULT_MAX_PROPERTIES`], so every object stays bounded in size;
@@ -64,6 +71,10 @@ pub fn structural(mut crd: CustomResourceDefinition) -> CustomResourceDefinition
     }
     crd
 }
+
+/// A Kubernetes quantity as a string (the grammar of `resource.Quantity`, as Kubernetes'
+/// own CRD generators write it).
+pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
 
 /// `maxLength` given to strings of embedded Kubernetes types that have none.
 pub const DEFAULT_MAX_LENGTH: u64 = 1024;
@@ -107,6 +118,19 @@ fn clean(v: &mut Value) {
             "description".into(),
             Value::String("A quantity, e.g. `100m` (CPU) or `64Mi` (memory).".into()),
         );
+    }
+    if let Some(Value::Object(values)) = map.get_mut("additionalProperties") {
+        if values.remove("x-kubernetes-int-or-string").is_some() {
+            values.insert("type".into(), "string".into());
+            values.insert("pattern".into(), QUANTITY_PATTERN.into());
+            values.insert("maxLength".into(), 64.into());
+            values.insert(
+                "description".into(),
+                Value::String(
+                    "A quantity as a string, e.g. `100m` (CPU) or `64Mi` (memory).".into(),
+                ),
+            );
+        }
     }
     if map.get("default") == Some(&Value::Null) {
         map.remove("default");
@@ -307,6 +331,50 @@ mod tests {
                 }
             });
             assert!(problems.is_empty(), "{file}:\n{}", problems.join("\n"));
+        }
+    }
+
+    #[test]
+    fn quantity_maps_take_strings() {
+        // Kubernetes 1.20 builds no OpenAPI models from an int-or-string schema under
+        // `additionalProperties`, and server-side apply then treats every list as atomic.
+        fn find(v: &Value, path: &str, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(ap) = m.get("additionalProperties") {
+                        if ap.get("x-kubernetes-int-or-string").is_some() {
+                            out.push(path.to_string());
+                        }
+                    }
+                    for (k, child) in m {
+                        find(child, &format!("{path}.{k}"), out);
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|i| find(i, path, out)),
+                _ => {}
+            }
+        }
+        for (file, crd) in all() {
+            let mut found = Vec::new();
+            find(&schema_of(&crd), "", &mut found);
+            assert!(
+                found.is_empty(),
+                "{file}: int-or-string map values at {found:?}"
+            );
+        }
+        let s = schema_of(&structural(MonitorTarget::crd()));
+        let resources = &s["properties"]["spec"]["properties"]["agent"]["properties"]["resources"];
+        for map in ["limits", "requests"] {
+            let values = &resources["properties"][map]["additionalProperties"];
+            assert_eq!(values["type"], "string", "{map}");
+            assert_eq!(values["pattern"], QUANTITY_PATTERN, "{map}");
+        }
+        let quantity = regex::Regex::new(QUANTITY_PATTERN).expect("pattern compiles");
+        for ok in ["1", "100m", "64Mi", "1.5", "2e3", "+1Gi"] {
+            assert!(quantity.is_match(ok), "{ok}");
+        }
+        for bad in ["", "1 Gi", "abc", "64MiB", "-"] {
+            assert!(!quantity.is_match(bad), "{bad}");
         }
     }
 

@@ -461,8 +461,10 @@ pub struct AgentSpec {
     /// Image pull policy; default: the operator's `--agent-image-pull-policy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<PullPolicy>,
-    /// CPU and memory requests and limits of the agent container; default: requests 10m CPU
-    /// and 32Mi memory, limit 128Mi memory.
+    /// CPU and memory requests and limits of the agent container, quantities written as
+    /// strings (`cpu: "1"`, `memory: 64Mi`); default: requests 10m CPU and 32Mi memory,
+    /// limit 128Mi memory.
+    // Strings only: see `crd::structural` (Kubernetes 1.20 and int-or-string maps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// PriorityClass of the agent Pods (e.g. `system-node-critical`).

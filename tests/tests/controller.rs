@@ -609,6 +609,60 @@ async fn converged_objects_see_no_writes() -> Result<()> {
     ns.cleanup().await
 }
 
+/// The controller's conditions (Accepted, Ready) and analytics' (Healthy, Degraded) merge by
+/// type: one writer's server-side apply keeps the other's. On Kubernetes 1.20 this needs the
+/// API server's OpenAPI models of the kind, which an int-or-string map once prevented
+/// (`fabricwatch_crds::crd::structural`); the conditions list was then atomic.
+#[tokio::test]
+async fn status_writers_keep_each_others_conditions() -> Result<()> {
+    let cluster = require_cluster!();
+    let ns = setup(&cluster).await?;
+    let op = Operator::start(
+        &cluster,
+        ns.name(),
+        "a",
+        &["--manage-central-workloads=false"],
+    )?;
+    ns.apply_yaml("apiVersion: fabricwatch.io/v1alpha1\nkind: MonitorTarget\nmetadata: {name: shared}\nspec: {nodeSelector: {fabricwatch.io/none: 'true'}}\n")
+        .await?;
+    let mts = ns.api::<MonitorTarget>();
+    wait_for(
+        &mts,
+        "shared",
+        has_reason("Ready", "False", "NoNodesSelected"),
+        CONVERGE,
+    )
+    .await?;
+    // What analytics sends: its own conditions only.
+    let analytics = serde_json::json!({
+        "apiVersion": "fabricwatch.io/v1alpha1", "kind": "MonitorTarget",
+        "status": {"health": "Healthy", "conditions": [{
+            "type": "Healthy", "status": "True", "reason": "AllNodesHealthy",
+            "message": "written by the test as analytics", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    });
+    mts.patch_status(
+        "shared",
+        &PatchParams::apply("fabricwatch-analytics").force(),
+        &Patch::Apply(&analytics),
+    )
+    .await?;
+    let mt = mts.get_status("shared").await?;
+    let types: Vec<&str> = mt
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter())
+        .map(|c| c.type_.as_str())
+        .collect();
+    for want in ["Accepted", "Ready", "Healthy"] {
+        ensure!(
+            types.contains(&want),
+            "{want} missing after a second writer's apply: {types:?}"
+        );
+    }
+    drop(op);
+    ns.cleanup().await
+}
+
 /// The central analytics and notifier Deployments and Services are applied in the
 /// operator's namespace, owned by the operator's Deployment, and put back when deleted.
 #[tokio::test]
