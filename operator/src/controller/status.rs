@@ -74,6 +74,23 @@ pub struct Rollout {
     pub observed: bool,
 }
 
+impl Rollout {
+    /// Every selected node runs a ready agent of the current spec (false when no node is
+    /// selected).
+    pub fn complete(&self) -> bool {
+        self.observed
+            && self.desired > 0
+            && self.ready >= self.desired
+            && self.updated >= self.desired
+    }
+
+    /// Agents of the current spec are still starting: the spec is not yet seen, or some
+    /// selected node lacks a ready, updated agent (never with no node selected).
+    pub fn rolling_out(&self) -> bool {
+        !self.observed || (self.desired > 0 && !self.complete())
+    }
+}
+
 /// Pod Security admission levels that reject the agents' host access (hostNetwork, hostPath,
 /// NET_RAW are all beyond `baseline`; see the Pod Security Standards).
 pub fn pod_security_blocks(enforce_level: Option<&str>) -> bool {

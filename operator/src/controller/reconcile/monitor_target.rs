@@ -135,12 +135,8 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
         }
     }
 
-    let complete = rollout.observed
-        && rollout.desired > 0
-        && rollout.ready >= rollout.desired
-        && rollout.updated >= rollout.desired;
     // The namespace only explains agents that exist but do not start.
-    let pod_security = if complete || rollout.desired == 0 {
+    let pod_security = if rollout.complete() || rollout.desired == 0 {
         None
     } else {
         Api::<Namespace>::all(client)
@@ -173,8 +169,7 @@ pub async fn reconcile(mt: &MonitorTarget, ctx: &Context) -> Result<Outcome, Err
 /// the DaemonSet's desired count, and that event triggers the target (as discovery changes
 /// do for a missing PodMonitor API).
 fn recheck_after(rollout: status::Rollout, resync: Duration) -> Duration {
-    let complete = rollout.ready >= rollout.desired && rollout.updated >= rollout.desired;
-    if !rollout.observed || (rollout.desired > 0 && !complete) {
+    if rollout.rolling_out() {
         ROLLING.min(resync)
     } else {
         resync
