@@ -1,4 +1,4 @@
-//! Measurements recorded in `ai/BENCHMARKS.md`; ignored by default:
+//! Measurements recorded in `operator/ai/BENCHMARKS.md`; ignored by default:
 //! `cargo test -p fabricwatch-ai --test measure -- --ignored --nocapture --test-threads 1`.
 //! With `FW_AI_DUMP_DIR` set, the prompts are written there for tokenizer cross-checks.
 

@@ -14,7 +14,7 @@ import sys
 
 
 def estimate(text: str) -> int:
-    """Same rule as ai/src/tokens.rs."""
+    """Same rule as operator/ai/src/tokens.rs."""
     n = 0
     for m in re.finditer(r"[A-Za-z]+|[0-9]+|\n|[^\sA-Za-z0-9]|\s", text):
         t = m.group(0)

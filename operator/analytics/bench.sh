@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Ingest benchmark: synthetic agents push through the real HTTP endpoint; reports analytics'
-# CPU and memory. Usage: analytics/bench.sh [agents...]   (default: 1000 5000)
+# CPU and memory. Usage: operator/analytics/bench.sh [agents...]   (default: 1000 5000)
 # Auth is off (--insecure-skip-auth): with a cluster, a cached TokenReview costs one SHA-256
 # and a map lookup per push.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 cargo build --release -q -p fabricwatch-analytics --examples
 bin=target/release/examples
 port=${PORT:-18080}
