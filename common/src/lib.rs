@@ -1,8 +1,11 @@
 //! Process plumbing shared by fabricwatch binaries. See the crate README.
 
 pub mod auth;
+pub mod error;
 #[cfg(feature = "kube-client")]
 pub mod kube_client;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
+
+pub use error::error_chain;

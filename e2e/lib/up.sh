@@ -320,6 +320,8 @@ clusterCIDR: $CLUSTER_CIDR
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 metricsBindAddress: 127.0.0.1:10249
 healthzBindAddress: 0.0.0.0:10256
+# /debug/pprof on the metrics address (node-local): e2e/cluster diagnose saves goroutine dumps.
+enableProfiling: true
 PROXY
 }
 

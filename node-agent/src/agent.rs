@@ -209,7 +209,9 @@ impl Agent {
                 timeout: Duration::from_secs_f64(a.timeout_seconds),
                 max_jitter: Duration::from_secs_f64((cfg.interval_seconds / 4.0).min(2.0)),
                 backoff_start: push::BACKOFF_START,
-                backoff_max: push::BACKOFF_MAX,
+                backoff_max: push::backoff_max_for(
+                    Duration::try_from_secs_f64(cfg.interval_seconds).unwrap_or(push::BACKOFF_MAX),
+                ),
             };
             tokio::spawn(push::run(
                 settings,

@@ -35,6 +35,8 @@ pub struct AgentMetrics {
     pub collector_errors: IntCounterVec,
     /// `fabricwatch_agent_push_total{result}`.
     pub push_total: IntCounterVec,
+    /// `fabricwatch_agent_push_errors_total{cause}`: attempts without an HTTP answer.
+    pub push_errors: IntCounterVec,
     /// `fabricwatch_agent_push_buffered_reports`.
     pub push_buffered: IntGauge,
     /// `fabricwatch_agent_push_dropped_reports_total`.
@@ -75,6 +77,15 @@ impl AgentMetrics {
             ),
             &["result"],
         )?;
+        let push_errors = IntCounterVec::new(
+            Opts::new(
+                "fabricwatch_agent_push_errors_total",
+                "Report push attempts that got no HTTP answer, by cause (dns, connection_refused, \
+                 unreachable, connect_timeout, connect, tls, timeout, connection_reset, \
+                 token_file, other).",
+            ),
+            &["cause"],
+        )?;
         let push_buffered = IntGauge::new(
             "fabricwatch_agent_push_buffered_reports",
             "Reports waiting to be pushed to analytics.",
@@ -92,6 +103,7 @@ impl AgentMetrics {
         for r in [&registry, &own] {
             r.register(Box::new(collector_errors.clone()))?;
             r.register(Box::new(push_total.clone()))?;
+            r.register(Box::new(push_errors.clone()))?;
             r.register(Box::new(push_buffered.clone()))?;
             r.register(Box::new(push_dropped.clone()))?;
             r.register(Box::new(build.clone()))?;
@@ -105,6 +117,7 @@ impl AgentMetrics {
             registry,
             collector_errors,
             push_total,
+            push_errors,
             push_buffered,
             push_dropped,
             snapshot,

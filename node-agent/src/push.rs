@@ -3,7 +3,13 @@
 //!
 //! Collection never waits on the network: [`PushQueue::enqueue`] only appends to a bounded
 //! in-memory buffer (dropping the oldest report when full), and [`run`] drains it in order
-//! with exponential backoff (1 s doubling to 60 s, ±20 % jitter) while analytics is away.
+//! with exponential backoff (1 s doubling, ±20 % jitter) while analytics is away. The backoff
+//! stops growing at the report interval (at most 60 s), so an agent recovers within one
+//! interval of analytics becoming reachable again.
+//!
+//! A failed attempt is logged with its whole error chain and counted by [`FailureCause`]
+//! (`fabricwatch_agent_push_errors_total{cause}`): "error sending request" alone does not
+//! tell a name that does not resolve from a Service that kube-proxy has not programmed yet.
 
 use std::{
     collections::VecDeque,
@@ -20,8 +26,15 @@ use crate::metrics::AgentMetrics;
 
 /// First retry delay.
 pub const BACKOFF_START: Duration = Duration::from_secs(1);
-/// Longest retry delay.
+/// Longest retry delay, whatever the interval.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// The longest retry delay for a report interval: the interval itself, within
+/// [`BACKOFF_START`]..=[`BACKOFF_MAX`]. Capping at the interval means a pusher never sleeps
+/// through more than one report's worth of time after analytics comes back.
+pub fn backoff_max_for(interval: Duration) -> Duration {
+    interval.clamp(BACKOFF_START, BACKOFF_MAX)
+}
 
 /// Push settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,8 +64,110 @@ pub enum Attempt {
     Unauthorized(u16),
     /// 5xx or any other status: retried.
     ServerError(u16),
-    /// Connection, timeout or token-file error: retried.
-    Network(String),
+    /// No HTTP answer (name resolution, connection, TLS, timeout) or no token: retried.
+    /// The message is the whole error chain.
+    Network(FailureCause, String),
+}
+
+/// Why an attempt got no HTTP answer; the `cause` label of
+/// `fabricwatch_agent_push_errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureCause {
+    /// The token file could not be read.
+    TokenFile,
+    /// The analytics host name did not resolve (`getaddrinfo` failed or returned nothing).
+    Dns,
+    /// TCP RST on connect: nothing listens at the address (or a firewall rejects).
+    ConnectionRefused,
+    /// `EHOSTUNREACH`/`ENETUNREACH`: no route, e.g. a Service IP that the node's kube-proxy
+    /// has not programmed and that the node's routes do not cover.
+    Unreachable,
+    /// The TCP handshake did not finish within the request timeout.
+    ConnectTimeout,
+    /// Any other failure while connecting.
+    Connect,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// Connected, but no complete answer within the request timeout.
+    Timeout,
+    /// The connection was reset or closed under the request.
+    ConnectionReset,
+    /// Anything else (reading the body, a protocol error).
+    Other,
+}
+
+impl FailureCause {
+    /// Every cause, in label order (for pre-registering metric series).
+    pub const ALL: [Self; 10] = [
+        Self::TokenFile,
+        Self::Dns,
+        Self::ConnectionRefused,
+        Self::Unreachable,
+        Self::ConnectTimeout,
+        Self::Connect,
+        Self::Tls,
+        Self::Timeout,
+        Self::ConnectionReset,
+        Self::Other,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::TokenFile => "token_file",
+            Self::Dns => "dns",
+            Self::ConnectionRefused => "connection_refused",
+            Self::Unreachable => "unreachable",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::Connect => "connect",
+            Self::Tls => "tls",
+            Self::Timeout => "timeout",
+            Self::ConnectionReset => "connection_reset",
+            Self::Other => "other",
+        }
+    }
+
+    /// Classifies a reqwest error by the first OS error in its source chain, then by what
+    /// reqwest knows (connect phase, timeout), then by the resolver's and TLS stack's words
+    /// (hyper-util's resolver wraps `getaddrinfo` failures as "dns error" without an OS
+    /// error kind).
+    pub fn of(err: &reqwest::Error) -> Self {
+        use std::io::ErrorKind as K;
+        let chain = fabricwatch_common::error_chain(err).to_ascii_lowercase();
+        if chain.contains("dns error") || chain.contains("failed to lookup address") {
+            return Self::Dns;
+        }
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                match io.kind() {
+                    K::ConnectionRefused => return Self::ConnectionRefused,
+                    K::HostUnreachable | K::NetworkUnreachable => return Self::Unreachable,
+                    K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+                        return Self::ConnectionReset
+                    }
+                    K::TimedOut if err.is_connect() => return Self::ConnectTimeout,
+                    K::TimedOut => return Self::Timeout,
+                    _ => {}
+                }
+            }
+            source = e.source();
+        }
+        if err.is_timeout() {
+            return if err.is_connect() {
+                Self::ConnectTimeout
+            } else {
+                Self::Timeout
+            };
+        }
+        if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
+            return Self::Tls;
+        }
+        if err.is_connect() {
+            return Self::Connect;
+        }
+        Self::Other
+    }
 }
 
 impl Attempt {
@@ -63,7 +178,7 @@ impl Attempt {
             Self::Rejected(_) => "rejected",
             Self::Unauthorized(_) => "unauthorized",
             Self::ServerError(_) => "server_error",
-            Self::Network(_) => "network",
+            Self::Network(..) => "network",
         }
     }
 }
@@ -130,10 +245,13 @@ pub async fn push_once(
     let token = match std::fs::read_to_string(&settings.token_file) {
         Ok(t) => t.trim().to_string(),
         Err(e) => {
-            return Attempt::Network(format!(
-                "cannot read token file {}: {e}",
-                settings.token_file.display()
-            ))
+            return Attempt::Network(
+                FailureCause::TokenFile,
+                format!(
+                    "cannot read token file {}: {e}",
+                    settings.token_file.display()
+                ),
+            )
         }
     };
     let url = format!("{}{}", settings.url.trim_end_matches('/'), REPORT_PATH);
@@ -146,7 +264,9 @@ pub async fn push_once(
         .await;
     let resp = match resp {
         Ok(r) => r,
-        Err(e) => return Attempt::Network(e.to_string()),
+        Err(e) => {
+            return Attempt::Network(FailureCause::of(&e), fabricwatch_common::error_chain(&e))
+        }
     };
     let status = resp.status().as_u16();
     match status {
@@ -206,6 +326,9 @@ pub async fn run(
             let attempt = push_once(&client, &settings, &report).await;
             if let Some(m) = &metrics {
                 m.push_total.with_label_values(&[attempt.label()]).inc();
+                if let Attempt::Network(cause, _) = &attempt {
+                    m.push_errors.with_label_values(&[cause.label()]).inc();
+                }
             }
             match attempt {
                 Attempt::Accepted(r) => {
@@ -222,6 +345,20 @@ pub async fn run(
                     queue.pop_front();
                     if let Some(m) = &metrics {
                         m.push_dropped.inc();
+                    }
+                }
+                Attempt::Network(cause, message) => {
+                    tracing::warn!(
+                        cause = cause.label(),
+                        error = %message,
+                        url = %settings.url,
+                        retry_in = ?backoff,
+                        "push failed"
+                    );
+                    let wait = backoff.mul_f64(rand::rng().random_range(0.8..1.2));
+                    backoff = (backoff * 2).min(settings.backoff_max);
+                    if sleep_or_shutdown(wait, &mut shutdown).await {
+                        return;
                     }
                 }
                 other => {

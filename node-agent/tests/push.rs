@@ -174,6 +174,14 @@ async fn analytics_down_then_up_delivers_the_buffer() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(h.metrics.push_total.with_label_values(&["network"]).get() >= 2);
+    assert_eq!(
+        h.metrics
+            .push_errors
+            .with_label_values(&["connection_refused"])
+            .get(),
+        h.metrics.push_total.with_label_values(&["network"]).get(),
+        "every failed attempt is counted under its cause"
+    );
     assert_eq!(h.queue.len(), 4, "nothing lost while analytics is away");
     let s = Server::default();
     start_server(s.clone(), addr).await;
@@ -200,4 +208,112 @@ async fn unauthorized_until_the_token_file_is_rotated() {
     std::fs::write(h.token.path(), "rotated").expect("write");
     let seen = wait_for(&s.seen, 1).await;
     assert_eq!(seen, vec![(9, "Bearer rotated".to_string())]);
+}
+
+fn settings_for(url: String, token: &tempfile::NamedTempFile, timeout: Duration) -> PushSettings {
+    PushSettings {
+        url,
+        token_file: token.path().to_path_buf(),
+        timeout,
+        max_jitter: Duration::ZERO,
+        backoff_start: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(200),
+    }
+}
+
+fn token_file() -> tempfile::NamedTempFile {
+    let token = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(token.path(), "tok1\n").expect("write");
+    token
+}
+
+/// A resolver that knows no names, as a cluster DNS does before it has the Service.
+struct NoSuchName;
+
+impl reqwest::dns::Resolve for NoSuchName {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let name = name.as_str().to_string();
+        Box::pin(async move {
+            Err(Box::new(std::io::Error::other(format!("{name}: NXDOMAIN")))
+                as Box<dyn std::error::Error + Send + Sync>)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_is_a_dns_failure_with_its_cause() {
+    let client = reqwest::Client::builder()
+        .dns_resolver(Arc::new(NoSuchName))
+        .build()
+        .expect("client");
+    let token = token_file();
+    let settings = settings_for(
+        "http://fabricwatch-analytics.fw.svc:8080".into(),
+        &token,
+        Duration::from_secs(2),
+    );
+    match push::push_once(&client, &settings, &report(1)).await {
+        push::Attempt::Network(cause, message) => {
+            assert_eq!(cause, push::FailureCause::Dns, "{message}");
+            assert!(
+                message.contains("NXDOMAIN"),
+                "the resolver's own words are kept: {message}"
+            );
+        }
+        other => panic!("expected a network failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_a_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // Accept and hold connections without ever answering.
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let token = token_file();
+    let settings = settings_for(format!("http://{addr}"), &token, Duration::from_millis(300));
+    let client = reqwest::Client::new();
+    match push::push_once(&client, &settings, &report(1)).await {
+        push::Attempt::Network(cause, message) => {
+            assert_eq!(cause, push::FailureCause::Timeout, "{message}");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_missing_token_file_is_named() {
+    let token = token_file();
+    let mut settings = settings_for("http://127.0.0.1:9".into(), &token, Duration::from_secs(1));
+    settings.token_file = token.path().with_extension("missing");
+    match push::push_once(&reqwest::Client::new(), &settings, &report(1)).await {
+        push::Attempt::Network(cause, message) => {
+            assert_eq!(cause, push::FailureCause::TokenFile);
+            assert!(message.contains("cannot read token file"), "{message}");
+        }
+        other => panic!("expected a token-file failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn backoff_stops_growing_at_the_interval() {
+    assert_eq!(
+        push::backoff_max_for(Duration::from_secs(10)),
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        push::backoff_max_for(Duration::from_millis(100)),
+        push::BACKOFF_START
+    );
+    assert_eq!(
+        push::backoff_max_for(Duration::from_secs(3600)),
+        push::BACKOFF_MAX
+    );
 }

@@ -1,5 +1,5 @@
 //! The whole system the way a user meets it, on the local cluster: CRDs applied, the chart
-//! installed with Helm's own code (`e2e/helm.py`), the samples from `examples/` applied, then
+//! installed with Helm's own code (`e2e/helm.py`), the samples from `e2e/samples/` applied, then
 //! checked from the outside with real Prometheus, Alertmanager, a webhook receiver and the
 //! LLM stand-in, all on the host bridge 10.78.0.1 that pods reach.
 //!
@@ -23,7 +23,7 @@
 //! `prometheus-alertmanager`, and the stand-in binary
 //! (`cargo build -p fabricwatch-ai --features testing --bin llm-standin`, or
 //! `FABRICWATCH_LLM_STANDIN_BIN`). The fixed host ports (18089 stand-in, 18095 webhook,
-//! 19093 Alertmanager) are the ones `examples/` names, so one run at a time.
+//! 19093 Alertmanager) are the ones `e2e/samples/` names, so one run at a time.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -641,7 +641,7 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
 
     // ---- Scenario 2: the samples; the target Healthy with every node reporting.
     let nodes = cluster.ready_nodes().await?;
-    let examples = repo_root().join("examples");
+    let examples = repo_root().join("e2e").join("samples");
     for f in [
         "monitortarget.yaml",
         "alertrule-loss.yaml",
@@ -664,7 +664,16 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         },
         HEALTHY,
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        // Agents that cannot push say why in their logs (the error chain); what each node
+        // sees of the analytics Service (DNS, kube-proxy's rules, a TCP connect) says where.
+        let analytics = format!("fabricwatch-analytics.{}", ns.name());
+        let diagnosis = local
+            .run_script(&["diagnose", &analytics])
+            .unwrap_or_else(|e| format!("(diagnose failed: {e:#})"));
+        anyhow::anyhow!("{e}\n{diagnosis}")
+    })?;
     // Health comes with the first reports; loss and RTT columns once a ping round completed.
     let table = eventually(
         "every kubectl get mt column populated",

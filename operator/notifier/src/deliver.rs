@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 
-use crate::secret::{error_chain, Scrubber};
+use crate::secret::Scrubber;
+use fabricwatch_common::error_chain;
 
 /// Whether and when an error may be retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

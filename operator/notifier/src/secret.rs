@@ -107,22 +107,6 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// The message of `err` and all its sources, joined by `": "` (reqwest's own `Display`
-/// stops at the outermost error, which hides "connection refused" or the TLS alert).
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = e.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

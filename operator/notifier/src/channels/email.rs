@@ -12,7 +12,8 @@ use super::truncate;
 use crate::batch::{format_value, severity_name, status_name, Batch};
 use crate::channel::{SmtpCredentials, SmtpTls};
 use crate::deliver::{ErrorClass, SendError};
-use crate::secret::{error_chain, Scrubber};
+use crate::secret::Scrubber;
+use fabricwatch_common::error_chain;
 
 /// Where and how to connect.
 #[derive(Clone, Copy, Debug)]
