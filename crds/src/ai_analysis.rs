@@ -156,7 +156,8 @@ pub enum ProviderType {
     Bedrock,
     /// OpenAI-compatible `POST /v1/chat/completions`.
     Openai,
-    /// Ollama `POST /api/chat`.
+    /// Ollama through its OpenAI-compatible API: `POST {endpoint}/chat/completions`, with
+    /// `endpoint` such as `http://ollama:11434/v1`.
     Ollama,
 }
 

@@ -26,5 +26,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// holds its own free pages). Measured in BENCHMARKS.md (controller RSS); every workload
 /// waits on the network far more than on `malloc`.
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+// Exporting the symbol is how jemalloc is configured; nothing else defines it.
+#[allow(unsafe_code)]
 #[export_name = "_rjem_malloc_conf"]
 pub static JEMALLOC_CONF: &u8 = &b"narenas:1,tcache:false\0"[0];

@@ -1,7 +1,7 @@
 //! The Helm chart and the samples, without a cluster: the chart's CRDs are the generated
 //! ones, its controller RBAC is `operator/rbac/controller-rbac.yaml`, its pods run under the
 //! restricted Pod Security profile, its dashboards use metric names the components export,
-//! and the samples in `examples/` pass the API's own validation.
+//! and the samples in `examples/` and `e2e/samples/` pass the API's own validation.
 //!
 //! Rendering uses `e2e/helm.py` (Helm's Go code through `helm-python-sdk`, or the `helm`
 //! CLI), so these tests need `python3`.
@@ -274,7 +274,13 @@ fn chart_operator_runs_restricted_with_probes_and_real_flags() -> Result<()> {
 fn dashboards_use_exported_metric_names() -> Result<()> {
     let root = repo_root();
     let mut source = String::new();
-    for crate_dir in ["node-agent", "analytics", "notifier", "operator", "ai"] {
+    for crate_dir in [
+        "node-agent",
+        "operator/analytics",
+        "operator/notifier",
+        "operator",
+        "operator/ai",
+    ] {
         collect_rs(&root.join(crate_dir).join("src"), &mut source)?;
     }
     let dir = root.join("charts/fabricwatch/dashboards");
@@ -340,35 +346,38 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     out
 }
 
-/// The samples parse as the API types and pass the same validation the controller runs.
+/// The samples (for real clusters and for the local one) parse as the API types and pass
+/// the same validation the controller runs.
 #[test]
 fn examples_are_valid() -> Result<()> {
-    let dir = repo_root().join("examples");
-    let mut kinds = Vec::new();
-    for f in yaml_files(&dir)? {
-        let text = std::fs::read_to_string(dir.join(&f))?;
-        for doc in parse_yaml_documents(&text)? {
-            let kind = doc["kind"].as_str().unwrap_or_default().to_string();
-            let spec = doc["spec"].clone();
-            let res = match kind.as_str() {
-                "MonitorTarget" => serde_json::from_value::<MonitorTargetSpec>(spec)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|s| s.validate().map_err(|e| anyhow::anyhow!("{e:?}"))),
-                "AlertRule" => serde_json::from_value::<AlertRuleSpec>(spec)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|s| s.validate().map_err(|e| anyhow::anyhow!("{e:?}"))),
-                "AIAnalysis" => serde_json::from_value::<AIAnalysisSpec>(spec)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|s| s.validate().map_err(|e| anyhow::anyhow!("{e:?}"))),
-                "Secret" => Ok(()),
-                other => bail!("examples/{f}: unexpected kind {other:?}"),
-            };
-            res.with_context(|| format!("examples/{f}: {kind} is invalid"))?;
-            kinds.push(kind);
+    for folder in ["examples", "e2e/samples"] {
+        let dir = repo_root().join(folder);
+        let mut kinds = Vec::new();
+        for f in yaml_files(&dir)? {
+            let text = std::fs::read_to_string(dir.join(&f))?;
+            for doc in parse_yaml_documents(&text)? {
+                let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+                let spec = doc["spec"].clone();
+                let res = match kind.as_str() {
+                    "MonitorTarget" => serde_json::from_value::<MonitorTargetSpec>(spec)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|s| s.validate().map_err(|e| anyhow::anyhow!("{e:?}"))),
+                    "AlertRule" => serde_json::from_value::<AlertRuleSpec>(spec)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|s| s.validate().map_err(|e| anyhow::anyhow!("{e:?}"))),
+                    "AIAnalysis" => serde_json::from_value::<AIAnalysisSpec>(spec)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|s| s.validate().map_err(|e| anyhow::anyhow!("{e:?}"))),
+                    "Secret" => Ok(()),
+                    other => bail!("{folder}/{f}: unexpected kind {other:?}"),
+                };
+                res.with_context(|| format!("{folder}/{f}: {kind} is invalid"))?;
+                kinds.push(kind);
+            }
         }
-    }
-    for k in ["MonitorTarget", "AlertRule", "AIAnalysis"] {
-        ensure!(kinds.iter().any(|x| x == k), "examples/ has no {k}");
+        for k in ["MonitorTarget", "AlertRule", "AIAnalysis"] {
+            ensure!(kinds.iter().any(|x| x == k), "{folder}/ has no {k}");
+        }
     }
     Ok(())
 }

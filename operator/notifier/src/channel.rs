@@ -1,7 +1,7 @@
 //! Channels: as configured (by Secret reference) and as resolved (with secret values).
 //!
 //! [`ChannelSpec`] mirrors one entry of an object's `spec.notify.channels` without any
-//! Kubernetes types; [`crate::source`] maps the CRD types onto it. [`Target`] is the same
+//! Kubernetes types; [`crate::crd_map`] maps the CRD types onto it. [`Target`] is the same
 //! channel after its Secrets were read, ready to send to.
 
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! | [`situation`] | fleet node views + firing rules + Events → `fabricwatch_ai::Situation` | pure |
 //! | [`settings`] | spec → `AnalysisSettings`; which Secret keys the provider needs | pure |
 //! | [`status`] | `RunOutcome` → status, ledger read-back, findings notification | pure |
-//! | [`execute`] | one run without Kubernetes (used by the runner and the tests) | LLM |
+//! | [`execute`](mod@execute) | one run without Kubernetes (used by the runner and the tests) | LLM |
 //! | [`kube_events`] | Events of the affected nodes and pods (field selectors, bounded) | kube |
 //! | [`metrics`] | `fabricwatch_analytics_ai_*` | — |
 //! | [`runner`] | the AIAnalysis reflector, the trigger loop, status apply, Events, notify | kube |

@@ -1,7 +1,7 @@
 //! The Kubernetes edge of AI analyses: watches AIAnalysis objects, turns analytics' triggers,
 //! cron schedules and the `fabricwatch.io/run-now` annotation into debounced runs, and for
 //! each run reads the provider Secret and the affected objects' Events, calls
-//! [`execute`](super::execute::execute), applies the status (server-side apply, field
+//! [`execute`](super::execute::execute()), applies the status (server-side apply, field
 //! manager `fabricwatch-analytics`), publishes Warning Events, sends the findings
 //! notification and clears the annotation.
 
