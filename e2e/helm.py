@@ -6,13 +6,18 @@ Uses the `helm` CLI when it is on PATH, else the PyPI package `helm-python-sdk` 
 
     e2e/helm.py lint      [CHART] [-f values.yaml] [--set k=v]
     e2e/helm.py template  [CHART] [-f ...] [--set ...] [--release R] [-n NS] [--cluster]
+                          [--crds-dir DIR]
     e2e/helm.py install   [CHART] [-f ...] [--set ...] [--release R] [-n NS] [--wait] [--timeout S]
+                          [--crds-dir DIR]
     e2e/helm.py uninstall [--release R] [-n NS] [--wait] [--timeout S]
 
 CHART defaults to charts/fabricwatch. `template` prints the manifests (CRDs first, as Helm
 installs them) to stdout; `--cluster` renders against the cluster of $KUBECONFIG, so
 `.Capabilities` are the server's (e.g. policy/v1beta1 on Kubernetes 1.20). `lint` fails on
-warnings too (strict). `--helm-cli`/`--sdk` force one implementation. Exit status 0 on
+warnings too (strict). `--crds-dir DIR` installs (or renders) the chart with the CRDs of DIR
+in place of its `crds/` (`crds/kubernetes-1.20-1.22` on API servers older than 1.23, which reject
+CRDs carrying `x-kubernetes-validations` when Helm 4 applies them server-side).
+`--helm-cli`/`--sdk` force one implementation. Exit status 0 on
 success, 1 on a Helm error (message on stderr), 2 on bad usage.
 """
 
@@ -203,6 +208,18 @@ def run_sdk(a: argparse.Namespace) -> int:
     return 0
 
 
+def with_crds(chart: Path, crds_dir: Path, tmp: str) -> Path:
+    """A copy of `chart` under `tmp` whose crds/ holds the YAML files of `crds_dir`."""
+    if not crds_dir.is_dir():
+        raise UsageError(f"--crds-dir {crds_dir}: not a directory")
+    copy = Path(tmp) / chart.name
+    shutil.copytree(chart, copy, ignore=shutil.ignore_patterns("crds"))
+    (copy / "crds").mkdir()
+    for f in sorted(crds_dir.glob("*.yaml")):
+        shutil.copy(f, copy / "crds" / f.name)
+    return copy
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="helm.py", description=__doc__.split("\n\n")[0])
     p.add_argument("cmd", choices=["lint", "template", "install", "uninstall"])
@@ -214,6 +231,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--wait", action="store_true", help="wait until the workloads are ready")
     p.add_argument("--timeout", type=int, default=300, help="seconds, with --wait")
     p.add_argument("--cluster", action="store_true", help="template: use the cluster's capabilities")
+    p.add_argument("--crds-dir", type=Path, help="install, template: the CRDs of this directory instead of the chart's")
     impl = p.add_mutually_exclusive_group()
     impl.add_argument("--helm-cli", action="store_true", help="require the helm CLI")
     impl.add_argument("--sdk", action="store_true", help="use helm-python-sdk even if helm exists")
@@ -226,6 +244,12 @@ def main(argv: list[str]) -> int:
         print("helm.py: --helm-cli given but no helm on PATH", file=sys.stderr)
         return 2
     try:
+        if a.crds_dir is not None and a.cmd in ("install", "template"):
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="fabricwatch-chart-") as tmp:
+                a.chart = with_crds(a.chart, a.crds_dir, tmp)
+                return run_cli(a) if use_cli else run_sdk(a)
         return run_cli(a) if use_cli else run_sdk(a)
     except UsageError as e:
         print(f"helm.py: {e}", file=sys.stderr)

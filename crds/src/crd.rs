@@ -11,13 +11,61 @@ use serde_json::Value;
 
 use crate::{AIAnalysis, AlertRule, MonitorTarget};
 
-/// Every CRD with the file name it is written to under `crds/`.
+/// Every CRD with the file name it is written to under `crds/`, with the CEL rules of
+/// [`crate::cel`].
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
-        ("monitortargets.yaml", structural(MonitorTarget::crd())),
-        ("alertrules.yaml", structural(AlertRule::crd())),
-        ("aianalyses.yaml", structural(AIAnalysis::crd())),
+        (
+            "monitortargets.yaml",
+            with_cel(structural(MonitorTarget::crd())),
+        ),
+        ("alertrules.yaml", with_cel(structural(AlertRule::crd()))),
+        ("aianalyses.yaml", with_cel(structural(AIAnalysis::crd()))),
     ]
+}
+
+/// Directory (under `crds/`) of the variant for API servers that do not know
+/// `x-kubernetes-validations` (see [`crate::cel`]).
+pub const WITHOUT_CEL_DIR: &str = "kubernetes-1.20-1.22";
+
+/// [`all`] without `x-kubernetes-validations`, for Kubernetes 1.20–1.22 (written to
+/// `crds/kubernetes-1.20-1.22/`).
+pub fn all_without_cel() -> Vec<(&'static str, CustomResourceDefinition)> {
+    all()
+        .into_iter()
+        .map(|(file, crd)| (file, map_schemas(crd, crate::cel::without_rules)))
+        .collect()
+}
+
+/// Adds the kind's CEL rules ([`crate::cel::RULES`]) to every version's schema.
+pub fn with_cel(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let kind = crd.spec.names.kind.clone();
+    map_schemas(crd, |schema| {
+        crate::cel::add_rules(&kind, schema);
+    })
+}
+
+/// Applies `f` to the JSON form of every version's schema. Should a conversion fail (not
+/// expected: both sides are the same type), the schema is kept as it was.
+fn map_schemas(
+    mut crd: CustomResourceDefinition,
+    f: impl Fn(&mut Value),
+) -> CustomResourceDefinition {
+    for v in &mut crd.spec.versions {
+        let Some(slot) = v.schema.as_mut() else {
+            continue;
+        };
+        let Some(schema) = slot.open_api_v3_schema.as_ref() else {
+            continue;
+        };
+        if let Ok(mut value) = serde_json::to_value(schema) {
+            f(&mut value);
+            if let Ok(fixed) = serde_json::from_value::<JSONSchemaProps>(value) {
+                slot.open_api_v3_schema = Some(fixed);
+            }
+        }
+    }
+    crd
 }
 
 /// Renders one CRD as the YAML committed under `crds/`, with a header saying how it was made.
@@ -52,24 +100,8 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Err
 ///   [`DEFAULT_MAX_PROPERTIES`], so every object stays bounded in size;
 /// * `format` values other than the ones Kubernetes knows are dropped, `uint*` formats
 ///   turn into their signed neighbours' `int32`/`int64`.
-pub fn structural(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
-    for v in &mut crd.spec.versions {
-        let Some(slot) = v.schema.as_mut() else {
-            continue;
-        };
-        let Some(schema) = slot.open_api_v3_schema.as_ref() else {
-            continue;
-        };
-        // Both conversions are between a typed schema and its own JSON form; should either
-        // fail, the derived schema is kept as it is.
-        if let Ok(mut value) = serde_json::to_value(schema) {
-            clean(&mut value);
-            if let Ok(fixed) = serde_json::from_value::<JSONSchemaProps>(value) {
-                slot.open_api_v3_schema = Some(fixed);
-            }
-        }
-    }
-    crd
+pub fn structural(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    map_schemas(crd, clean)
 }
 
 /// A Kubernetes quantity as a string (the grammar of `resource.Quantity`, as Kubernetes'
@@ -211,13 +243,32 @@ mod tests {
     #[test]
     fn committed_yaml_matches_the_types() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        for (file, crd) in all() {
-            let want = to_yaml(&crd).expect("yaml");
-            let have = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        for (sub, set) in [("", all()), (WITHOUT_CEL_DIR, all_without_cel())] {
+            for (file, crd) in set {
+                let want = to_yaml(&crd).expect("yaml");
+                let path = dir.join(sub).join(file);
+                let have = std::fs::read_to_string(&path).unwrap_or_default();
+                assert!(
+                    have == want,
+                    "{} is stale: run `cargo run -p fabricwatch-crds --bin crdgen` and commit the result",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_kubernetes_1_20_set_differs_only_by_the_cel_rules() {
+        for ((file, with), (_, without)) in all().into_iter().zip(all_without_cel()) {
+            let mut a = serde_json::to_value(&with).expect("json");
+            let b = serde_json::to_value(&without).expect("json");
+            assert!(a.to_string().contains("x-kubernetes-validations"), "{file}");
             assert!(
-                have == want,
-                "crds/{file} is stale: run `cargo run -p fabricwatch-crds --bin crdgen` and commit the result"
+                !b.to_string().contains("x-kubernetes-validations"),
+                "{file}"
             );
+            crate::cel::without_rules(&mut a);
+            assert_eq!(a, b, "{file}");
         }
     }
 

@@ -5,6 +5,8 @@
 //! * [`common`]: references, durations, cron schedules, severities, conditions.
 //! * [`validation`]: what the OpenAPI schema cannot check (`validate()` on each spec).
 //! * [`crd`]: the CustomResourceDefinitions, made structural for Kubernetes 1.20+, and their YAML.
+//! * [`cel`]: CEL rules (`x-kubernetes-validations`) mirroring `validate()`'s cross-field
+//!   checks, for API servers that evaluate them.
 //!
 //! Status is shared by several writers through server-side apply, each with its own field
 //! manager ([`FIELD_MANAGER_OPERATOR`], [`FIELD_MANAGER_ANALYTICS`], [`FIELD_MANAGER_NOTIFIER`]);
@@ -15,6 +17,7 @@
 
 pub mod ai_analysis;
 pub mod alert_rule;
+pub mod cel;
 pub mod common;
 pub mod crd;
 pub mod monitor_target;

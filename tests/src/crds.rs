@@ -12,11 +12,32 @@ use kube::{Api, Client};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The YAML files in the repository's `crds/` folder (`*.yaml`, `*.yml`), sorted.
-pub fn crd_files() -> Result<Vec<PathBuf>> {
-    let dir = repo_root().join("crds");
+/// The folder of CRDs for an API server of minor version `minor` (as `/version` reports it,
+/// e.g. `20` or `27+`): `crds/`, or `crds/kubernetes-1.20-1.22/` (the same CRDs without
+/// `x-kubernetes-validations`) for servers older than 1.23, which reject the field on
+/// server-side apply. An unparsable version counts as current.
+pub fn crd_dir_for(minor: &str) -> PathBuf {
+    let digits: String = minor.chars().take_while(char::is_ascii_digit).collect();
+    let crds = repo_root().join("crds");
+    match digits.parse::<u32>() {
+        Ok(m) if m < 23 => crds.join(fabricwatch_crds::crd::WITHOUT_CEL_DIR),
+        _ => crds,
+    }
+}
+
+/// [`crd_dir_for`] the server `client` talks to.
+pub async fn crd_dir(client: &Client) -> Result<PathBuf> {
+    let info = client
+        .apiserver_version()
+        .await
+        .context("reading the API server version")?;
+    Ok(crd_dir_for(&info.minor))
+}
+
+/// The YAML files in `dir` (`*.yaml`, `*.yml`), sorted.
+pub fn crd_files(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    let entries = match std::fs::read_dir(&dir) {
+    let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
         Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
@@ -35,18 +56,17 @@ pub fn crd_files() -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Server-side apply every CustomResourceDefinition found in `crds/*.yaml` (other kinds in
-/// those files are skipped with a note) and wait until each is Established. Returns the
-/// CRD names. Safe to call from many tests at once.
+/// Server-side apply every CustomResourceDefinition found in `crds/*.yaml` (the
+/// `kubernetes-1.20-1.22` set on older servers, see [`crd_dir_for`]; other kinds in those
+/// files are skipped with a note) and wait until each is Established. Returns the CRD names.
+/// Safe to call from many tests at once.
 pub async fn install_crds(client: &Client) -> Result<Vec<String>> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut names = Vec::new();
-    let files = crd_files()?;
+    let dir = crd_dir(client).await?;
+    let files = crd_files(&dir)?;
     if files.is_empty() {
-        eprintln!(
-            "fabricwatch-tests: no CRD files in {}/crds",
-            repo_root().display()
-        );
+        eprintln!("fabricwatch-tests: no CRD files in {}", dir.display());
     }
     for file in files {
         let text = std::fs::read_to_string(&file)
@@ -83,4 +103,26 @@ pub async fn install_crds(client: &Client) -> Result<Vec<String>> {
         wait_for(&api, name, is_crd_established(), Duration::from_secs(60)).await?;
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_servers_get_the_crds_without_cel() {
+        let legacy = repo_root()
+            .join("crds")
+            .join(fabricwatch_crds::crd::WITHOUT_CEL_DIR);
+        for minor in ["20", "21+", "22"] {
+            assert_eq!(crd_dir_for(minor), legacy, "{minor}");
+        }
+        for minor in ["23", "25", "33+", "", "x"] {
+            assert_eq!(crd_dir_for(minor), repo_root().join("crds"), "{minor}");
+        }
+        for dir in [legacy, repo_root().join("crds")] {
+            let files = crd_files(&dir).expect("list");
+            assert_eq!(files.len(), 3, "{}", dir.display());
+        }
+    }
 }

@@ -52,7 +52,7 @@ pub mod wait;
 
 pub use apply::apply_yaml;
 pub use cluster::{controller_binary, e2e_enabled, repo_root, test_image, Cluster, LocalCluster};
-pub use crds::install_crds;
+pub use crds::{crd_dir, crd_dir_for, install_crds};
 pub use dump::{dump_components, dump_events, dump_namespace, dump_object, dump_pods};
 pub use exec::{exec, ExecOutput};
 pub use namespace::TestNamespace;

@@ -575,10 +575,10 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
     })?;
 
     // ---- Scenario 1: CRDs with kubectl, the chart with Helm's code, everything Ready.
-    kubectl(
-        &cluster,
-        &["apply", "-f", &repo_root().join("crds").to_string_lossy()],
-    )?;
+    // Servers older than 1.23 get the CRDs without CEL rules, from kubectl and Helm alike.
+    let crds = fabricwatch_tests::crd_dir(&cluster.client()).await?;
+    let crds = crds.to_string_lossy().into_owned();
+    kubectl(&cluster, &["apply", "-f", &crds])?;
     let ns = cluster.namespace("e2e-stack").await?;
     let release = ns.name().to_string();
     let fullname = format!("{release}-fabricwatch");
@@ -594,6 +594,8 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         &[
             "template",
             "--cluster",
+            "--crds-dir",
+            &crds,
             "-f",
             &local_values.to_string_lossy(),
             "--release",
@@ -620,6 +622,8 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         &cluster,
         &[
             "install",
+            "--crds-dir",
+            &crds,
             "-f",
             &local_values.to_string_lossy(),
             "--release",

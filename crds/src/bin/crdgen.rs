@@ -1,6 +1,8 @@
 //! Writes the CRD YAML of the fabricwatch.io API into a directory (default: the crate's
-//! directory, i.e. `crds/`), one file per kind. With `--check`, compares instead of writing
-//! and exits 1 when a file is stale.
+//! directory, i.e. `crds/`), one file per kind, and the same CRDs without CEL rules into its
+//! `kubernetes-1.20-1.22/` subdirectory (for API servers that do not know
+//! `x-kubernetes-validations`). With `--check`, compares instead of writing and exits 1 when
+//! a file is stale.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,7 +24,21 @@ fn main() -> ExitCode {
         }
     }
     let mut stale = false;
-    for (file, crd) in fabricwatch_crds::crd::all() {
+    let legacy = dir.join(fabricwatch_crds::crd::WITHOUT_CEL_DIR);
+    if !check {
+        if let Err(e) = std::fs::create_dir_all(&legacy) {
+            eprintln!("crdgen: cannot create {}: {e}", legacy.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let sets = [
+        (dir.clone(), fabricwatch_crds::crd::all()),
+        (legacy, fabricwatch_crds::crd::all_without_cel()),
+    ];
+    for (dir, file, crd) in sets
+        .into_iter()
+        .flat_map(|(dir, set)| set.into_iter().map(move |(f, c)| (dir.clone(), f, c)))
+    {
         let path = dir.join(file);
         let yaml = match fabricwatch_crds::crd::to_yaml(&crd) {
             Ok(y) => y,

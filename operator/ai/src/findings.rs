@@ -248,22 +248,24 @@ fn text(s: &str, max_chars: usize, an: &Anonymizer) -> String {
     truncate(cleaned.trim(), max_chars)
 }
 
-/// `scheme://...`, `www.` links and `mailto:`.
+/// A word holding a link anywhere: `scheme://...` (also glued to other text, as in
+/// `see:https://...` or `{"url":"http://..."}`), or `www.` / `mailto:` at the start of the
+/// word or after punctuation.
 fn looks_like_url(word: &str) -> bool {
-    let w = word.trim_start_matches(['(', '[', '<', '"', '\'']);
-    let lower = w.to_ascii_lowercase();
-    if lower.starts_with("www.") || lower.starts_with("mailto:") {
-        return true;
-    }
-    match lower.find("://") {
-        Some(i) => {
-            i > 0
-                && lower[..i]
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
-        }
-        None => false,
-    }
+    let lower = word.to_ascii_lowercase();
+    let scheme_char = |c: char| c.is_ascii_alphanumeric() || "+.-".contains(c);
+    let after_boundary = |i: usize| {
+        lower[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_ascii_alphanumeric())
+    };
+    lower
+        .match_indices("://")
+        .any(|(i, _)| lower[..i].chars().next_back().is_some_and(scheme_char))
+        || ["www.", "mailto:"]
+            .iter()
+            .any(|p| lower.match_indices(p).any(|(i, _)| after_boundary(i)))
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
@@ -309,6 +311,27 @@ mod tests {
             !json.contains("general") && !json.contains("hooks.example"),
             "{json}"
         );
+    }
+
+    #[test]
+    fn links_glued_to_other_text_are_removed() {
+        let an = an();
+        for (text, want) in [
+            ("details:https://evil.example/x here", "[link removed] here"),
+            ("x=http://a.b", "[link removed]"),
+            ("{\"url\":\"ftp://c.d\"}", "[link removed]"),
+            ("see:www.evil.example", "[link removed]"),
+            ("(mailto:a@b.c)", "[link removed]"),
+            ("a://b is no scheme", "[link removed] is no scheme"),
+            ("ratio 3:1 and www-data user", "ratio 3:1 and www-data user"),
+            ("awww.nothing", "awww.nothing"),
+        ] {
+            assert_eq!(text_of(text, &an), want, "{text}");
+        }
+    }
+
+    fn text_of(s: &str, an: &Anonymizer) -> String {
+        super::text(s, 1000, an)
     }
 
     #[test]

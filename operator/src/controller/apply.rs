@@ -31,11 +31,25 @@ where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
     let name = obj.meta().name.clone().unwrap_or_default();
-    api.patch(&name, &params(), &Patch::Apply(obj))
+    apply_patch(api, &name, obj).await
+}
+
+/// Applies `patch`, an apply configuration of a `K` named `name` that is not a `K` itself
+/// (e.g. one with explicit `null`s, which the typed object cannot carry), and returns the
+/// object as stored.
+///
+/// # Errors
+/// [`Error::Apply`] with the API error.
+pub async fn apply_patch<K, P>(api: &Api<K>, name: &str, patch: &P) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+    P: Serialize + Debug,
+{
+    api.patch(name, &params(), &Patch::Apply(patch))
         .await
         .map_err(|source| Error::Apply {
             kind: static_kind::<K>(),
-            name,
+            name: name.into(),
             source,
         })
 }

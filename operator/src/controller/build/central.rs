@@ -260,6 +260,29 @@ pub fn build(
     }
 }
 
+/// The server-side apply patch of a central Deployment: `d` with
+/// `spec.strategy.rollingUpdate: null` when its strategy is `Recreate`.
+///
+/// Apply merges into the live object. A Deployment that once ran `RollingUpdate` (created
+/// before its strategy was `Recreate`, or by another field manager such as Helm or
+/// `kubectl apply`) carries the `rollingUpdate` parameters the API server defaulted, owned by
+/// that manager or by none; an apply that merely omits them leaves them in place, and the API
+/// server rejects the result with 422 (`spec.strategy.rollingUpdate: Forbidden: may not be
+/// specified when strategy type is 'Recreate'`). An explicit `null` in an apply configuration
+/// clears the field and makes this manager its owner (forced, like every controller apply).
+///
+/// # Errors
+/// When `d` cannot be serialized (not expected for a built Deployment).
+pub fn deployment_patch(d: &Deployment) -> Result<serde_json::Value, serde_json::Error> {
+    let mut patch = serde_json::to_value(d)?;
+    if let Some(serde_json::Value::Object(strategy)) = patch.pointer_mut("/spec/strategy") {
+        if strategy.get("type").and_then(serde_json::Value::as_str) == Some("Recreate") {
+            strategy.insert("rollingUpdate".into(), serde_json::Value::Null);
+        }
+    }
+    Ok(patch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +323,40 @@ mod tests {
         assert!(
             pod.volumes.is_none(),
             "the notifier needs no token of its own"
+        );
+    }
+
+    #[test]
+    fn recreate_patch_clears_rolling_update_explicitly() {
+        for c in Component::ALL {
+            let d = build(c, &Settings::example(), None).deployment;
+            let patch = deployment_patch(&d).expect("serializes");
+            let strategy = patch.pointer("/spec/strategy").expect("strategy");
+            assert_eq!(
+                strategy,
+                &serde_json::json!({"type": "Recreate", "rollingUpdate": null}),
+                "{}: the null must be sent, not omitted",
+                c.as_str()
+            );
+            // Everything else is the built Deployment, unchanged.
+            let back: Deployment = serde_json::from_value(patch).expect("a Deployment");
+            assert_eq!(back, d);
+        }
+    }
+
+    #[test]
+    fn rolling_update_patch_is_left_alone() {
+        let mut d = build(Component::Notifier, &Settings::example(), None).deployment;
+        if let Some(spec) = d.spec.as_mut() {
+            spec.strategy = Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                ..DeploymentStrategy::default()
+            });
+        }
+        let patch = deployment_patch(&d).expect("serializes");
+        assert_eq!(
+            patch.pointer("/spec/strategy"),
+            Some(&serde_json::json!({"type": "RollingUpdate"}))
         );
     }
 

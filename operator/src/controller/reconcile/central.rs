@@ -6,8 +6,9 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::Api;
 
-use crate::controller::apply::apply;
+use crate::controller::apply::{apply, apply_patch};
 use crate::controller::build::central::{self, Component};
+use crate::controller::build::BuildError;
 use crate::controller::context::Context;
 use crate::controller::error::Error;
 
@@ -55,9 +56,14 @@ pub async fn ensure(ctx: &Context, owner_deployment: Option<&str>) -> Result<(),
             &objs.service,
         )
         .await?;
-        apply(
+        // Not `apply`: the patch carries `rollingUpdate: null` (see `deployment_patch`).
+        let name = c.object_name();
+        let patch = central::deployment_patch(&objs.deployment)
+            .map_err(|e| BuildError::Render(format!("Deployment {ns}/{name}: {e}")))?;
+        apply_patch(
             &Api::<Deployment>::namespaced(ctx.client.clone(), ns),
-            &objs.deployment,
+            &name,
+            &patch,
         )
         .await?;
     }
