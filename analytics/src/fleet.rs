@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::{
     alert::SeriesKey,
     anomaly::{
+        features::extra_series,
         log::{AnomalyLog, AnomalyRecord},
         series::SeriesDetectors,
         snapshot::Baselines,
@@ -419,6 +420,7 @@ impl Fleet {
         node.domain = domain.or(node.domain.take());
         node.interval_seconds = interval;
         let sample = derive(report, Some(&node.counters));
+        let extra = extra_series(report, &sample, Some(&node.counters));
         node.counters = CounterSnapshot::of(report);
         node.last_report = node.last_report.max(report.collected_at);
         let at = report.collected_at;
@@ -437,6 +439,13 @@ impl Fleet {
             // Absent sections are a constant 0 for the multivariate detector: no spurious
             // correlation, and the ridge keeps the covariance invertible.
             features.push(v.unwrap_or(0.0));
+        }
+        for (name, v) in extra {
+            if let Some(o) = node.detectors.observe(name, epoch_seconds(at), v) {
+                if !o.warming_up {
+                    scores.insert(name.to_string(), o.score);
+                }
+            }
         }
         if let Some(s) = node.multivariate.observe(&features) {
             scores.insert("multivariate".into(), s * ANOMALY_THRESHOLD);

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 
 pub mod events;
+pub mod features;
 pub mod log;
 pub mod replay;
 pub mod robust;

@@ -11,7 +11,7 @@ use crate::fleet::ANOMALY_THRESHOLD;
 /// floors are resolutions, not "normal" ranges, so near-idle machines keep their anomalies:
 /// loss 0.1 %, RTT p99 50 µs, jitter 20 µs, score 0.5 points, CPU 0.5 %, memory 0.25 %,
 /// disk 0.25 %, RDMA errors 0.1/min, congestion and throughput rates none (relative only).
-pub const SERIES: [(&str, f64); 14] = [
+pub const SERIES: [(&str, f64); 13] = [
     ("ping_loss_percent", 0.1),
     ("ping_rtt_p99_seconds", 5e-5),
     ("ping_jitter_seconds", 2e-5),
@@ -19,7 +19,6 @@ pub const SERIES: [(&str, f64); 14] = [
     ("cpu_usage_percent", 0.5),
     ("memory_used_percent", 0.25),
     ("disk_used_percent", 0.25),
-    ("disk_io_bytes_per_second", 0.0),
     ("rdma_errors_per_minute", 0.1),
     ("rdma_cnp_per_second", 0.0),
     ("rdma_ecn_marked_per_second", 0.0),

@@ -5,7 +5,7 @@
 //! would pass [`MAX_CHUNK_BYTES`], below the API server's 1 MiB object limit) is bounded,
 //! namespaced with its target, deleted with it by garbage collection (owner reference), and
 //! needs no storage class. Size: [`super::snapshot`] keeps 21 bytes per series, so 5,000
-//! nodes × 14 series are 1.47 MB in two ConfigMaps; written every `--baseline-save-interval`.
+//! nodes × 13 series are 1.48 MB in two ConfigMaps; written every `--baseline-save-interval`.
 //! Loaded once at start (one list call with a label selector) and handed to the fleet, which
 //! gives each node its baselines when it reports again.
 
