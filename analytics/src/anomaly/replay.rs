@@ -125,3 +125,98 @@ pub fn parse_time(s: &str) -> anyhow::Result<f64> {
         _ => bail!("expected `YYYY-MM-DD HH:MM:SS`, RFC 3339 or seconds since the epoch"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(series: &str, files: &[&str]) -> ReplayArgs {
+        ReplayArgs {
+            interval_seconds: None,
+            series: series.into(),
+            files: files.iter().map(PathBuf::from).collect(),
+        }
+    }
+
+    fn fixture() -> String {
+        format!(
+            "{}/tests/fixtures/nab/speed_7578_excerpt.csv",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }
+
+    #[test]
+    fn nab_excerpt_one_line_per_row_and_the_labelled_window_is_flagged() {
+        let f = fixture();
+        let mut out = Vec::new();
+        run(&args("generic", &[&f]), &mut out).expect("replay");
+        let text = String::from_utf8(out).expect("utf-8");
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+        let input = std::fs::read_to_string(&f).expect("fixture");
+        assert_eq!(rows.len(), input.lines().count() - 1);
+        assert!(rows.iter().all(|r| r.len() == 4 && r[0] == f));
+        assert_eq!(rows[0][1], "2015-09-08 11:39:00");
+        let flagged: Vec<&str> = rows.iter().filter(|r| r[3] == "1").map(|r| r[1]).collect();
+        // NAB's window for this range: 2015-09-11 15:34:00 – 17:54:00.
+        assert!(
+            flagged
+                .iter()
+                .any(|t| ("2015-09-11 15:34:00"..="2015-09-11 17:54:00").contains(t)),
+            "{flagged:?}"
+        );
+        assert!(
+            flagged.len() <= 4,
+            "few flags (about 1 % of rows): {flagged:?}"
+        );
+        assert!(rows
+            .iter()
+            .all(|r| r[2].parse::<f64>().is_ok_and(f64::is_finite)));
+    }
+
+    #[test]
+    fn bad_input_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, body: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, body).expect("write");
+            p.display().to_string()
+        };
+        let header = write("h.csv", "time,val\n1,2\n");
+        let e = run(&args("generic", &[&header]), &mut Vec::new()).expect_err("header");
+        assert!(
+            format!("{e:#}").contains(":1: expected the header"),
+            "{e:#}"
+        );
+        let value = write("v.csv", "timestamp,value\n2015-01-01 00:00:00,abc\n");
+        let e = run(&args("generic", &[&value]), &mut Vec::new()).expect_err("value");
+        assert!(format!("{e:#}").contains("v.csv:2: value \"abc\""), "{e:#}");
+        let ts = write("t.csv", "timestamp,value\nyesterday,1\n");
+        let e = run(&args("generic", &[&ts]), &mut Vec::new()).expect_err("time");
+        assert!(format!("{e:#}").contains("t.csv:2: timestamp"), "{e:#}");
+        let e = run(&args("nope", &[&ts]), &mut Vec::new()).expect_err("series");
+        assert!(
+            format!("{e:#}").contains("unknown series \"nope\""),
+            "{e:#}"
+        );
+        assert!(run(&args("cpu", &["/nonexistent.csv"]), &mut Vec::new()).is_err());
+        // NaN and inf are values the detector skips: a line each, score 0, flag 0.
+        let nan = write(
+            "n.csv",
+            "timestamp,value\n2015-01-01 00:00:00,NaN\n2015-01-01 00:05:00,inf\n",
+        );
+        let mut out = Vec::new();
+        run(&args("generic", &[&nan]), &mut out).expect("nan");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.lines().all(|l| l.ends_with("\t0.0000\t0")), "{text}");
+    }
+
+    #[test]
+    fn timestamps_nab_rfc3339_and_epoch() {
+        assert_eq!(parse_time("1970-01-01 00:01:00").expect("nab"), 60.0);
+        assert_eq!(parse_time("1970-01-01 00:01:00.5").expect("fraction"), 60.5);
+        assert_eq!(parse_time("1970-01-01T00:01:00Z").expect("rfc3339"), 60.0);
+        assert_eq!(parse_time("60").expect("epoch"), 60.0);
+        assert!(parse_time("inf").is_err());
+    }
+}
