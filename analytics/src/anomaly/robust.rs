@@ -170,6 +170,11 @@ pub struct State {
 }
 
 impl State {
+    /// Whether the baseline was established (warm-up over): only such a state is worth saving.
+    pub fn established(&self) -> bool {
+        self.n > 0 && self.warm.is_empty()
+    }
+
     /// A warmed-up state with the given baseline (what [`super::snapshot`] restores): level
     /// and mean absolute deviation in the series unit, typical interval in seconds, the record
     /// deviation, the last point's time; `warmup` (points, seconds) as the detector's, so no

@@ -39,7 +39,7 @@ pub fn encode(baselines: &Baselines, max_bytes: usize) -> Vec<Vec<u8>> {
             .iter()
             .filter_map(|(k, s)| {
                 let i = SERIES.iter().position(|(n, _)| n == k)?;
-                (s.n > 0 && s.last_t.is_some()).then_some((i as u8, s))
+                (s.established() && s.last_t.is_some()).then_some((i as u8, s))
             })
             .take(usize::from(u8::MAX))
             .collect();
@@ -159,6 +159,16 @@ mod tests {
         assert!((orig.level - got.level).abs() < 1e-4 * orig.level.abs());
         assert_eq!(got.last_t, orig.last_t.map(f64::floor));
         assert!(RobustDetector::restore(d, got.clone()).warmed_up());
+    }
+
+    #[test]
+    fn a_detector_still_warming_up_is_not_saved() {
+        let mut d = SeriesDetectors::default();
+        for i in 0..10 {
+            d.observe("cpu_usage_percent", 1.7e9 + i as f64 * 10.0, 5.0);
+        }
+        let b: Baselines = [("n".to_string(), d.snapshot())].into();
+        assert!(encode(&b, 1 << 20).is_empty());
     }
 
     #[test]
