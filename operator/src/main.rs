@@ -29,9 +29,26 @@ enum Command {
     /// Reconcile MonitorTargets, AlertRules and AIAnalyses into agents and central workloads.
     Controller(controller::Args),
     /// Ingest agent reports, compute health, evaluate alerts, run AI analyses, write status.
-    Analytics(fabricwatch_analytics::Args),
+    Analytics(AnalyticsCli),
     /// Deliver notifications to Slack, Telegram, email, webhooks and Alertmanager.
     Notifier(fabricwatch_notifier::Args),
+}
+
+/// `analytics` runs the workload; `analytics replay` is an offline tool over the same code.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct AnalyticsCli {
+    #[command(subcommand)]
+    tool: Option<AnalyticsTool>,
+    #[command(flatten)]
+    args: fabricwatch_analytics::Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum AnalyticsTool {
+    /// Feed `timestamp,value` CSV files through the anomaly detector, one series per file;
+    /// print `file<TAB>timestamp<TAB>score<TAB>flag` per point.
+    Replay(fabricwatch_analytics::anomaly::replay::ReplayArgs),
 }
 
 #[tokio::main]
@@ -40,7 +57,14 @@ async fn main() -> std::process::ExitCode {
     process::start(cli.log_format);
     let result = match cli.command {
         Command::Controller(args) => controller::run(args).await,
-        Command::Analytics(args) => fabricwatch_analytics::run(args).await,
+        Command::Analytics(AnalyticsCli {
+            tool: Some(AnalyticsTool::Replay(replay)),
+            ..
+        }) => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            fabricwatch_analytics::anomaly::replay::run(&replay, &mut out)
+        }
+        Command::Analytics(AnalyticsCli { args, .. }) => fabricwatch_analytics::run(args).await,
         Command::Notifier(args) => fabricwatch_notifier::run(args).await,
     };
     process::exit("fabricwatch-operator", result)

@@ -155,7 +155,7 @@ pub struct NodeSample {
 
 /// Per-second rate of counter `name` of `port`: the agent's own rate when present, else
 /// computed from `prev` with [`counter_rate`].
-fn port_rate(
+pub(crate) fn port_rate(
     port: &RdmaPortReport,
     name: &str,
     prev: Option<&CounterSnapshot>,

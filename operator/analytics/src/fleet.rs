@@ -14,7 +14,13 @@ use serde::Serialize;
 
 use crate::{
     alert::SeriesKey,
-    anomaly::{Ewma, Mahalanobis},
+    anomaly::{
+        features::extra_series,
+        log::{AnomalyLog, AnomalyRecord},
+        series::SeriesDetectors,
+        snapshot::Baselines,
+        Mahalanobis,
+    },
     derive::{derive, CounterSnapshot, NodeSample, PortKey},
     health::{findings, is_stale, node_health, target_health, Finding, Health},
     peers::{assign, Candidate},
@@ -78,9 +84,8 @@ pub struct Settings {
     pub max_problems: usize,
     /// A node silent this long is forgotten (bounded memory when nodes leave for good).
     pub forget_after: Duration,
-    /// EWMA smoothing λ.
-    pub ewma_lambda: f64,
-    /// Points before a detector scores.
+    /// Vectors before the multivariate detector scores (the univariate ones warm up by time,
+    /// see [`crate::anomaly::robust::DetectorSettings`]).
     pub warmup: u32,
 }
 
@@ -90,7 +95,6 @@ impl Default for Settings {
             window: 60,
             max_problems: 20,
             forget_after: Duration::hours(1),
-            ewma_lambda: 0.1,
             warmup: 12,
         }
     }
@@ -124,7 +128,7 @@ struct NodeState {
     counters: CounterSnapshot,
     windows: BTreeMap<&'static str, Window>,
     port_flaps: BTreeMap<PortKey, Window>,
-    ewma: BTreeMap<&'static str, Ewma>,
+    detectors: SeriesDetectors,
     multivariate: Mahalanobis,
     anomaly: AnomalyState,
     findings: Vec<Finding>,
@@ -136,6 +140,10 @@ struct TargetState {
     config: TargetConfig,
     nodes: BTreeMap<String, NodeState>,
     last_report: Option<DateTime<Utc>>,
+    /// Detector baselines saved before a restart, by node, taken when the node reports.
+    restored: BTreeMap<String, SeriesDetectors>,
+    /// Anomaly episodes of the target's nodes.
+    anomalies: AnomalyLog,
 }
 
 /// What an accepted report produced.
@@ -284,6 +292,11 @@ pub struct Fleet {
     targets: BTreeMap<ObjectRef, TargetState>,
 }
 
+/// Seconds since the epoch (the detectors' time axis).
+fn epoch_seconds(at: DateTime<Utc>) -> f64 {
+    at.timestamp_millis() as f64 / 1000.0
+}
+
 fn series_value(s: &NodeSample, name: &str) -> Option<f64> {
     match name {
         "ping_loss_percent" => s.loss_percent,
@@ -350,6 +363,11 @@ impl Fleet {
             t.config.interval_seconds
         };
         let known = t.nodes.contains_key(&report.node);
+        let restored = if known {
+            None
+        } else {
+            t.restored.remove(&report.node)
+        };
         let node = t
             .nodes
             .entry(report.node.clone())
@@ -369,20 +387,7 @@ impl Fleet {
                     .map(|(n, _)| (*n, Window::new(settings.window)))
                     .collect(),
                 port_flaps: BTreeMap::new(),
-                ewma: SERIES
-                    .iter()
-                    .map(|(n, floor)| {
-                        (
-                            *n,
-                            Ewma::new(
-                                settings.ewma_lambda,
-                                ANOMALY_THRESHOLD,
-                                *floor,
-                                settings.warmup,
-                            ),
-                        )
-                    })
-                    .collect(),
+                detectors: restored.unwrap_or_default(),
                 multivariate: Mahalanobis::new(
                     SERIES.iter().map(|(_, f)| *f).collect(),
                     settings.window,
@@ -415,6 +420,7 @@ impl Fleet {
         node.domain = domain.or(node.domain.take());
         node.interval_seconds = interval;
         let sample = derive(report, Some(&node.counters));
+        let extra = extra_series(report, &sample, Some(&node.counters));
         node.counters = CounterSnapshot::of(report);
         node.last_report = node.last_report.max(report.collected_at);
         let at = report.collected_at;
@@ -425,14 +431,21 @@ impl Fleet {
             if let (Some(v), Some(w)) = (v, node.windows.get_mut(name)) {
                 w.push(at, v);
             }
-            if let (Some(v), Some(d)) = (v, node.ewma.get_mut(name)) {
-                if let Some(s) = d.observe(v) {
-                    scores.insert(name.to_string(), s * ANOMALY_THRESHOLD);
+            if let Some(o) = v.and_then(|v| node.detectors.observe(name, epoch_seconds(at), v)) {
+                if !o.warming_up {
+                    scores.insert(name.to_string(), o.score);
                 }
             }
             // Absent sections are a constant 0 for the multivariate detector: no spurious
             // correlation, and the ridge keeps the covariance invertible.
             features.push(v.unwrap_or(0.0));
+        }
+        for (name, v) in extra {
+            if let Some(o) = node.detectors.observe(name, epoch_seconds(at), v) {
+                if !o.warming_up {
+                    scores.insert(name.to_string(), o.score);
+                }
+            }
         }
         if let Some(s) = node.multivariate.observe(&features) {
             scores.insert("multivariate".into(), s * ANOMALY_THRESHOLD);
@@ -449,6 +462,12 @@ impl Fleet {
             .map(|(k, _)| k.clone())
             .collect();
         let was_flagged = !node.anomaly.flagged.is_empty();
+        let with_scores: Vec<(String, f64)> = flagged
+            .iter()
+            .map(|k| (k.clone(), scores.get(k).copied().unwrap_or_default()))
+            .collect();
+        t.anomalies
+            .update(&report.node, &node.anomaly.flagged, &with_scores, at);
         let since = if flagged.is_empty() {
             None
         } else {
@@ -509,11 +528,68 @@ impl Fleet {
     }
 
     /// Drops nodes silent for longer than `Settings::forget_after`; returns how many.
+    /// Up to `limit` anomaly episodes, newest first, of `target` or of every target.
+    pub fn anomalies(
+        &self,
+        target: Option<&ObjectRef>,
+        limit: usize,
+    ) -> Vec<(ObjectRef, AnomalyRecord)> {
+        let mut out: Vec<(ObjectRef, AnomalyRecord)> = self
+            .targets
+            .iter()
+            .filter(|(k, _)| target.is_none_or(|t| t == *k))
+            .flat_map(|(k, t)| {
+                t.anomalies
+                    .latest(limit)
+                    .map(move |r| (k.clone(), r.clone()))
+            })
+            .collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.1.since));
+        out.truncate(limit);
+        out
+    }
+
+    /// Detector baselines of `target`'s nodes (for [`crate::anomaly::snapshot::encode`]),
+    /// including restored ones whose node has not reported yet.
+    pub fn anomaly_baselines(&self, target: &ObjectRef) -> Baselines {
+        let Some(t) = self.targets.get(target) else {
+            return Baselines::new();
+        };
+        t.restored
+            .iter()
+            .map(|(n, d)| (n.clone(), d.snapshot()))
+            .chain(
+                t.nodes
+                    .iter()
+                    .map(|(n, s)| (n.clone(), s.detectors.snapshot())),
+            )
+            .collect()
+    }
+
+    /// Restores baselines saved before a restart; a node that already reports keeps its own.
+    pub fn restore_anomaly_baselines(&mut self, target: ObjectRef, baselines: Baselines) {
+        let t = self.targets.entry(target).or_default();
+        for (node, series) in baselines {
+            if !t.nodes.contains_key(&node) {
+                t.restored.insert(node, SeriesDetectors::restore(series));
+            }
+        }
+    }
+
     pub fn forget_silent(&mut self, now: DateTime<Utc>) -> usize {
         let horizon = self.settings.forget_after;
         let mut dropped = 0;
         for t in self.targets.values_mut() {
             let before = t.nodes.len();
+            let gone: Vec<String> = t
+                .nodes
+                .iter()
+                .filter(|(_, n)| now - n.received_at > horizon)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &gone {
+                t.anomalies.close_node(k, now);
+            }
             t.nodes.retain(|_, n| now - n.received_at <= horizon);
             dropped += before - t.nodes.len();
         }
@@ -942,7 +1018,8 @@ mod tests {
             warmup: 5,
             ..Settings::default()
         });
-        for i in 0..20 {
+        // Past the univariate detectors' warm-up (30 points and 10 minutes).
+        for i in 0..70 {
             let out = f.ingest(
                 &report("a", i + 1, 10 * i as i64, 0.0),
                 None,
@@ -950,20 +1027,53 @@ mod tests {
             );
             assert!(out.new_anomaly.is_none(), "steady state is not anomalous");
         }
-        let out = f.ingest(&report("a", 21, 200, 40.0), None, t(200));
+        let out = f.ingest(&report("a", 71, 700, 40.0), None, t(700));
         let a = out.new_anomaly.expect("step is an anomaly");
         assert!(
             a.flagged.contains(&"ping_loss_percent".to_string()),
             "{a:?}"
         );
         assert!(a.score >= ANOMALY_THRESHOLD);
-        let again = f.ingest(&report("a", 22, 210, 40.0), None, t(210));
+        let again = f.ingest(&report("a", 72, 710, 40.0), None, t(710));
         assert!(
             again.new_anomaly.is_none(),
             "a continuing anomaly is not new"
         );
-        let v = f.series_values(&target(), Metric::AnomalyScore, Scope::PerNode, t(210));
+        let v = f.series_values(&target(), Metric::AnomalyScore, Scope::PerNode, t(710));
         assert_eq!(v.len(), 1);
+    }
+
+    #[test]
+    fn restored_baselines_survive_a_restart_without_flood_or_blind_period() {
+        use crate::anomaly::{robust::DetectorSettings, snapshot};
+        let mut f = Fleet::new(Settings::default());
+        for i in 0..100 {
+            f.ingest(
+                &report("a", i + 1, 10 * i as i64, 0.0),
+                None,
+                t(10 * i as i64),
+            );
+        }
+        let chunks = snapshot::encode(&f.anomaly_baselines(&target()), 1 << 20);
+        let d = DetectorSettings::default();
+        let mut g = Fleet::new(Settings::default());
+        for c in &chunks {
+            let b = snapshot::decode(c, (d.warmup_points, d.warmup_seconds)).expect("decode");
+            g.restore_anomaly_baselines(target(), b);
+        }
+        // Back two minutes later: the first report is scored (no warm-up) and not flagged …
+        let out = g.ingest(&report("a", 101, 1110, 0.0), None, t(1110));
+        assert!(out.new_anomaly.is_none());
+        let view = g.nodes(&target(), t(1110)).expect("target");
+        let a = &view[0].anomaly;
+        assert!(a.scores.contains_key("ping_loss_percent"), "{a:?}");
+        // … and the first anomaly after the restart is found at once.
+        let out = g.ingest(&report("a", 102, 1120, 40.0), None, t(1120));
+        let a = out.new_anomaly.expect("anomaly right after the restart");
+        assert!(
+            a.flagged.contains(&"ping_loss_percent".to_string()),
+            "{a:?}"
+        );
     }
 
     #[test]

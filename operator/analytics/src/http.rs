@@ -9,6 +9,7 @@
 //! | `GET /api/v1/targets/{ns}/{name}/nodes/{node}/history/{series}` | the window of one series (`[{at, value}]`) |
 //! | `GET /api/v1/alerts` | every AlertRule's last evaluation |
 //! | `GET /api/v1/events?namespace=&name=&limit=` | latest events, newest first |
+//! | `GET /api/v1/anomalies?namespace=&name=&limit=` | anomaly episodes, newest first: namespace, target, node, series, score, since, ended |
 
 use std::{sync::Arc, time::Instant};
 
@@ -86,6 +87,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/anomalies", get(anomalies))
         .with_state(shared)
 }
 
@@ -404,6 +406,33 @@ async fn events(State(shared): State<Arc<Shared>>, Query(q): Query<EventQuery>) 
     };
     Json(lock(&shared.events).latest(object.as_ref(), q.limit.unwrap_or(100).min(1000)))
         .into_response()
+}
+
+/// One entry of `/api/v1/anomalies`.
+#[derive(Debug, Serialize)]
+struct AnomalyEntry {
+    namespace: String,
+    target: String,
+    #[serde(flatten)]
+    record: crate::anomaly::log::AnomalyRecord,
+}
+
+/// Same query as `/api/v1/events` (default limit 100, at most 1,000).
+async fn anomalies(State(shared): State<Arc<Shared>>, Query(q): Query<EventQuery>) -> Response {
+    let object = match (q.namespace, q.name) {
+        (Some(namespace), Some(name)) => Some(ObjectRef { namespace, name }),
+        _ => None,
+    };
+    let list: Vec<AnomalyEntry> = lock(&shared.fleet)
+        .anomalies(object.as_ref(), q.limit.unwrap_or(100).min(1000))
+        .into_iter()
+        .map(|(t, record)| AnomalyEntry {
+            namespace: t.namespace,
+            target: t.name,
+            record,
+        })
+        .collect();
+    Json(list).into_response()
 }
 
 #[cfg(test)]

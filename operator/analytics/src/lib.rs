@@ -119,6 +119,10 @@ pub struct Args {
     /// Nodes silent this long are forgotten.
     #[arg(long, env = "FABRICWATCH_ANALYTICS_FORGET_AFTER", default_value = "1h", value_parser = humantime::parse_duration)]
     pub forget_after: Duration,
+    /// How often each MonitorTarget's anomaly baselines are saved to its ConfigMaps (restored
+    /// at start, so a restart neither re-warms the detectors nor floods onsets).
+    #[arg(long, env = "FABRICWATCH_ANALYTICS_BASELINE_SAVE_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub baseline_save_interval: Duration,
 }
 
 /// Selects rustls' `ring` provider for the process (kube and reqwest each enable a different
@@ -200,6 +204,31 @@ async fn run_inner(args: Args, external: Option<mpsc::Sender<Trigger>>) -> anyho
         max_body_bytes: args.max_body_bytes,
         triggers: Some(triggers),
     });
+    if let Some(c) = &client {
+        match anomaly::store::load(c).await {
+            Ok(saved) => {
+                let mut fleet = lock(&shared.fleet);
+                for (target, baselines) in saved {
+                    fleet.restore_anomaly_baselines(target, baselines);
+                }
+            }
+            Err(e) => tracing::warn!("anomaly baselines not restored: {e:#}"),
+        }
+        if let Some(s) = &stores {
+            tokio::spawn(anomaly::events::publish_loop(
+                c.clone(),
+                shared.clone(),
+                s.targets.clone(),
+                args.evaluation_interval,
+            ));
+            tokio::spawn(anomaly::store::save_loop(
+                c.clone(),
+                shared.clone(),
+                s.targets.clone(),
+                args.baseline_save_interval,
+            ));
+        }
+    }
     let notifier = match &args.notifier_url {
         Some(url) => Some(Notifier::start(
             NotifierConfig {

@@ -310,3 +310,45 @@ async fn max_peers_and_interval_come_from_the_target() {
         "the agent is told the target's interval"
     );
 }
+
+#[tokio::test]
+async fn anomaly_onsets_are_listed_newest_first() {
+    let (base, _) = start().await;
+    // 80 reports 10 s apart (past the detectors' 10-minute warm-up), then a loss step.
+    let t0 = Utc::now() - chrono::Duration::seconds(900);
+    for i in 0..81u64 {
+        let mut r = report("n1", "10.0.0.1", i + 1, if i == 80 { 30.0 } else { 0.0 });
+        r.collected_at = t0 + chrono::Duration::seconds(10 * i as i64);
+        let (s, _) = post(&base, Some("good"), json(&r)).await;
+        assert_eq!(s, 200);
+    }
+    let list: Value = reqwest::get(format!(
+        "{base}/api/v1/anomalies?namespace=fw&name=fabric&limit=10"
+    ))
+    .await
+    .expect("get")
+    .json()
+    .await
+    .expect("json");
+    let first = &list[0];
+    assert_eq!(first["node"], "n1", "{list}");
+    assert_eq!(first["target"], "fabric");
+    assert!(
+        first["since"].is_string() && first.get("ended").is_none(),
+        "{list}"
+    );
+    assert!(
+        list.as_array()
+            .expect("array")
+            .iter()
+            .any(|r| r["series"] == "ping_loss_percent" && r["score"].as_f64() >= Some(3.0)),
+        "{list}"
+    );
+    let other: Value = reqwest::get(format!("{base}/api/v1/anomalies?namespace=fw&name=nope"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(other, serde_json::json!([]));
+}

@@ -1,5 +1,6 @@
-//! Anomaly detection: a streaming EWMA z-score per series and a Mahalanobis-distance detector
-//! over a node's feature vector.
+//! Anomaly detection: a robust streaming change detector per series ([`robust`], fed through
+//! [`series::SeriesDetectors`]) and a Mahalanobis-distance detector over a node's feature
+//! vector; [`replay`] runs recorded series through the same path.
 //!
 //! Both report a *score* that is the detector statistic divided by its alarm threshold, so
 //! `score ≥ 1` means "anomalous" for either detector and one AlertRule metric
@@ -7,81 +8,14 @@
 
 use std::collections::VecDeque;
 
-/// Streaming EWMA z-score detector for one series.
-///
-/// The baseline is an exponentially weighted moving average (S. W. Roberts, "Control chart
-/// tests based on geometric moving averages", Technometrics 1(3), 1959) with the matching
-/// exponentially weighted variance, updated incrementally as in T. Finch, "Incremental
-/// calculation of weighted mean and variance", 2009:
-/// `δ = x − μ; μ ← μ + λδ; σ² ← (1 − λ)(σ² + λδ²)`.
-/// The statistic of a new point is `z = |x − μ| / max(σ, σ_min)` against the baseline *before*
-/// the point is absorbed, alarming at `z ≥ L`. `λ = 0.1` with `L ≈ 3` is in the range
-/// Lucas and Saccucci tabulate ("Exponentially weighted moving average control schemes",
-/// Technometrics 32(1), 1990). `σ_min` keeps a flat series (loss always 0) from alarming on
-/// a change too small to matter. No score is given during the first `warmup` points.
-#[derive(Clone, Debug)]
-pub struct Ewma {
-    lambda: f64,
-    limit: f64,
-    sigma_min: f64,
-    warmup: u32,
-    n: u32,
-    mean: f64,
-    var: f64,
-}
-
-impl Ewma {
-    /// A detector with smoothing `lambda` in (0, 1], alarm limit `limit` (in σ), noise floor
-    /// `sigma_min` (series unit) and `warmup` points. Out-of-range arguments are clamped.
-    pub fn new(lambda: f64, limit: f64, sigma_min: f64, warmup: u32) -> Self {
-        Self {
-            lambda: if lambda.is_finite() {
-                lambda.clamp(1e-6, 1.0)
-            } else {
-                0.1
-            },
-            limit: if limit.is_finite() && limit > 0.0 {
-                limit
-            } else {
-                3.0
-            },
-            sigma_min: if sigma_min.is_finite() {
-                sigma_min.max(f64::MIN_POSITIVE)
-            } else {
-                1e-9
-            },
-            warmup,
-            n: 0,
-            mean: 0.0,
-            var: 0.0,
-        }
-    }
-
-    /// Scores `x` against the baseline, then absorbs it. Returns `z / L` once warmed up
-    /// (`None` before, and for non-finite `x`, which is not absorbed).
-    pub fn observe(&mut self, x: f64) -> Option<f64> {
-        if !x.is_finite() {
-            return None;
-        }
-        if self.n == 0 {
-            self.mean = x;
-            self.n = 1;
-            return None;
-        }
-        let sigma = self.var.sqrt().max(self.sigma_min);
-        let score = (self.n >= self.warmup).then(|| (x - self.mean).abs() / sigma / self.limit);
-        let delta = x - self.mean;
-        self.mean += self.lambda * delta;
-        self.var = (1.0 - self.lambda) * (self.var + self.lambda * delta * delta);
-        self.n = self.n.saturating_add(1);
-        score
-    }
-
-    /// Current baseline mean.
-    pub fn mean(&self) -> f64 {
-        self.mean
-    }
-}
+pub mod events;
+pub mod features;
+pub mod log;
+pub mod replay;
+pub mod robust;
+pub mod series;
+pub mod snapshot;
+pub mod store;
 
 /// Upper 0.1 % quantiles of the χ² distribution for 1..=8 degrees of freedom (standard tables,
 /// e.g. NIST/SEMATECH e-Handbook of Statistical Methods §1.3.6.7.4).
@@ -96,7 +30,8 @@ const CHI2_999: [f64; 8] = [
 /// `D² = (x − μ)ᵀ Σ⁻¹ (x − μ)`, with `Σ` the window's sample covariance plus a ridge
 /// `diag(floor²)` so that constant features keep `Σ` invertible and changes below a feature's
 /// floor do not count. For Gaussian data `D²` follows χ² with `d` degrees of freedom, so the
-/// alarm threshold is the χ² 0.999 quantile: about one false alarm per thousand points.
+/// alarm threshold is the χ² 0.999 quantile for the features that vary: about one false alarm
+/// per thousand points.
 /// Cost per point: `O(w·d² + d³)` for window `w` and `d` features (no maintained Rust crate for
 /// isolation or random-cut forests was available in the build's registry, and for `d ≤ 8` this
 /// is cheaper and deterministic).
@@ -134,7 +69,13 @@ impl Mahalanobis {
             return None;
         }
         let score = if self.window.len() >= self.warmup {
-            self.distance2(x).map(|d2| d2 / CHI2_999[d - 1])
+            // Degrees of freedom: only features that vary (in the window or now) count, so
+            // absent or constant sections do not raise the bar for a change in one feature.
+            let dof = (0..d)
+                .filter(|&i| self.window.iter().any(|v| v[i] != x[i]))
+                .count()
+                .max(1);
+            self.distance2(x).map(|d2| d2 / CHI2_999[dof - 1])
         } else {
             None
         };
@@ -204,46 +145,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ewma_update_matches_the_recurrence() {
-        let mut e = Ewma::new(0.5, 3.0, 1e-9, 0);
-        assert_eq!(e.observe(10.0), None, "first point only seeds the baseline");
-        // baseline μ=10, σ=0 → σ_min; point 14: δ=4, μ=12, σ²=0.5·(0+0.5·16)=4
-        assert!(e.observe(14.0).expect("score") > 1.0);
-        assert!((e.mean() - 12.0).abs() < 1e-12);
-        // next point 12: z = |12−12|/2 = 0
-        assert_eq!(e.observe(12.0), Some(0.0));
-    }
-
-    #[test]
-    fn ewma_warmup_and_floor_suppress_noise() {
-        let mut e = Ewma::new(0.1, 3.0, 0.5, 5);
-        for _ in 0..5 {
-            e.observe(0.0);
-        }
-        // 1.0 from a flat 0 baseline: z = 1/0.5 = 2 < 3 → score 2/3
-        let s = e.observe(1.0).expect("warmed up");
-        assert!((s - 2.0 / 3.0).abs() < 1e-12, "{s}");
-        let mut w = Ewma::new(0.1, 3.0, 0.5, 5);
-        assert_eq!(w.observe(0.0), None);
-        assert_eq!(w.observe(100.0), None, "still warming up");
-        assert_eq!(w.observe(f64::NAN), None);
-    }
-
-    #[test]
-    fn ewma_flags_a_step_in_a_noisy_series() {
-        let mut e = Ewma::new(0.1, 3.0, 1e-6, 10);
-        let mut max_normal: f64 = 0.0;
-        for i in 0..200 {
-            let x = 1.0 + 0.01 * ((i * 7919 % 13) as f64 - 6.0);
-            if let Some(s) = e.observe(x) {
-                max_normal = max_normal.max(s);
-            }
-        }
-        assert!(max_normal < 1.0, "no alarm on noise: {max_normal}");
-        assert!(e.observe(2.0).expect("score") > 1.0);
-    }
-
-    #[test]
     fn mahalanobis_equals_z_squared_in_one_dimension() {
         let mut m = Mahalanobis::new(vec![1e-9], 100, 3);
         for x in [1.0, 2.0, 3.0, 4.0, 5.0] {
@@ -281,6 +182,22 @@ mod tests {
             s < 1.0,
             "constant window with a ridge stays invertible: {s}"
         );
+    }
+
+    #[test]
+    fn mahalanobis_counts_only_features_that_vary() {
+        // One varying feature among eight, seven constant ones: the threshold is χ²(1), so a
+        // 4σ change in the one feature alarms as it would alone.
+        let mut m = Mahalanobis::new(vec![1e-9; 8], 100, 10);
+        for i in 0..100 {
+            let mut v = vec![0.0; 8];
+            v[0] = ((i % 5) as f64 - 2.0) / 2.0_f64.sqrt();
+            m.observe(&v);
+        }
+        let mut x = vec![0.0; 8];
+        x[0] = 4.0;
+        let s = m.observe(&x).expect("score");
+        assert!(s > 1.0 && (s * CHI2_999[0] - 16.0).abs() < 1.0, "{s}");
     }
 
     #[test]
