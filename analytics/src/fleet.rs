@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::{
     alert::SeriesKey,
     anomaly::{Ewma, Mahalanobis},
+    congestion, consistency,
     derive::{derive, CounterSnapshot, NodeSample, PortKey},
     health::{findings, is_stale, node_health, target_health, Finding, Health},
     peers::{assign, Candidate},
@@ -31,8 +32,9 @@ pub const LINK_FLAP_WINDOW_MINUTES: i64 = 10;
 
 /// Series kept in rolling windows per node, with the noise floor `σ_min` of their EWMA
 /// detector (changes smaller than this are not anomalies whatever the history): loss 0.5 %,
-/// RTT p99 200 µs, jitter 100 µs, score 2 points, CPU 5 %, memory 2 %, RDMA errors 1/min.
-pub const SERIES: [(&str, f64); 7] = [
+/// RTT p99 200 µs, jitter 100 µs, score 2 points, CPU 5 %, memory 2 %, RDMA errors 1/min,
+/// RoCE pause time 1 % (busiest port), RoCE discards 1/min (all ports).
+pub const SERIES: [(&str, f64); 9] = [
     ("ping_loss_percent", 0.5),
     ("ping_rtt_p99_seconds", 0.0002),
     ("ping_jitter_seconds", 0.0001),
@@ -40,6 +42,8 @@ pub const SERIES: [(&str, f64); 7] = [
     ("cpu_usage_percent", 5.0),
     ("memory_used_percent", 2.0),
     ("rdma_errors_per_minute", 1.0),
+    ("rdma_pause_percent", 1.0),
+    ("rdma_discards_per_minute", 1.0),
 ];
 
 /// Per-target settings, from the MonitorTarget spec.
@@ -293,6 +297,16 @@ fn series_value(s: &NodeSample, name: &str) -> Option<f64> {
         "cpu_usage_percent" => s.cpu_usage_percent,
         "memory_used_percent" => s.memory_used_percent,
         "rdma_errors_per_minute" => s.rdma_errors_per_minute,
+        "rdma_pause_percent" => s
+            .ports
+            .iter()
+            .filter_map(|p| p.congestion.pause_percent)
+            .reduce(f64::max),
+        "rdma_discards_per_minute" => s
+            .ports
+            .iter()
+            .filter_map(|p| p.congestion.discards_per_minute)
+            .reduce(|a, b| a + b),
         _ => None,
     }
 }
@@ -520,6 +534,16 @@ impl Fleet {
         dropped
     }
 
+    /// [`consistency::check`] over the target's reporting nodes.
+    fn inconsistencies(t: &TargetState, now: DateTime<Utc>) -> Vec<consistency::Inconsistency> {
+        consistency::check(
+            t.nodes
+                .iter()
+                .filter(|(_, n)| !is_stale(Some(n.received_at), n.interval_seconds, now))
+                .map(|(name, n)| (name.as_str(), &n.sample)),
+        )
+    }
+
     fn health_of(n: &NodeState, now: DateTime<Utc>) -> Health {
         // Staleness goes by receive time: agent clocks may be skewed.
         node_health(&n.findings, Some(n.received_at), n.interval_seconds, now)
@@ -586,6 +610,15 @@ impl Fleet {
             }
         }
         summary.rtt_p99_seconds = quantile(&p99s, 0.99);
+        let inconsistencies = Self::inconsistencies(t, now);
+        problems.extend(inconsistencies.iter().map(|i| Problem {
+            node: i.node.clone(),
+            component: i.component.clone(),
+            severity: Health::Warning,
+            message: i.message.clone(),
+            // Re-checked on every view; the node's latest report is when it was last seen.
+            since: t.nodes.get(&i.node).map_or(now, |n| n.last_report),
+        }));
         problems.sort_by(|a, b| {
             b.severity
                 .rank()
@@ -594,9 +627,13 @@ impl Fleet {
                 .then_with(|| (&a.node, &a.component).cmp(&(&b.node, &b.component)))
         });
         problems.truncate(self.settings.max_problems);
+        let mut health = target_health(healths);
+        if health == Health::Healthy && !inconsistencies.is_empty() {
+            health = Health::Warning;
+        }
         Some(TargetView {
             target: target.clone(),
-            health: target_health(healths),
+            health,
             nodes: counts,
             summary,
             problems,
@@ -700,6 +737,12 @@ impl Fleet {
             return out;
         };
         let flap_since = now - Duration::minutes(LINK_FLAP_WINDOW_MINUTES);
+        let mut inconsistent: BTreeMap<String, usize> = BTreeMap::new();
+        if metric == Metric::RdmaInconsistencies {
+            for i in Self::inconsistencies(t, now) {
+                *inconsistent.entry(i.node).or_default() += 1;
+            }
+        }
         for (name, n) in &t.nodes {
             let stale = is_stale(Some(n.received_at), n.interval_seconds, now);
             let node_key = || SeriesKey::node(name);
@@ -780,14 +823,25 @@ impl Fleet {
                     out.insert(node_key(), n.anomaly.score);
                 }
                 Metric::AgentsNotReporting => {}
+                Metric::RdmaInconsistencies => {
+                    let n = inconsistent.get(name).copied().unwrap_or(0);
+                    out.insert(node_key(), n as f64);
+                }
+                m => out.extend(s.ports.iter().filter_map(|p| {
+                    Some((
+                        port_key(&p.device, p.port),
+                        congestion::metric_value(&p.congestion, m)?,
+                    ))
+                })),
             }
         }
         if scope == Scope::Target {
             let values = out.values().copied();
             let folded = match metric {
-                Metric::RdmaPortsDown | Metric::RdmaLinkFlaps | Metric::AgentsNotReporting => {
-                    Some(values.sum())
-                }
+                Metric::RdmaPortsDown
+                | Metric::RdmaLinkFlaps
+                | Metric::AgentsNotReporting
+                | Metric::RdmaInconsistencies => Some(values.sum()),
                 Metric::DiskFreePercent | Metric::NetworkScore => values.reduce(f64::min),
                 _ => values.reduce(f64::max),
             };
