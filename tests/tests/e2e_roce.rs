@@ -348,7 +348,9 @@ spec:
     let storm = tokio::spawn(async move {
         for i in 1..=150u64 {
             let text = statistics(1000 + i * 20_000, 500 + i * 10_000, i * 1_000_000, i);
-            if std::fs::write(&stats, text).is_err() {
+            // Written aside and renamed, so the agent never reads half a file.
+            let tmp = stats.with_extension("tmp");
+            if std::fs::write(&tmp, text).is_err() || std::fs::rename(&tmp, &stats).is_err() {
                 break;
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
