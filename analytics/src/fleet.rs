@@ -886,6 +886,81 @@ mod tests {
         }
     }
 
+    /// A report whose port carries firmware, board and RoCE statistics.
+    fn roce_report(node: &str, seq: u64, at: i64, fw: &str, storm_rate: f64) -> AgentReport {
+        let mut r = report(node, seq, at, 0.0);
+        let p = &mut r.rdma[0];
+        // Still error counters: only congestion and consistency are under test.
+        p.counters.values_mut().for_each(|v| *v = 0);
+        p.link_layer = "Ethernet".into();
+        p.netdev = Some("ens1f0".into());
+        p.identity = Some(fabricwatch_proto::report::PortIdentity {
+            fw_ver: Some(fw.into()),
+            board_id: Some("MT_0000000012".into()),
+            ..Default::default()
+        });
+        p.ethtool = Some(fabricwatch_proto::report::EthtoolReport {
+            driver: "mlx5_core".into(),
+            rates: BTreeMap::from([
+                ("pause_transmitted/3".to_string(), 2000.0),
+                ("pause_storm_error_events".to_string(), storm_rate),
+            ]),
+            ..Default::default()
+        });
+        r
+    }
+
+    #[test]
+    fn congestion_and_consistency_reach_problems_health_and_alert_values() {
+        let mut f = Fleet::new(Settings::default());
+        f.ingest(&roce_report("a", 1, 0, "16.35.2000", 0.0), None, t(0));
+        f.ingest(&roce_report("bb", 1, 0, "16.35.2000", 0.0), None, t(0));
+        f.ingest(&roce_report("ccc", 1, 0, "16.28.1002", 0.5), None, t(0));
+        let v = f.view(&target(), t(1)).expect("view");
+        assert_eq!(v.health, Health::Critical);
+        let storm = v
+            .problems
+            .iter()
+            .find(|p| p.component == "rdma/mlx5_0/1/pause-storm")
+            .expect("storm problem");
+        assert_eq!(
+            (storm.node.as_str(), storm.severity),
+            ("ccc", Health::Critical)
+        );
+        assert!(
+            storm.message.contains("mlx5_0/1 (ens1f0), priority 3"),
+            "{}",
+            storm.message
+        );
+        let fw = v
+            .problems
+            .iter()
+            .find(|p| p.component == "rdma/mlx5_0/firmware")
+            .expect("firmware problem");
+        assert_eq!((fw.node.as_str(), fw.severity), ("ccc", Health::Warning));
+        let inc = f.series_values(&target(), Metric::RdmaInconsistencies, Scope::PerNode, t(1));
+        assert_eq!(inc.get(&SeriesKey::node("ccc")), Some(&1.0));
+        assert_eq!(inc.get(&SeriesKey::node("a")), Some(&0.0));
+        let pause = f.series_values(
+            &target(),
+            Metric::RdmaPauseFramesPerSecond,
+            Scope::Target,
+            t(1),
+        );
+        assert_eq!(pause.values().copied().collect::<Vec<_>>(), [2000.0]);
+        let storms = f.series_values(
+            &target(),
+            Metric::RdmaPauseStormEventsPerMinute,
+            Scope::PerNode,
+            t(1),
+        );
+        assert_eq!(storms.values().copied().fold(0.0, f64::max), 30.0);
+        // The same firmware everywhere and no storm: Healthy again.
+        f.ingest(&roce_report("ccc", 2, 10, "16.35.2000", 0.0), None, t(10));
+        let v = f.view(&target(), t(11)).expect("view");
+        assert_eq!(v.health, Health::Healthy, "{:?}", v.problems);
+    }
+
     #[test]
     fn health_summary_and_problems_follow_reports() {
         let mut f = Fleet::new(Settings::default());
