@@ -151,6 +151,33 @@ pub enum Metric {
     AnomalyScore,
     /// Agents of the target not reporting (per target), or 1 when a node's agent is silent.
     AgentsNotReporting,
+    /// RoCE: Congestion Notification Packets sent as notification point (`np_cnp_sent`),
+    /// per second, per port.
+    RdmaCnpSentPerSecond,
+    /// RoCE: CNPs handled as reaction point (`rp_cnp_handled`), per second, per port.
+    RdmaCnpHandledPerSecond,
+    /// RoCE: ECN-marked RoCE packets received (`np_ecn_marked_roce_packets`), per second,
+    /// per port.
+    RdmaEcnMarkedPerSecond,
+    /// Packets dropped for lack of a receive WQE (`out_of_buffer`, else the netdev's
+    /// `rx_out_of_buffer`), per second, per port.
+    RdmaOutOfBufferPerSecond,
+    /// RoCE: PFC (or link-level) pause frames received plus sent on the busiest priority,
+    /// per second, per port.
+    RdmaPauseFramesPerSecond,
+    /// RoCE: share of time paused or pausing on the busiest priority, percent, per port.
+    RdmaPausePercent,
+    /// RoCE: packets dropped for buffers or congestion (`rx_discards_phy`,
+    /// `rx_prio*_buf_discard`, `rx_prio*_cong_discard` or the driver's equivalents), per
+    /// minute, per port.
+    RdmaDiscardsPerMinute,
+    /// RoCE: pause-storm events the NIC reported (mlx5 `tx_pause_storm_*_events`), per
+    /// minute, per port.
+    RdmaPauseStormEventsPerMinute,
+    /// Fleet consistency findings about the node (firmware differing within a board type,
+    /// PFC or DCQCN on for a priority on some nodes only, a link below the fleet's usual
+    /// rate or width), per node.
+    RdmaInconsistencies,
 }
 
 impl Metric {
@@ -171,6 +198,15 @@ impl Metric {
             Self::NetworkScore => "network_score",
             Self::AnomalyScore => "anomaly_score",
             Self::AgentsNotReporting => "agents_not_reporting",
+            Self::RdmaCnpSentPerSecond => "rdma_cnp_sent_per_second",
+            Self::RdmaCnpHandledPerSecond => "rdma_cnp_handled_per_second",
+            Self::RdmaEcnMarkedPerSecond => "rdma_ecn_marked_per_second",
+            Self::RdmaOutOfBufferPerSecond => "rdma_out_of_buffer_per_second",
+            Self::RdmaPauseFramesPerSecond => "rdma_pause_frames_per_second",
+            Self::RdmaPausePercent => "rdma_pause_percent",
+            Self::RdmaDiscardsPerMinute => "rdma_discards_per_minute",
+            Self::RdmaPauseStormEventsPerMinute => "rdma_pause_storm_events_per_minute",
+            Self::RdmaInconsistencies => "rdma_inconsistencies",
         }
     }
 }

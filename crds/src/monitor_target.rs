@@ -181,10 +181,39 @@ pub struct RdmaSpec {
     #[serde(default = "default_sysfs_root")]
     #[schemars(length(min = 1, max = 256), regex(pattern = r"^/"))]
     pub sysfs_root: String,
+    /// Ethernet driver statistics (PFC pauses, discards, pause storms) and DCQCN settings of
+    /// RoCE ports' netdevs.
+    #[serde(default)]
+    pub ethtool: EthtoolSpec,
 }
 
 fn default_sysfs_root() -> String {
     "/sys".into()
+}
+
+/// Ethernet statistics of RoCE netdevs: read with the `SIOCETHTOOL` ioctl (`ETHTOOL_GSTATS`)
+/// for mlx5_core, bnxt_en and ice; other drivers export nothing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EthtoolSpec {
+    /// Read the statistics and DCQCN settings.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Host directory mounted read-only into the agent, holding `<netdev>/statistics`
+    /// (`ethtool -S` output) and `<netdev>/driver` (`ethtool -i` output), read instead of
+    /// the kernel; for test fixtures on nodes without the NICs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^/"))]
+    pub statistics_dir: Option<String>,
+}
+
+impl Default for EthtoolSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            statistics_dir: None,
+        }
+    }
 }
 
 impl Default for RdmaSpec {
@@ -195,6 +224,7 @@ impl Default for RdmaSpec {
             mode: RdmaMode::Auto,
             hw_counters: true,
             sysfs_root: default_sysfs_root(),
+            ethtool: EthtoolSpec::default(),
         }
     }
 }
@@ -349,7 +379,7 @@ impl From<Level> for fabricwatch_proto::agent_config::Level {
 
 /// Health thresholds; names and units match the agent config. Defaults: cpu 70/90 %,
 /// memory 70/90 %, disk free 20/10 %, loss 1/5 %, RTT p99 0.005/0.020 s, RDMA errors 1/10
-/// per minute.
+/// per minute, RoCE pause time 10/50 %, RoCE discards 1/10 per minute.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ThresholdsSpec {
@@ -372,6 +402,16 @@ pub struct ThresholdsSpec {
     /// port receive errors (higher is worse).
     #[serde(default = "d_rdma")]
     pub rdma_errors_per_minute: Level,
+    /// Share of time a RoCE port was paused (PFC or link-level pause) on its busiest
+    /// priority, percent, from the driver's pause-duration statistics (higher is worse).
+    /// Default 10/50. A pause storm the NIC reports (`tx_pause_storm_error_events`) is
+    /// Critical whatever this says.
+    #[serde(default = "d_pause")]
+    pub rdma_pause_percent: Level,
+    /// Packets a RoCE port dropped for lack of buffers or for congestion, per minute
+    /// (higher is worse). Default 1/10.
+    #[serde(default = "d_discards")]
+    pub rdma_discards_per_minute: Level,
 }
 
 fn proto_thresholds() -> fabricwatch_proto::agent_config::ThresholdsConfig {
@@ -395,6 +435,12 @@ fn d_rtt() -> Level {
 fn d_rdma() -> Level {
     proto_thresholds().rdma_errors_per_minute.into()
 }
+fn d_pause() -> Level {
+    proto_thresholds().rdma_pause_percent.into()
+}
+fn d_discards() -> Level {
+    proto_thresholds().rdma_discards_per_minute.into()
+}
 
 impl Default for ThresholdsSpec {
     fn default() -> Self {
@@ -411,6 +457,8 @@ impl From<fabricwatch_proto::agent_config::ThresholdsConfig> for ThresholdsSpec 
             loss_percent: t.loss_percent.into(),
             rtt_p99_seconds: t.rtt_p99_seconds.into(),
             rdma_errors_per_minute: t.rdma_errors_per_minute.into(),
+            rdma_pause_percent: t.rdma_pause_percent.into(),
+            rdma_discards_per_minute: t.rdma_discards_per_minute.into(),
         }
     }
 }
@@ -424,6 +472,8 @@ impl From<&ThresholdsSpec> for fabricwatch_proto::agent_config::ThresholdsConfig
             loss_percent: t.loss_percent.into(),
             rtt_p99_seconds: t.rtt_p99_seconds.into(),
             rdma_errors_per_minute: t.rdma_errors_per_minute.into(),
+            rdma_pause_percent: t.rdma_pause_percent.into(),
+            rdma_discards_per_minute: t.rdma_discards_per_minute.into(),
         }
     }
 }
@@ -662,6 +712,14 @@ impl MonitorTargetSpec {
         if self.rdma.sysfs_root.split('/').any(|c| c == "..") {
             e.push("spec.rdma.sysfsRoot", "must not contain '..'");
         }
+        if let Some(d) = &self.rdma.ethtool.statistics_dir {
+            if !d.starts_with('/') || d.split('/').any(|c| c == "..") {
+                e.push(
+                    "spec.rdma.ethtool.statisticsDir",
+                    "must be an absolute path without '..'",
+                );
+            }
+        }
         let t = &self.thresholds;
         for (name, level, higher_is_worse, max) in [
             ("cpuUsagePercent", t.cpu_usage_percent, true, Some(100.0)),
@@ -675,6 +733,13 @@ impl MonitorTargetSpec {
             ("lossPercent", t.loss_percent, true, Some(100.0)),
             ("rttP99Seconds", t.rtt_p99_seconds, true, None),
             ("rdmaErrorsPerMinute", t.rdma_errors_per_minute, true, None),
+            ("rdmaPausePercent", t.rdma_pause_percent, true, Some(100.0)),
+            (
+                "rdmaDiscardsPerMinute",
+                t.rdma_discards_per_minute,
+                true,
+                None,
+            ),
         ] {
             let p = format!("spec.thresholds.{name}");
             for (which, v) in [("warning", level.warning), ("critical", level.critical)] {

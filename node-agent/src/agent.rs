@@ -443,6 +443,14 @@ impl Agent {
                         message: format!("{}: {}", e.kind.as_str(), e.message),
                     });
                 }
+                for e in &out.ethtool_errors {
+                    count("ethtool", e.kind);
+                    errors.push(CollectorError {
+                        collector: "ethtool".into(),
+                        subject: e.subject.clone(),
+                        message: format!("{}: {}", e.kind, e.message),
+                    });
+                }
                 let wire: Vec<_> = out
                     .ports
                     .iter()
@@ -567,7 +575,9 @@ struct Cycle {
 }
 
 /// `N/A (no PMA)` is how devices without a PMA (iWARP) say "unsupported": it is counted
-/// and reported but does not degrade the agent; every other skipped file does.
+/// and reported but does not degrade the agent; every other skipped file does. Likewise a
+/// netdev whose driver has no statistics, or that is gone (a RoCE port whose netdev was
+/// renamed or removed since sysfs was read), is counted but does not degrade it.
 fn rdma_result(out: &RdmaOutcome) -> CollectorResult {
     if out.fatal.is_some() {
         CollectorResult::Failed
@@ -575,6 +585,10 @@ fn rdma_result(out: &RdmaOutcome) -> CollectorResult {
         .errors
         .iter()
         .any(|e| e.kind != FileErrorKind::Bad(BadValue::NotAvailable))
+        || out
+            .ethtool_errors
+            .iter()
+            .any(|e| !matches!(e.kind, "unsupported" | "not_found"))
     {
         CollectorResult::Partial
     } else {

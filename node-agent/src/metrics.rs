@@ -321,6 +321,7 @@ fn render_rdma(f: &mut impl Sink, s: &Snapshot) {
         let port = p.sample.port.to_string();
         let l: &[(&str, &str)] = &[("device", &p.sample.device), ("port", &port)];
         let info = &p.sample.info;
+        let id = &p.sample.identity;
         f.gauge(
             "fabricwatch_rdma_port_info",
             "RDMA port identity; always 1.",
@@ -332,10 +333,35 @@ fn render_rdma(f: &mut impl Sink, s: &Snapshot) {
                 ("netdev", p.sample.netdev.as_deref().unwrap_or("")),
                 ("fw_ver", info.fw_ver.as_deref().unwrap_or("")),
                 ("board_id", info.board_id.as_deref().unwrap_or("")),
+                ("hca_type", info.hca_type.as_deref().unwrap_or("")),
                 ("node_guid", info.node_guid.as_deref().unwrap_or("")),
+                ("lid", &opt(id.lid.map(|v| format!("{v:#x}")))),
+                ("sm_lid", &opt(id.sm_lid.map(|v| format!("{v:#x}")))),
+                ("sm_sl", &opt(id.sm_sl)),
+                ("lmc", &opt(id.lmc)),
+                ("link_width", id.link_width.as_deref().unwrap_or("")),
+                ("link_speed", id.link_speed.as_deref().unwrap_or("")),
             ],
             1.0,
         );
+        for g in &id.gids {
+            f.gauge(
+                "fabricwatch_rdma_port_gid_info",
+                "A populated GID table entry (gids/<index>, gid_attrs/types, gid_attrs/ndevs); always 1.",
+                &[
+                    ("device", &p.sample.device),
+                    ("port", &port),
+                    ("index", &g.index.to_string()),
+                    ("gid", &g.gid),
+                    ("gid_type", g.gid_type.as_deref().unwrap_or("")),
+                    ("netdev", g.netdev.as_deref().unwrap_or("")),
+                ],
+                1.0,
+            );
+        }
+        if p.sample.transport == crate::rdma::parse::Transport::Roce {
+            render_roce(f, p, &port);
+        }
         if let Some((n, _)) = &p.sample.state {
             f.gauge(
                 "fabricwatch_rdma_port_state",
@@ -434,6 +460,80 @@ fn render_rdma(f: &mut impl Sink, s: &Snapshot) {
                     *v as f64,
                 );
             }
+        }
+    }
+}
+
+fn opt(v: Option<impl ToString>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The Ethernet side of a RoCE port: mapped driver statistics, and per priority whether
+/// PFC and DCQCN are on (`unknown` when the driver does not say).
+fn render_roce(f: &mut impl Sink, p: &crate::rdma::PortView, port: &str) {
+    let netdev = p.sample.netdev.as_deref().unwrap_or("");
+    let eth = p.ethtool.as_deref();
+    if let Some(e) = eth {
+        for st in &e.statistics {
+            f.counter(
+                "fabricwatch_rdma_ethtool_statistics_total",
+                "Ethernet driver statistics of the RoCE netdev (ETHTOOL_GSTATS) under the driver's name (priority written [p]), with the driver-independent signal.",
+                &[
+                    ("device", &p.sample.device),
+                    ("port", port),
+                    ("netdev", netdev),
+                    ("driver", &e.driver),
+                    ("statistic", st.statistic),
+                    ("signal", st.signal),
+                    ("priority", &opt(st.priority)),
+                ],
+                st.value as f64,
+            );
+        }
+    }
+    let dcqcn = eth.and_then(|e| e.dcqcn.as_ref());
+    let pfc = eth.and_then(|e| e.pfc_enabled_priorities.as_ref());
+    for prio in 0u8..8 {
+        let state = |known: bool, on: bool| match (known, on) {
+            (false, _) => "unknown",
+            (true, true) => "enabled",
+            (true, false) => "disabled",
+        };
+        let unknown = dcqcn.is_none_or(|d| d.unknown_priorities.contains(&prio));
+        f.gauge(
+            "fabricwatch_rdma_roce_priority_info",
+            "Per 802.1p priority of a RoCE port: PFC (from the driver's statistics names, mlx5) and DCQCN reaction/notification point (ecn/ sysfs of MLNX_OFED); unknown where the driver does not expose it. Always 1.",
+            &[
+                ("device", &p.sample.device),
+                ("port", port),
+                ("netdev", netdev),
+                ("priority", &prio.to_string()),
+                ("pfc", state(pfc.is_some(), pfc.is_some_and(|v| v.contains(&prio)))),
+                (
+                    "dcqcn_reaction_point",
+                    state(!unknown, dcqcn.is_some_and(|d| d.rp_enabled_priorities.contains(&prio))),
+                ),
+                (
+                    "dcqcn_notification_point",
+                    state(!unknown, dcqcn.is_some_and(|d| d.np_enabled_priorities.contains(&prio))),
+                ),
+            ],
+            1.0,
+        );
+    }
+    if let Some(d) = dcqcn {
+        for (name, v) in &d.parameters {
+            f.gauge(
+                "fabricwatch_rdma_dcqcn_parameter",
+                "DCQCN parameter files under ecn/roce_rp/ and ecn/roce_np/ (MLNX_OFED), as read.",
+                &[
+                    ("device", &p.sample.device),
+                    ("port", port),
+                    ("netdev", netdev),
+                    ("parameter", name),
+                ],
+                *v as f64,
+            );
         }
     }
 }
@@ -574,12 +674,14 @@ fn render_host(f: &mut impl Sink, s: &Snapshot) {
         &[],
         h.swap_used_percent / 100.0,
     );
-    f.gauge(
-        "fabricwatch_host_uptime_seconds",
-        "Seconds since boot.",
-        &[],
-        h.uptime_seconds,
-    );
+    if let Some(up) = h.uptime_seconds {
+        f.gauge(
+            "fabricwatch_host_uptime_seconds",
+            "Seconds since boot.",
+            &[],
+            up,
+        );
+    }
     for fs in &h.filesystems {
         let l: &[(&str, &str)] = &[("mountpoint", &fs.mountpoint)];
         f.gauge(

@@ -29,7 +29,7 @@ fn fixture_proc_exact_values_and_rates() {
     assert_eq!(r.memory_available_bytes, 4_000_000 * 1024);
     assert!((r.memory_used_percent - 75.0).abs() < 1e-9);
     assert!((r.swap_used_percent - 25.0).abs() < 1e-9);
-    assert!((r.uptime_seconds - 12345.67).abs() < 1e-9);
+    assert!((r.uptime_seconds.expect("uptime") - 12345.67).abs() < 1e-9);
     let psi = r.pressure.expect("psi");
     assert_eq!(
         (psi.cpu_some_avg10, psi.memory_full_avg10, psi.io_some_avg10),
@@ -90,7 +90,7 @@ fn missing_proc_reports_errors_not_panics() {
 fn real_proc_is_readable() {
     let out = HostCollector::new(Path::new("/proc")).collect(&HostConfig::default(), 0.0);
     let r = out.report.expect("report");
-    assert!(r.cpus >= 1 && r.memory_total_bytes > 0 && r.uptime_seconds > 0.0);
+    assert!(r.cpus >= 1 && r.memory_total_bytes > 0 && r.uptime_seconds.is_some_and(|u| u > 0.0));
 }
 
 fn copy_dir(src: &Path, dst: &Path) {
@@ -165,4 +165,55 @@ fn mounts_changes_are_seen_between_collections() {
     assert_eq!(mounts(&mut c), (vec!["/".to_string()], vec![]));
     fs::remove_file(proc_root.join("mounts")).expect("rm");
     assert_eq!(mounts(&mut c), (vec![], vec!["mounts".to_string()]));
+}
+
+/// node_exporter's differences, fixed: decimal load and PSI kept as written, disks by its
+/// default exclude (mmcblk partitions and sr0 kept), no uptime series when `/proc/uptime`
+/// cannot be read.
+#[test]
+fn node_exporter_conventions_for_load_disks_and_uptime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc"),
+        dir.path(),
+    );
+    fs::write(dir.path().join("loadavg"), "0.21 0.30 1.07 1/234 5678\n").expect("write");
+    fs::write(
+        dir.path().join("pressure/cpu"),
+        "some avg10=0.21 avg60=0.00 avg300=0.00 total=1\n",
+    )
+    .expect("write");
+    let mut disks = fs::read_to_string(dir.path().join("diskstats")).expect("read");
+    for d in ["mmcblk0", "mmcblk0p1", "mmcblk0p2", "sr0", "nvme0n1p1"] {
+        disks.push_str(&format!(" 179 0 {d} 1 0 2 0 1 0 2 0 0 1 1 0 0 0 0 0 0\n"));
+    }
+    fs::write(dir.path().join("diskstats"), disks).expect("write");
+    fs::remove_file(dir.path().join("uptime")).expect("rm");
+    let out = HostCollector::new(dir.path()).collect(&HostConfig::default(), 0.0);
+    let r = out.report.as_ref().expect("report");
+    assert_eq!((r.load1, r.load5, r.load15), (0.21, 0.30, 1.07));
+    assert_eq!(r.pressure.as_ref().expect("psi").cpu_some_avg10, 0.21);
+    assert_eq!(r.uptime_seconds, None);
+    assert!(
+        out.errors.iter().any(|(f, _)| f == "uptime"),
+        "{:?}",
+        out.errors
+    );
+    let names: Vec<&str> = out.disks.iter().map(|d| d.device.as_str()).collect();
+    for d in ["sda", "mmcblk0", "mmcblk0p1", "mmcblk0p2", "sr0"] {
+        assert!(names.contains(&d), "{d} missing from {names:?}");
+    }
+    for d in ["sda1", "loop0", "nvme0n1p1"] {
+        assert!(!names.contains(&d), "{d} in {names:?}");
+    }
+    let snap = fabricwatch_agent::snapshot::Snapshot {
+        report: fabricwatch_proto::report::AgentReport {
+            host: out.report.clone(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let text = fabricwatch_agent::metrics::render_text(&snap).text;
+    assert!(text.contains("fabricwatch_host_load1 0.21\n"), "{text}");
+    assert!(!text.contains("fabricwatch_host_uptime_seconds"), "{text}");
 }

@@ -143,6 +143,19 @@ fn node_exporter_fixture_iwarp_without_pma() {
     assert_eq!(mlx4.sample.counters["port_xmit_wait"], 4_294_967_295);
     assert_eq!(mlx4.sample.counters["port_rcv_packets"], 6_825_908_347);
     assert_eq!(mlx4.sample.counters["port_xmit_discards"], 5);
+    // Port 2 has only `counters_ext/` data: 4,631,917 words = 18,527,668 bytes, as
+    // node_exporter reports; 93 multicast packets from `port_multicast_rcv_packets`.
+    let mlx4_2 = out
+        .ports
+        .iter()
+        .find(|p| p.sample.device == "mlx4_0" && p.sample.port == 2)
+        .expect("mlx4_0 port 2");
+    assert_eq!(mlx4_2.rx_bytes(), Some(18_527_668));
+    assert_eq!(mlx4_2.tx_bytes(), Some(3_733_440 * 4));
+    assert_eq!(mlx4_2.sample.counters["multicast_rcv_packets"], 93);
+    assert_eq!(mlx4_2.sample.counters["unicast_xmit_packets"], 61_239);
+    let id = &mlx4_2.sample.identity;
+    assert_eq!(id.link_width.as_deref(), Some("4X"));
     assert_eq!(out.errors.len(), 17);
 }
 
@@ -334,4 +347,100 @@ fn cached_listings_see_new_counters_and_removed_devices() {
     let devices: Vec<&str> = out.ports.iter().map(|p| p.sample.device.as_str()).collect();
     assert_eq!(devices, ["mlx5_9"]);
     assert_eq!(out.errors.len(), errors_per_collection, "{:?}", out.errors);
+}
+
+/// LID, SM LID/SL, LMC, rate parts and GIDs with their types, on a port with every identity
+/// file (formats of `drivers/infiniband/core/sysfs.c`), and the RoCE fixture's GID table.
+#[test]
+fn port_identity_is_read_and_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = dir.path().join("class/infiniband/mlx5_0/ports/1");
+    fs::create_dir_all(port.join("gids")).expect("mkdir");
+    fs::create_dir_all(port.join("gid_attrs/types")).expect("mkdir");
+    fs::create_dir_all(port.join("gid_attrs/ndevs")).expect("mkdir");
+    for (name, text) in [
+        ("state", "4: ACTIVE\n"),
+        ("phys_state", "5: LinkUp\n"),
+        ("link_layer", "InfiniBand\n"),
+        ("rate", "200 Gb/sec (4X HDR)\n"),
+        ("lid", "0x1a\n"),
+        ("sm_lid", "0x1\n"),
+        ("sm_sl", "0\n"),
+        ("lid_mask_count", "2\n"),
+        ("gids/0", "fe80:0000:0000:0000:b859:9f03:00d4:6e40\n"),
+        ("gids/1", "0000:0000:0000:0000:0000:0000:0000:0000\n"),
+        ("gids/2", "fe80:0000:0000:0000:b859:9f03:00d4:6e41\n"),
+        ("gid_attrs/types/0", "IB/RoCE v1\n"),
+    ] {
+        fs::write(port.join(name), text).expect("write");
+    }
+    fs::write(
+        dir.path().join("class/infiniband/mlx5_0/fw_ver"),
+        "20.31.1014\n",
+    )
+    .expect("write");
+    fs::write(
+        dir.path().join("class/infiniband/mlx5_0/board_id"),
+        "MT_0000000223\n",
+    )
+    .expect("write");
+    let out = collect(dir.path());
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let r = out.ports[0].to_report();
+    let id = r.identity.expect("identity");
+    assert_eq!(
+        (id.lid, id.sm_lid, id.sm_sl, id.lmc),
+        (Some(26), Some(1), Some(0), Some(2))
+    );
+    assert_eq!(
+        (id.link_width.as_deref(), id.link_speed.as_deref()),
+        (Some("4X"), Some("HDR"))
+    );
+    assert_eq!(id.fw_ver.as_deref(), Some("20.31.1014"));
+    assert_eq!(id.board_id.as_deref(), Some("MT_0000000223"));
+    // Reading stops at the first empty entry after 0.
+    assert_eq!(id.gids.len(), 1);
+    assert_eq!(id.gids[0].gid, "fe80:0000:0000:0000:b859:9f03:00d4:6e40");
+    assert_eq!(id.gids[0].gid_type.as_deref(), Some("IB/RoCE v1"));
+    assert_eq!(id.gids[0].netdev, None);
+    let snap = fabricwatch_agent::snapshot::Snapshot {
+        rdma_ports: out.ports,
+        ..Default::default()
+    };
+    let text = fabricwatch_agent::metrics::render_text(&snap).text;
+    assert!(
+        text.contains(
+            r#"lid="0x1a",sm_lid="0x1",sm_sl="0",lmc="2",link_width="4X",link_speed="HDR""#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"fabricwatch_rdma_port_gid_info{device="mlx5_0",port="1",index="0",gid="fe80:0000:0000:0000:b859:9f03:00d4:6e40",gid_type="IB/RoCE v1",netdev=""} 1"#), "{text}");
+
+    // Malformed identity files are counted, the rest kept.
+    fs::write(port.join("lid"), "26\n").expect("write");
+    fs::write(port.join("sm_sl"), "x\n").expect("write");
+    let out = collect(dir.path());
+    let kinds: Vec<_> = out.errors.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [FileErrorKind::Malformed, FileErrorKind::Malformed]);
+    let id = out.ports[0].to_report().identity.expect("identity");
+    assert_eq!((id.lid, id.sm_lid, id.sm_sl), (None, Some(1), None));
+}
+
+#[test]
+fn roce_fixture_gids_carry_types_and_netdevs() {
+    let out = collect(&fixture("roce"));
+    let id = out.ports[0].to_report().identity.expect("identity");
+    let gids: Vec<_> = id
+        .gids
+        .iter()
+        .map(|g| (g.index, g.gid_type.as_deref(), g.netdev.as_deref()))
+        .collect();
+    assert_eq!(
+        gids,
+        [
+            (0, Some("IB/RoCE v1"), Some("ens1f0")),
+            (1, Some("RoCE v2"), Some("ens1f0"))
+        ]
+    );
+    assert_eq!(id.lid, None, "the fixture has no lid file");
 }

@@ -111,6 +111,8 @@ pub struct RdmaConfig {
     pub mode: RdmaMode,
     /// Also read `hw_counters/` (driver-specific counters).
     pub hw_counters: bool,
+    /// Ethernet driver statistics and DCQCN settings of RoCE netdevs.
+    pub ethtool: EthtoolConfig,
 }
 
 impl Default for RdmaConfig {
@@ -120,6 +122,29 @@ impl Default for RdmaConfig {
             devices: Vec::new(),
             mode: RdmaMode::Auto,
             hw_counters: true,
+            ethtool: EthtoolConfig::default(),
+        }
+    }
+}
+
+/// Where the Ethernet driver statistics of RoCE netdevs come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct EthtoolConfig {
+    /// Read the statistics (`ETHTOOL_GSTATS`) and DCQCN settings of each RoCE netdev.
+    pub enabled: bool,
+    /// Read the statistics from `<dir>/<netdev>/statistics` (`ethtool -S` output) and the
+    /// driver from `<dir>/<netdev>/driver` (`ethtool -i` output) instead of asking the
+    /// kernel: node_exporter's fixture layout, for nodes without the hardware (tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statistics_dir: Option<String>,
+}
+
+impl Default for EthtoolConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            statistics_dir: None,
         }
     }
 }
@@ -207,6 +232,14 @@ pub struct ThresholdsConfig {
     /// RDMA error counter increments per minute (symbol, link integrity, rcv errors; higher
     /// is worse). Default 1/10.
     pub rdma_errors_per_minute: Level,
+    /// Share of time a RoCE port was paused or pausing by PFC/802.3x on its busiest
+    /// priority, percent (pause duration statistics; higher is worse). Default 10/50: a
+    /// lossless class held a tenth of the time has lost that share of its throughput, and
+    /// one held half the time is close to head-of-line blocking the fabric.
+    pub rdma_pause_percent: Level,
+    /// Packets a RoCE port dropped for buffers or congestion, per minute (higher is worse).
+    /// Default 1/10, like the error counters: a lossless class should drop nothing.
+    pub rdma_discards_per_minute: Level,
 }
 
 impl Default for ThresholdsConfig {
@@ -233,6 +266,14 @@ impl Default for ThresholdsConfig {
                 critical: 0.020,
             },
             rdma_errors_per_minute: Level {
+                warning: 1.0,
+                critical: 10.0,
+            },
+            rdma_pause_percent: Level {
+                warning: 10.0,
+                critical: 50.0,
+            },
+            rdma_discards_per_minute: Level {
                 warning: 1.0,
                 critical: 10.0,
             },

@@ -95,8 +95,9 @@ pub struct HostReport {
     pub memory_used_percent: f64,
     /// Swap in use, 0–100 (0 when there is no swap).
     pub swap_used_percent: f64,
-    /// Seconds since boot.
-    pub uptime_seconds: f64,
+    /// Seconds since boot; absent when `/proc/uptime` could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_seconds: Option<f64>,
     /// Filesystems watched.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filesystems: Vec<FilesystemReport>,
@@ -243,6 +244,129 @@ pub struct RdmaPortReport {
     /// ACTIVE → not ACTIVE transitions it saw).
     #[serde(default)]
     pub link_flaps_total: u64,
+    /// Port and device identity (LID, SM, rate parts, GIDs, firmware); absent from agents
+    /// that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<PortIdentity>,
+    /// Ethernet driver statistics of the RoCE netdev (`ETHTOOL_GSTATS`) that the agent
+    /// maps for this driver; absent when the port has no netdev, the driver is not one the
+    /// agent knows, or the statistics could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ethtool: Option<EthtoolReport>,
+    /// DCQCN/ECN configuration of the RoCE netdev; absent when the driver does not expose
+    /// it where the agent reads it (then the configuration is unknown, not disabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dcqcn: Option<DcqcnReport>,
+}
+
+/// Identity of an RDMA port and its device, from sysfs
+/// (`Documentation/ABI/stable/sysfs-class-infiniband`, formats of
+/// `drivers/infiniband/core/sysfs.c`). Every field is absent when its file is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortIdentity {
+    /// `lid` (`0x%x`); 0 on RoCE ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lid: Option<u32>,
+    /// `sm_lid`: the subnet manager's LID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sm_lid: Option<u32>,
+    /// `sm_sl`: the subnet manager's service level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sm_sl: Option<u8>,
+    /// `lid_mask_count`: the LMC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lmc: Option<u8>,
+    /// Active link width from `rate`, e.g. `4X`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_width: Option<String>,
+    /// Active link speed name from `rate`, e.g. `HDR` (absent when the kernel prints none,
+    /// as older kernels do for SDR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_speed: Option<String>,
+    /// Populated GID table entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gids: Vec<GidEntry>,
+    /// Device `fw_ver`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fw_ver: Option<String>,
+    /// Device `board_id` (the board type; firmware is compared within one board type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board_id: Option<String>,
+    /// Device `hca_type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hca_type: Option<String>,
+    /// Device `node_guid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_guid: Option<String>,
+}
+
+/// One GID table entry (`gids/<index>`, `gid_attrs/types/<index>`, `gid_attrs/ndevs/<index>`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GidEntry {
+    /// GID index.
+    pub index: u32,
+    /// The GID as the kernel prints it (`%pI6`, eight uncompressed groups).
+    pub gid: String,
+    /// `IB/RoCE v1` or `RoCE v2`; absent when unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid_type: Option<String>,
+    /// The netdev of a RoCE GID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netdev: Option<String>,
+}
+
+/// Ethernet driver statistics of a RoCE netdev, mapped from the driver's own names to
+/// driver-independent signals.
+///
+/// Keys are `<signal>` for port-wide statistics and `<signal>/<priority>` (priority 0–7)
+/// for per-priority ones. Signals: `pause_received`, `pause_transmitted` (PFC or 802.3x
+/// pause frames), `pause_duration_received_microseconds`,
+/// `pause_duration_transmitted_microseconds`, `pause_transitions_received`,
+/// `pause_transitions_transmitted`, `pause_control_frames_received`,
+/// `pause_control_frames_transmitted`, `discards_received`, `discards_transmitted`,
+/// `buffer_discards`, `congestion_discards`, `ecn_marked`, `buffer_passed_threshold`,
+/// `pause_storm_warning_events`, `pause_storm_error_events`, `out_of_buffer`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EthtoolReport {
+    /// Driver name (`ETHTOOL_GDRVINFO`), e.g. `mlx5_core`.
+    pub driver: String,
+    /// Cumulative values by key.
+    #[serde(default)]
+    pub counters: BTreeMap<String, u64>,
+    /// Per-second rates over the interval by key; absent on the first report and after a
+    /// reset.
+    #[serde(default)]
+    pub rates: BTreeMap<String, f64>,
+    /// Priorities with PFC enabled, where the driver's statistics reveal it (mlx5 lists
+    /// `rx_prio<N>_pause` only for PFC-enabled priorities); absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pfc_enabled_priorities: Option<Vec<u8>>,
+}
+
+/// DCQCN/ECN configuration as the vendor driver exposes it under
+/// `/sys/class/net/<netdev>/ecn/` (MLNX_OFED `mlx5_core`; the upstream driver keeps the
+/// parameters in debugfs and has no per-priority switches).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DcqcnReport {
+    /// Priorities (0–7) with the reaction point enabled (`ecn/roce_rp/enable/<prio>` = 1).
+    #[serde(default)]
+    pub rp_enabled_priorities: Vec<u8>,
+    /// Priorities with the notification point (CNP generation) enabled.
+    #[serde(default)]
+    pub np_enabled_priorities: Vec<u8>,
+    /// Priorities whose enable file could not be read (neither enabled nor disabled).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_priorities: Vec<u8>,
+    /// Parameter files by `roce_rp/<name>` or `roce_np/<name>`, as integers.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, i64>,
+    /// `settings/pfc_stall_prevention` (`default` or `auto`), when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pfc_stall_prevention: Option<String>,
 }
 
 /// A collector problem (a skipped file, a failed probe setup).

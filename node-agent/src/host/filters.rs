@@ -95,25 +95,40 @@ pub fn choose_mounts<'a>(
     out
 }
 
-/// Whether a `/proc/diskstats` name is a whole disk worth reporting: not a loop, ram, zram
-/// or floppy device and not a partition (`sda1`, `vdb2`, `nvme0n1p1`, `mmcblk0p1`).
-pub fn is_whole_disk(name: &str) -> bool {
-    const SKIP: &[&str] = &["loop", "ram", "zram", "fd", "sr"];
-    if SKIP.iter().any(|p| name.starts_with(p)) {
-        return false;
-    }
-    let ends_digit = name.chars().last().is_some_and(|c| c.is_ascii_digit());
+/// Whether a `/proc/diskstats` name is reported: node_exporter's default
+/// `--collector.diskstats.device-exclude`, `^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$`
+/// (`collector/diskstats_linux.go`): RAM disks, loop and floppy devices and the partitions
+/// of `sd`/`hd`/`vd`/`xvd` and NVMe disks are left out; everything else (whole disks,
+/// `mmcblk0p1`, `sr0`, `dm-0`, `md0`) is kept.
+pub fn is_reported_disk(name: &str) -> bool {
+    !excluded_disk(name)
+}
+
+fn excluded_disk(name: &str) -> bool {
     let stem = name.trim_end_matches(|c: char| c.is_ascii_digit());
-    let classic = ["sd", "hd", "vd", "xvd"]
+    if stem.len() == name.len() {
+        return false; // the pattern ends in \d+
+    }
+    let is_letter = |s: &str| s.len() == 1 && s.bytes().all(|b| b.is_ascii_lowercase());
+    if matches!(stem, "ram" | "zram" | "loop" | "fd") {
+        return true;
+    }
+    if ["hd", "sd", "vd", "xvd"]
         .iter()
-        .any(|p| stem.starts_with(p) && stem[p.len()..].chars().all(|c| c.is_ascii_lowercase()));
-    if classic && ends_digit {
-        return false;
+        .any(|p| stem.strip_prefix(p).is_some_and(is_letter))
+    {
+        return true;
     }
-    if (name.starts_with("nvme") || name.starts_with("mmcblk")) && stem.ends_with('p') {
-        return false;
-    }
-    true
+    // nvme\d+n\d+p
+    stem.strip_prefix("nvme")
+        .and_then(|r| r.strip_suffix('p'))
+        .and_then(|r| r.split_once('n'))
+        .is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        })
 }
 
 #[cfg(test)]
@@ -164,21 +179,36 @@ mod tests {
     }
 
     #[test]
-    fn whole_disks_only() {
-        for d in ["sda", "vdb", "nvme0n1", "mmcblk0", "dm-0", "md0", "xvda"] {
-            assert!(is_whole_disk(d), "{d}");
+    fn disks_follow_node_exporters_default_exclude() {
+        for d in [
+            "sda",
+            "vdb",
+            "nvme0n1",
+            "mmcblk0",
+            "mmcblk0p1",
+            "mmcblk0p2",
+            "sr0",
+            "dm-0",
+            "md0",
+            "xvda",
+            "sdaa1",
+            "nvme0n1p",
+        ] {
+            assert!(is_reported_disk(d), "{d}");
         }
         for d in [
             "sda1",
             "vdb12",
+            "xvda1",
+            "hdc3",
             "nvme0n1p1",
-            "mmcblk0p2",
+            "nvme10n2p3",
             "loop0",
             "ram1",
             "zram0",
-            "sr0",
+            "fd0",
         ] {
-            assert!(!is_whole_disk(d), "{d}");
+            assert!(!is_reported_disk(d), "{d}");
         }
     }
 }

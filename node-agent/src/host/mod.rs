@@ -6,6 +6,7 @@
 //! * [`procfile`]: whole-file reads of `/proc` files kept open between collections.
 //! * [`statfs`]: `statvfs(3)` with a timeout (a dead NFS server must not hang collection).
 
+pub mod decimal;
 pub mod filters;
 pub mod procfile;
 pub mod statfs;
@@ -253,16 +254,16 @@ impl HostCollector {
             report.swap_used_percent =
                 mem.swap_total.saturating_sub(mem.swap_free) as f64 * 100.0 / mem.swap_total as f64;
         }
-        match self.parse_file("loadavg", |b| procfs::LoadAverage::from_read(b)) {
-            Ok(l) => {
-                report.load1 = f64::from(l.one);
-                report.load5 = f64::from(l.five);
-                report.load15 = f64::from(l.fifteen);
+        match self.parse_file("loadavg", decimal::loadavg) {
+            Ok([one, five, fifteen]) => {
+                report.load1 = one;
+                report.load5 = five;
+                report.load15 = fifteen;
             }
             Err(e) => out.errors.push(("loadavg".into(), e)),
         }
         match self.parse_file("uptime", |b| procfs::Uptime::from_read(b)) {
-            Ok(u) => report.uptime_seconds = u.uptime,
+            Ok(u) => report.uptime_seconds = Some(u.uptime),
             Err(e) => out.errors.push(("uptime".into(), e)),
         }
         report.pressure = self.pressure();
@@ -329,7 +330,7 @@ impl HostCollector {
         match self.parse_file("diskstats", |b| procfs::DiskStats::from_buf_read(b)) {
             Ok(stats) => {
                 for d in stats.0 {
-                    if !filters::is_whole_disk(&d.name) {
+                    if !filters::is_reported_disk(&d.name) {
                         continue;
                     }
                     let util = self
@@ -365,23 +366,17 @@ impl HostCollector {
     }
 
     fn pressure(&mut self) -> Option<PressureReport> {
-        let cpu = self
-            .parse_file("pressure/cpu", |b| procfs::CpuPressure::from_buf_read(b))
+        let (cpu, _) = self.parse_file("pressure/cpu", decimal::psi_avg10).ok()?;
+        let (mem_some, mem_full) = self
+            .parse_file("pressure/memory", decimal::psi_avg10)
             .ok()?;
-        let mem = self
-            .parse_file("pressure/memory", |b| {
-                procfs::MemoryPressure::from_buf_read(b)
-            })
-            .ok()?;
-        let io = self
-            .parse_file("pressure/io", |b| procfs::IoPressure::from_buf_read(b))
-            .ok()?;
+        let (io_some, io_full) = self.parse_file("pressure/io", decimal::psi_avg10).ok()?;
         Some(PressureReport {
-            cpu_some_avg10: f64::from(cpu.some.avg10),
-            memory_some_avg10: f64::from(mem.some.avg10),
-            memory_full_avg10: f64::from(mem.full.avg10),
-            io_some_avg10: f64::from(io.some.avg10),
-            io_full_avg10: f64::from(io.full.avg10),
+            cpu_some_avg10: cpu,
+            memory_some_avg10: mem_some,
+            memory_full_avg10: mem_full?,
+            io_some_avg10: io_some,
+            io_full_avg10: io_full?,
         })
     }
 

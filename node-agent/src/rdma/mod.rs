@@ -17,7 +17,12 @@ use std::{
     sync::Arc,
 };
 
-use fabricwatch_proto::{agent_config::RdmaConfig, report::RdmaPortReport};
+use fabricwatch_proto::{
+    agent_config::RdmaConfig,
+    report::{PortIdentity, RdmaPortReport},
+};
+
+use crate::ethtool::{EthtoolCollector, EthtoolError, NetdevView};
 
 pub use sysfs::{FileError, FileErrorKind, PortSample, ReadMode};
 
@@ -101,6 +106,9 @@ pub struct PortView {
     pub resets: Vec<String>,
     /// Names of every counter this port could read (capability discovery).
     pub supported_counters: Vec<String>,
+    /// Ethernet driver statistics and DCQCN settings of the RoCE netdev.
+    #[serde(serialize_with = "serialize_shared")]
+    pub ethtool: Option<Arc<NetdevView>>,
     #[serde(skip)]
     all: Arc<BTreeMap<String, u64>>,
 }
@@ -172,8 +180,36 @@ impl PortView {
             counters: (*self.all).clone(),
             rates: self.rates.clone(),
             link_flaps_total: self.link_flaps_total,
+            identity: Some(self.identity_report()),
+            ethtool: self.ethtool.as_ref().and_then(|e| e.to_report()),
+            dcqcn: self.ethtool.as_ref().and_then(|e| e.dcqcn.clone()),
         }
     }
+
+    /// The port and device identity in wire form.
+    pub fn identity_report(&self) -> PortIdentity {
+        let (id, info) = (&self.sample.identity, &self.sample.info);
+        PortIdentity {
+            lid: id.lid,
+            sm_lid: id.sm_lid,
+            sm_sl: id.sm_sl,
+            lmc: id.lmc,
+            link_width: id.link_width.clone(),
+            link_speed: id.link_speed.clone(),
+            gids: id.gids.clone(),
+            fw_ver: info.fw_ver.clone(),
+            board_id: info.board_id.clone(),
+            hca_type: info.hca_type.clone(),
+            node_guid: info.node_guid.clone(),
+        }
+    }
+}
+
+fn serialize_shared<S: serde::Serializer>(
+    v: &Option<Arc<NetdevView>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&v.as_deref(), s)
 }
 
 fn merged(s: &PortSample) -> BTreeMap<String, u64> {
@@ -197,6 +233,8 @@ pub struct RdmaOutcome {
     pub errors: Vec<FileError>,
     /// Set when the device class directory itself could not be listed.
     pub fatal: Option<FileError>,
+    /// Netdevs whose Ethernet statistics or DCQCN settings were (partly) skipped.
+    pub ethtool_errors: Vec<EthtoolError>,
 }
 
 /// Stateful rdma collector (keeps counter history and open files between collections).
@@ -204,6 +242,7 @@ pub struct RdmaOutcome {
 pub struct RdmaCollector {
     reader: sysfs::SysfsReader,
     history: HashMap<(String, u32), delta::PortHistory>,
+    ethtool: Option<EthtoolCollector>,
 }
 
 impl RdmaCollector {
@@ -212,6 +251,7 @@ impl RdmaCollector {
         Self {
             reader: sysfs::SysfsReader::new(mode),
             history: HashMap::new(),
+            ethtool: None,
         }
     }
 
@@ -249,10 +289,36 @@ impl RdmaCollector {
                 resets: update.resets,
                 supported_counters: all.keys().cloned().collect(),
                 all,
+                ethtool: None,
             });
         }
         // Ports that disappeared are forgotten; a port that comes back starts fresh.
         self.history = seen;
+        if config.ethtool.enabled {
+            let eth = self
+                .ethtool
+                .get_or_insert_with(|| EthtoolCollector::new(&config.ethtool));
+            let netdevs: Vec<String> = out
+                .ports
+                .iter()
+                .filter(|p| p.sample.transport == parse::Transport::Roce)
+                .filter_map(|p| p.sample.netdev.clone())
+                .collect();
+            let (mut views, errors) =
+                eth.collect(sysfs_root, netdevs.iter().map(String::as_str), now_seconds);
+            out.ethtool_errors = errors;
+            let views: HashMap<String, Arc<NetdevView>> = std::mem::take(&mut views)
+                .into_iter()
+                .map(|(k, v)| (k, Arc::new(v)))
+                .collect();
+            for p in &mut out.ports {
+                if p.sample.transport == parse::Transport::Roce {
+                    p.ethtool = p.sample.netdev.as_ref().and_then(|n| views.get(n).cloned());
+                }
+            }
+        } else {
+            self.ethtool = None;
+        }
         out
     }
 }

@@ -68,6 +68,62 @@ pub fn parse_rate_gbps(text: &str) -> Option<f64> {
     Some(value)
 }
 
+/// The width and speed name of `rate` (`"100 Gb/sec (2X HDR)"` → (`2X`, `HDR`); `"10
+/// Gb/sec (4X)"` → (`4X`, none), as older kernels print SDR). Format: `rate_show` in
+/// `drivers/infiniband/core/sysfs.c` (`"%d%s Gb/sec (%dX%s)\n"`).
+pub fn parse_rate_parts(text: &str) -> Option<(String, Option<String>)> {
+    let inner = text.trim().split_once('(')?.1.strip_suffix(')')?;
+    let mut it = inner.split_whitespace();
+    let width = it.next()?;
+    let digits = width.strip_suffix('X')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let speed = it.next().map(str::to_string);
+    if it.next().is_some() {
+        return None;
+    }
+    Some((width.to_string(), speed))
+}
+
+/// `lid` / `sm_lid` (`"0x%x\n"`).
+pub fn parse_hex_u32(text: &str) -> Option<u32> {
+    u32::from_str_radix(text.trim().strip_prefix("0x")?, 16).ok()
+}
+
+/// `sm_sl` / `lid_mask_count` (`"%d\n"`), up to 255.
+pub fn parse_dec_u8(text: &str) -> Option<u32> {
+    text.trim().parse::<u8>().ok().map(u32::from)
+}
+
+/// Whether a `gids/<i>` text (`%pI6`) is a populated entry: eight groups of hex digits,
+/// not all zero.
+pub fn gid_is_populated(text: &str) -> bool {
+    let groups: Vec<&str> = text.trim().split(':').collect();
+    groups.len() == 8
+        && groups
+            .iter()
+            .all(|g| !g.is_empty() && g.len() <= 4 && g.bytes().all(|b| b.is_ascii_hexdigit()))
+        && groups.iter().any(|g| g.bytes().any(|b| b != b'0'))
+}
+
+/// The `counters/` name a `counters_ext/` (mlx4, 64-bit) file stands for, as node_exporter
+/// and procfs pair them (`port_rcv_data_64` → `port_rcv_data`,
+/// `port_unicast_rcv_packets` → `unicast_rcv_packets`, ...).
+pub fn counters_ext_name(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "port_rcv_data_64" => "port_rcv_data",
+        "port_xmit_data_64" => "port_xmit_data",
+        "port_rcv_packets_64" => "port_rcv_packets",
+        "port_xmit_packets_64" => "port_xmit_packets",
+        "port_unicast_rcv_packets" => "unicast_rcv_packets",
+        "port_unicast_xmit_packets" => "unicast_xmit_packets",
+        "port_multicast_rcv_packets" => "multicast_rcv_packets",
+        "port_multicast_xmit_packets" => "multicast_xmit_packets",
+        _ => return None,
+    })
+}
+
 /// What kind of RDMA transport a device speaks. The kernel's `link_layer` says only
 /// `InfiniBand` or `Ethernet`; iWARP and Omni-Path devices also report `InfiniBand`
 /// (see the `i40iw` and `hfi1` fixtures), so the driver name and `node_type` decide.
@@ -176,6 +232,33 @@ mod tests {
         assert_eq!(parse_rate_gbps("fast"), None);
         assert_eq!(parse_rate_gbps("10 Mb/sec"), None);
         assert_eq!(parse_rate_gbps(""), None);
+    }
+
+    #[test]
+    fn identity_files_parse() {
+        assert_eq!(
+            parse_rate_parts("100 Gb/sec (2X HDR)\n"),
+            Some(("2X".into(), Some("HDR".into())))
+        );
+        assert_eq!(
+            parse_rate_parts("10 Gb/sec (4X)"),
+            Some(("4X".into(), None))
+        );
+        assert_eq!(parse_rate_parts("10 Gb/sec"), None);
+        assert_eq!(parse_rate_parts("10 Gb/sec (X HDR)"), None);
+        assert_eq!(parse_hex_u32("0x1a\n"), Some(26));
+        assert_eq!(parse_hex_u32("26"), None);
+        assert_eq!(parse_hex_u32("0xzz"), None);
+        assert_eq!(parse_dec_u8("15\n"), Some(15));
+        assert_eq!(parse_dec_u8("256"), None);
+        assert!(gid_is_populated(
+            "fe80:0000:0000:0000:ba59:9fff:fed4:6e40\n"
+        ));
+        assert!(!gid_is_populated("0000:0000:0000:0000:0000:0000:0000:0000"));
+        assert!(!gid_is_populated("fe80::1"));
+        assert!(!gid_is_populated("fe80:0000:0000:0000:ba59:9fff:fed4:6e4g"));
+        assert_eq!(counters_ext_name("port_rcv_data_64"), Some("port_rcv_data"));
+        assert_eq!(counters_ext_name("port_rcv_data"), None);
     }
 
     #[test]

@@ -96,6 +96,31 @@ pub struct DeviceInfo {
     pub node_type: Option<String>,
 }
 
+/// Port identity attributes (each absent when its file is).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortIdentity {
+    /// `lid`.
+    pub lid: Option<u32>,
+    /// `sm_lid`.
+    pub sm_lid: Option<u32>,
+    /// `sm_sl`.
+    pub sm_sl: Option<u8>,
+    /// `lid_mask_count` (LMC).
+    pub lmc: Option<u8>,
+    /// Link width from `rate` (`4X`).
+    pub link_width: Option<String>,
+    /// Link speed name from `rate` (`HDR`).
+    pub link_speed: Option<String>,
+    /// Populated GID entries, at most [`MAX_GIDS`].
+    pub gids: Vec<fabricwatch_proto::report::GidEntry>,
+}
+
+/// GID entries read per port. Entries are read in index order and reading stops at the
+/// first unpopulated one after index 0 (an all-zero GID, or EINVAL on its attributes):
+/// real tables have 128–256 slots, almost all empty.
+pub const MAX_GIDS: u32 = 32;
+
 /// Everything read from one port in one collection.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -118,6 +143,8 @@ pub struct PortSample {
     pub netdev: Option<String>,
     /// Device attributes.
     pub info: DeviceInfo,
+    /// Port identity (LID, SM, GIDs).
+    pub identity: PortIdentity,
     /// `counters/*` by file name, raw (`port_*_data` in 4-octet words).
     pub counters: BTreeMap<String, u64>,
     /// `hw_counters/*` by file name.
@@ -446,9 +473,14 @@ fn read_port(
     };
     let state = numbered("state", &mut errors);
     let phys_state = numbered("phys_state", &mut errors);
+    let mut identity = PortIdentity::default();
     let rate_gbps = {
         let path = dir.join("rate");
         read_text(reader, &path, &mut errors, true).and_then(|t| {
+            if let Some((w, sp)) = parse::parse_rate_parts(&t) {
+                identity.link_width = Some(w);
+                identity.link_speed = sp;
+            }
             let r = parse::parse_rate_gbps(&t);
             if r.is_none() {
                 errors.push(FileError {
@@ -461,7 +493,37 @@ fn read_port(
         })
     };
     let netdev = read_netdev(reader, &dir.join("gid_attrs/ndevs"));
-    let counters = read_counter_dir(reader, &dir.join("counters"), &mut errors);
+    {
+        let mut num = |name: &str, parse: fn(&str) -> Option<u32>| {
+            let path = dir.join(name);
+            let text = read_text(reader, &path, &mut errors, true)?;
+            let v = parse(&text);
+            if v.is_none() {
+                errors.push(FileError {
+                    path,
+                    kind: FileErrorKind::Malformed,
+                    message: format!("unexpected content {:?}", truncate(&text)),
+                });
+            }
+            v
+        };
+        identity.lid = num("lid", parse::parse_hex_u32);
+        identity.sm_lid = num("sm_lid", parse::parse_hex_u32);
+        identity.sm_sl = num("sm_sl", parse::parse_dec_u8).and_then(|v| u8::try_from(v).ok());
+        identity.lmc =
+            num("lid_mask_count", parse::parse_dec_u8).and_then(|v| u8::try_from(v).ok());
+    }
+    identity.gids = read_gids(reader, dir);
+    let mut counters = read_counter_dir(reader, &dir.join("counters"), &mut errors);
+    // mlx4's 64-bit `counters_ext/` count the same events as `counters/`, which saturate or
+    // wrap at 32 bits: the larger value is the 64-bit one whenever it counts, and a
+    // `counters_ext` file that reads 0 (no extended PMA counters) does not hide the 32-bit
+    // value. The maximum of two non-decreasing counters is non-decreasing, so rates hold.
+    for (name, v) in read_counter_dir(reader, &dir.join("counters_ext"), &mut errors) {
+        let base = parse::counters_ext_name(&name).unwrap_or(&name).to_string();
+        let e = counters.entry(base).or_insert(v);
+        *e = (*e).max(v);
+    }
     let hw = if hw_counters {
         read_counter_dir(reader, &dir.join("hw_counters"), &mut errors)
     } else {
@@ -477,6 +539,7 @@ fn read_port(
         rate_gbps,
         netdev,
         info: info.clone(),
+        identity,
         counters,
         hw_counters: hw,
         errors,
@@ -502,6 +565,45 @@ fn read_netdev(reader: &mut SysfsReader, dir: &Path) -> Option<String> {
         }
     }
     parse::pick_netdev(found)
+}
+
+/// `gids/<i>` with `gid_attrs/types/<i>` and `gid_attrs/ndevs/<i>`, in index order, up to
+/// the first unpopulated entry after index 0 and at most [`MAX_GIDS`]. Failures are
+/// silent: unpopulated entries fail with EINVAL, which is normal.
+fn read_gids(reader: &mut SysfsReader, dir: &Path) -> Vec<fabricwatch_proto::report::GidEntry> {
+    let mut out = Vec::new();
+    let gids = dir.join("gids");
+    if reader.list(&gids, ListKind::Files).is_err() {
+        return out;
+    }
+    for i in 0..MAX_GIDS {
+        let idx = i.to_string();
+        let gid = reader
+            .read_with(&gids.join(&idx), |t| t.trim().to_string())
+            .ok()
+            .filter(|g| parse::gid_is_populated(g));
+        let Some(gid) = gid else {
+            if i == 0 {
+                continue;
+            }
+            break;
+        };
+        let attr = |reader: &mut SysfsReader, kind: &str| {
+            reader
+                .read_with(&dir.join("gid_attrs").join(kind).join(&idx), |t| {
+                    t.trim().to_string()
+                })
+                .ok()
+                .filter(|s| !s.is_empty())
+        };
+        out.push(fabricwatch_proto::report::GidEntry {
+            index: i,
+            gid_type: attr(reader, "types"),
+            netdev: attr(reader, "ndevs"),
+            gid,
+        });
+    }
+    out
 }
 
 /// Reads every regular file in a counter directory. A missing directory (devices without a

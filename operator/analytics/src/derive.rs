@@ -4,10 +4,16 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use fabricwatch_proto::report::{AgentReport, AgentState, RdmaPortReport};
+use fabricwatch_proto::report::{
+    AgentReport, AgentState, DcqcnReport, PortIdentity, RdmaPortReport,
+};
 use serde::Serialize;
 
-use crate::{score::network_score, stats::counter_rate};
+use crate::{
+    congestion::{self, Congestion},
+    score::network_score,
+    stats::counter_rate,
+};
 
 /// RDMA port error counters (kernel names, `Documentation/ABI/stable/sysfs-class-infiniband`,
 /// IBTA PortCounters attribute) whose increase means a link or port problem. Their summed
@@ -77,6 +83,23 @@ pub struct PortSample {
     pub error_rates_per_minute: BTreeMap<String, f64>,
     /// Link flaps the agent counted since it started.
     pub link_flaps_total: u64,
+    /// RoCE netdev behind the port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netdev: Option<String>,
+    /// Link rate, Gb/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_gbps: Option<f64>,
+    /// LID, SM LID/SL, LMC, width, speed, GIDs, firmware and board, as the agent read them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<PortIdentity>,
+    /// Priorities with PFC enabled, where the driver tells (mlx5); `None` = unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pfc_enabled_priorities: Option<Vec<u8>>,
+    /// DCQCN configuration, where the driver exposes it; `None` = unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dcqcn: Option<DcqcnReport>,
+    /// Congestion figures over the last interval.
+    pub congestion: Congestion,
 }
 
 impl PortSample {
@@ -196,6 +219,15 @@ fn port_sample(
         symbol_errors_per_minute: error_rates_per_minute.get("symbol_error").copied(),
         error_rates_per_minute,
         link_flaps_total: port.link_flaps_total,
+        netdev: port.netdev.clone(),
+        rate_gbps: port.rate_gbps.filter(|r| r.is_finite() && *r >= 0.0),
+        identity: port.identity.clone(),
+        pfc_enabled_priorities: port
+            .ethtool
+            .as_ref()
+            .and_then(|e| e.pfc_enabled_priorities.clone()),
+        dcqcn: port.dcqcn.clone(),
+        congestion: congestion::of_port(port),
     }
 }
 

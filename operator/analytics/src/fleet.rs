@@ -21,6 +21,7 @@ use crate::{
         snapshot::Baselines,
         Mahalanobis,
     },
+    congestion, consistency,
     derive::{derive, CounterSnapshot, NodeSample, PortKey},
     health::{findings, is_stale, node_health, target_health, Finding, Health},
     peers::{assign, Candidate},
@@ -35,10 +36,11 @@ pub const ANOMALY_THRESHOLD: f64 = 3.0;
 /// Window of the `rdma_link_flaps` metric (the AlertRule API documents "last 10 minutes").
 pub const LINK_FLAP_WINDOW_MINUTES: i64 = 10;
 
-/// Series kept in rolling windows per node, with the noise floor `σ_min` of their EWMA
+/// Series kept in rolling windows per node, with the noise floor of the multivariate
 /// detector (changes smaller than this are not anomalies whatever the history): loss 0.5 %,
-/// RTT p99 200 µs, jitter 100 µs, score 2 points, CPU 5 %, memory 2 %, RDMA errors 1/min.
-pub const SERIES: [(&str, f64); 7] = [
+/// RTT p99 200 µs, jitter 100 µs, score 2 points, CPU 5 %, memory 2 %, RDMA errors 1/min,
+/// RoCE pause time 1 % (busiest port), RoCE discards 1/min (all ports).
+pub const SERIES: [(&str, f64); 9] = [
     ("ping_loss_percent", 0.5),
     ("ping_rtt_p99_seconds", 0.0002),
     ("ping_jitter_seconds", 0.0001),
@@ -46,6 +48,8 @@ pub const SERIES: [(&str, f64); 7] = [
     ("cpu_usage_percent", 5.0),
     ("memory_used_percent", 2.0),
     ("rdma_errors_per_minute", 1.0),
+    ("rdma_pause_percent", 1.0),
+    ("rdma_discards_per_minute", 1.0),
 ];
 
 /// Per-target settings, from the MonitorTarget spec.
@@ -306,6 +310,16 @@ fn series_value(s: &NodeSample, name: &str) -> Option<f64> {
         "cpu_usage_percent" => s.cpu_usage_percent,
         "memory_used_percent" => s.memory_used_percent,
         "rdma_errors_per_minute" => s.rdma_errors_per_minute,
+        "rdma_pause_percent" => s
+            .ports
+            .iter()
+            .filter_map(|p| p.congestion.pause_percent)
+            .reduce(f64::max),
+        "rdma_discards_per_minute" => s
+            .ports
+            .iter()
+            .filter_map(|p| p.congestion.discards_per_minute)
+            .reduce(|a, b| a + b),
         _ => None,
     }
 }
@@ -596,6 +610,16 @@ impl Fleet {
         dropped
     }
 
+    /// [`consistency::check`] over the target's reporting nodes.
+    fn inconsistencies(t: &TargetState, now: DateTime<Utc>) -> Vec<consistency::Inconsistency> {
+        consistency::check(
+            t.nodes
+                .iter()
+                .filter(|(_, n)| !is_stale(Some(n.received_at), n.interval_seconds, now))
+                .map(|(name, n)| (name.as_str(), &n.sample)),
+        )
+    }
+
     fn health_of(n: &NodeState, now: DateTime<Utc>) -> Health {
         // Staleness goes by receive time: agent clocks may be skewed.
         node_health(&n.findings, Some(n.received_at), n.interval_seconds, now)
@@ -662,6 +686,15 @@ impl Fleet {
             }
         }
         summary.rtt_p99_seconds = quantile(&p99s, 0.99);
+        let inconsistencies = Self::inconsistencies(t, now);
+        problems.extend(inconsistencies.iter().map(|i| Problem {
+            node: i.node.clone(),
+            component: i.component.clone(),
+            severity: Health::Warning,
+            message: i.message.clone(),
+            // Re-checked on every view; the node's latest report is when it was last seen.
+            since: t.nodes.get(&i.node).map_or(now, |n| n.last_report),
+        }));
         problems.sort_by(|a, b| {
             b.severity
                 .rank()
@@ -670,9 +703,13 @@ impl Fleet {
                 .then_with(|| (&a.node, &a.component).cmp(&(&b.node, &b.component)))
         });
         problems.truncate(self.settings.max_problems);
+        let mut health = target_health(healths);
+        if health == Health::Healthy && !inconsistencies.is_empty() {
+            health = Health::Warning;
+        }
         Some(TargetView {
             target: target.clone(),
-            health: target_health(healths),
+            health,
             nodes: counts,
             summary,
             problems,
@@ -776,6 +813,12 @@ impl Fleet {
             return out;
         };
         let flap_since = now - Duration::minutes(LINK_FLAP_WINDOW_MINUTES);
+        let mut inconsistent: BTreeMap<String, usize> = BTreeMap::new();
+        if metric == Metric::RdmaInconsistencies {
+            for i in Self::inconsistencies(t, now) {
+                *inconsistent.entry(i.node).or_default() += 1;
+            }
+        }
         for (name, n) in &t.nodes {
             let stale = is_stale(Some(n.received_at), n.interval_seconds, now);
             let node_key = || SeriesKey::node(name);
@@ -856,14 +899,25 @@ impl Fleet {
                     out.insert(node_key(), n.anomaly.score);
                 }
                 Metric::AgentsNotReporting => {}
+                Metric::RdmaInconsistencies => {
+                    let n = inconsistent.get(name).copied().unwrap_or(0);
+                    out.insert(node_key(), n as f64);
+                }
+                m => out.extend(s.ports.iter().filter_map(|p| {
+                    Some((
+                        port_key(&p.device, p.port),
+                        congestion::metric_value(&p.congestion, m)?,
+                    ))
+                })),
             }
         }
         if scope == Scope::Target {
             let values = out.values().copied();
             let folded = match metric {
-                Metric::RdmaPortsDown | Metric::RdmaLinkFlaps | Metric::AgentsNotReporting => {
-                    Some(values.sum())
-                }
+                Metric::RdmaPortsDown
+                | Metric::RdmaLinkFlaps
+                | Metric::AgentsNotReporting
+                | Metric::RdmaInconsistencies => Some(values.sum()),
                 Metric::DiskFreePercent | Metric::NetworkScore => values.reduce(f64::min),
                 _ => values.reduce(f64::max),
             };
@@ -906,6 +960,81 @@ mod tests {
             rdma: vec![port("mlx5_0", "ACTIVE", "LinkUp", seq * 10)],
             ..Default::default()
         }
+    }
+
+    /// A report whose port carries firmware, board and RoCE statistics.
+    fn roce_report(node: &str, seq: u64, at: i64, fw: &str, storm_rate: f64) -> AgentReport {
+        let mut r = report(node, seq, at, 0.0);
+        let p = &mut r.rdma[0];
+        // Still error counters: only congestion and consistency are under test.
+        p.counters.values_mut().for_each(|v| *v = 0);
+        p.link_layer = "Ethernet".into();
+        p.netdev = Some("ens1f0".into());
+        p.identity = Some(fabricwatch_proto::report::PortIdentity {
+            fw_ver: Some(fw.into()),
+            board_id: Some("MT_0000000012".into()),
+            ..Default::default()
+        });
+        p.ethtool = Some(fabricwatch_proto::report::EthtoolReport {
+            driver: "mlx5_core".into(),
+            rates: BTreeMap::from([
+                ("pause_transmitted/3".to_string(), 2000.0),
+                ("pause_storm_error_events".to_string(), storm_rate),
+            ]),
+            ..Default::default()
+        });
+        r
+    }
+
+    #[test]
+    fn congestion_and_consistency_reach_problems_health_and_alert_values() {
+        let mut f = Fleet::new(Settings::default());
+        f.ingest(&roce_report("a", 1, 0, "16.35.2000", 0.0), None, t(0));
+        f.ingest(&roce_report("bb", 1, 0, "16.35.2000", 0.0), None, t(0));
+        f.ingest(&roce_report("ccc", 1, 0, "16.28.1002", 0.5), None, t(0));
+        let v = f.view(&target(), t(1)).expect("view");
+        assert_eq!(v.health, Health::Critical);
+        let storm = v
+            .problems
+            .iter()
+            .find(|p| p.component == "rdma/mlx5_0/1/pause-storm")
+            .expect("storm problem");
+        assert_eq!(
+            (storm.node.as_str(), storm.severity),
+            ("ccc", Health::Critical)
+        );
+        assert!(
+            storm.message.contains("mlx5_0/1 (ens1f0), priority 3"),
+            "{}",
+            storm.message
+        );
+        let fw = v
+            .problems
+            .iter()
+            .find(|p| p.component == "rdma/mlx5_0/firmware")
+            .expect("firmware problem");
+        assert_eq!((fw.node.as_str(), fw.severity), ("ccc", Health::Warning));
+        let inc = f.series_values(&target(), Metric::RdmaInconsistencies, Scope::PerNode, t(1));
+        assert_eq!(inc.get(&SeriesKey::node("ccc")), Some(&1.0));
+        assert_eq!(inc.get(&SeriesKey::node("a")), Some(&0.0));
+        let pause = f.series_values(
+            &target(),
+            Metric::RdmaPauseFramesPerSecond,
+            Scope::Target,
+            t(1),
+        );
+        assert_eq!(pause.values().copied().collect::<Vec<_>>(), [2000.0]);
+        let storms = f.series_values(
+            &target(),
+            Metric::RdmaPauseStormEventsPerMinute,
+            Scope::PerNode,
+            t(1),
+        );
+        assert_eq!(storms.values().copied().fold(0.0, f64::max), 30.0);
+        // The same firmware everywhere and no storm: Healthy again.
+        f.ingest(&roce_report("ccc", 2, 10, "16.35.2000", 0.0), None, t(10));
+        let v = f.view(&target(), t(11)).expect("view");
+        assert_eq!(v.health, Health::Healthy, "{:?}", v.problems);
     }
 
     #[test]

@@ -115,7 +115,7 @@ fn thr(h: Health, l: Level) -> f64 {
 }
 
 /// The findings of one node sample against `t`, worst first. Per-peer loss and RTT, per-port
-/// RDMA errors and state, CPU, memory, the fullest filesystem and the agent's own state.
+/// RDMA errors, state and congestion ([`crate::congestion::findings`]), CPU, memory, the fullest filesystem and the agent's own state.
 pub fn findings(s: &NodeSample, t: &ThresholdsConfig) -> Vec<Finding> {
     use Direction::*;
     let mut out = Vec::new();
@@ -162,6 +162,14 @@ pub fn findings(s: &NodeSample, t: &ThresholdsConfig) -> Vec<Finding> {
                 )
             });
         }
+        crate::congestion::findings(
+            &p.device,
+            p.port,
+            p.netdev.as_deref(),
+            &p.congestion,
+            t,
+            &mut out,
+        );
     }
     if let Some(cpu) = s.cpu_usage_percent {
         let h = grade(cpu, t.cpu_usage_percent, HigherIsWorse);

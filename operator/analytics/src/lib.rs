@@ -3,6 +3,8 @@
 pub mod aianalysis;
 pub mod alert;
 pub mod anomaly;
+pub mod congestion;
+pub mod consistency;
 pub mod derive;
 pub mod evaluator;
 pub mod fleet;

@@ -14,6 +14,8 @@ pub const TOKEN_FILE: &str = "token";
 pub const TOKEN_EXPIRATION_SECONDS: i64 = 3600;
 /// Where the host's sysfs (or `spec.rdma.sysfsRoot`) appears in the agent container.
 pub const HOST_SYS: &str = "/host/sys";
+/// Where `spec.rdma.ethtool.statisticsDir` (when set) appears in the agent container.
+pub const HOST_ETHTOOL: &str = "/host/ethtool";
 /// Where the host's procfs appears in the agent container.
 pub const HOST_PROC: &str = "/host/proc";
 /// Port of the central workloads' HTTP servers (reports, API, /metrics).

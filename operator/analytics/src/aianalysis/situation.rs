@@ -3,7 +3,7 @@
 //!
 //! Units are those of `fabricwatch-ai`'s situation (seconds, percent, per minute).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use fabricwatch_ai::situation::{
     Anomaly, FiringAlert, Health as AiHealth, HostPressure, KubeEvent, NodeHealth, PeerStats,
@@ -111,7 +111,7 @@ pub fn build(
                     .link_flaps
                     .get(&key)
                     .map_or(0, |f| finite(*f).max(0.0).round() as u64),
-                congestion_per_second: BTreeMap::new(),
+                congestion_per_second: p.congestion.per_second.clone(),
             }
         }));
         if latest.cpu_usage_percent.is_some()
@@ -177,6 +177,7 @@ mod tests {
     };
     use chrono::{DateTime, Utc};
     use fabricwatch_proto::ObjectRef;
+    use std::collections::BTreeMap;
 
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + s, 0).expect("time")
@@ -215,6 +216,19 @@ mod tests {
                     ("port_rcv_errors".to_string(), 0.0),
                 ]),
                 link_flaps_total: 3,
+                netdev: None,
+                rate_gbps: Some(200.0),
+                identity: None,
+                pfc_enabled_priorities: Some(vec![3]),
+                dcqcn: None,
+                congestion: crate::congestion::Congestion {
+                    pause_frames_per_second: Some(5000.0),
+                    per_second: BTreeMap::from([
+                        ("np_cnp_sent".to_string(), 120.0),
+                        ("pause_received/3".to_string(), 5000.0),
+                    ]),
+                    ..Default::default()
+                },
             }],
             rdma_errors_per_minute: Some(30.0),
             rdma_symbol_errors_per_minute: Some(30.0),
@@ -346,6 +360,14 @@ mod tests {
             BTreeMap::from([("symbol_error".to_string(), 1800)])
         );
         assert!(p.is_interesting());
+        // Congestion rates reach the situation under their kernel/driver-signal names.
+        assert_eq!(
+            p.congestion_per_second,
+            BTreeMap::from([
+                ("np_cnp_sent".to_string(), 120.0),
+                ("pause_received/3".to_string(), 5000.0),
+            ])
+        );
         assert_eq!(s.hosts[0].cpu_usage_percent, 91.0);
         assert_eq!(s.hosts[0].disk_free_percent_min, Some(12.0));
         assert_eq!(s.anomalies.len(), 1);

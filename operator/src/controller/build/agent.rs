@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 
 use fabricwatch_crds::monitor_target::{MonitorTarget, PodMonitorMode, ProbeProtocol};
 use fabricwatch_proto::agent_config::{
-    AgentConfig, AnalyticsConfig, HostConfig, PingConfig, RdmaConfig, DEFAULT_AGENT_PORT,
+    AgentConfig, AnalyticsConfig, EthtoolConfig, HostConfig, PingConfig, RdmaConfig,
+    DEFAULT_AGENT_PORT,
 };
 use fabricwatch_proto::ObjectRef;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
@@ -39,7 +40,7 @@ use crate::controller::names::{
     agent_labels, agent_name, agent_selector, fnv1a64, CONFIG_HASH_ANNOTATION,
 };
 use crate::controller::settings::{
-    Settings, AGENT_CONFIG_DIR, AGENT_CONFIG_FILE, HOST_PROC, HOST_SYS, TOKEN_DIR,
+    Settings, AGENT_CONFIG_DIR, AGENT_CONFIG_FILE, HOST_ETHTOOL, HOST_PROC, HOST_SYS, TOKEN_DIR,
     TOKEN_EXPIRATION_SECONDS, TOKEN_FILE,
 };
 
@@ -124,6 +125,15 @@ pub fn agent_config(mt: &MonitorTarget, settings: &Settings) -> Result<AgentConf
             devices: s.rdma.devices.clone(),
             mode: s.rdma.mode.into(),
             hw_counters: s.rdma.hw_counters,
+            ethtool: EthtoolConfig {
+                enabled: s.rdma.ethtool.enabled,
+                statistics_dir: s
+                    .rdma
+                    .ethtool
+                    .statistics_dir
+                    .as_ref()
+                    .map(|_| HOST_ETHTOOL.to_string()),
+            },
         },
         ping: PingConfig {
             enabled: s.ping.enabled,
@@ -309,6 +319,17 @@ fn daemon_set(
     if p.host_sys {
         volumes.push(host_path_volume("host-sys", &mt.spec.rdma.sysfs_root));
         mounts.push(read_only_mount("host-sys", HOST_SYS));
+    }
+    if let Some(dir) = mt
+        .spec
+        .rdma
+        .ethtool
+        .statistics_dir
+        .as_ref()
+        .filter(|_| p.host_sys && mt.spec.rdma.ethtool.enabled)
+    {
+        volumes.push(host_path_volume("host-ethtool", dir));
+        mounts.push(read_only_mount("host-ethtool", HOST_ETHTOOL));
     }
     if p.host_proc {
         volumes.push(host_path_volume("host-proc", "/proc"));

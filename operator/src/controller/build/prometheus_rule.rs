@@ -3,7 +3,7 @@
 //! alerts through Prometheus and Alertmanager.
 //!
 //! Metrics that only analytics computes (`network_score`, `anomaly_score`,
-//! `agents_not_reporting`) have no twin.
+//! `agents_not_reporting`, `rdma_inconsistencies`) have no twin.
 
 use fabricwatch_crds::alert_rule::{AlertRule, Metric, Operator, Scope};
 use kube::ResourceExt;
@@ -11,6 +11,10 @@ use serde_json::{json, Value};
 
 use super::{owner_ref, BuildError};
 use crate::controller::names::{agent_name, child_name, label_value, MANAGED_BY};
+
+/// The agent's Ethernet driver statistics of RoCE netdevs (labels `statistic`, `signal`,
+/// `priority`).
+const ETHTOOL: &str = "fabricwatch_rdma_ethtool_statistics_total";
 
 /// Window of `rate()` in the rendered expressions: several scrapes even at a 1 m scrape
 /// interval, so one missed scrape does not empty the rate.
@@ -50,7 +54,34 @@ pub fn expression(metric: Metric, namespace: &str, target: &str) -> Option<Strin
         Metric::DiskFreePercent => {
             format!("100 * fabricwatch_host_filesystem_free_ratio{{{sel}}}")
         }
-        Metric::NetworkScore | Metric::AnomalyScore | Metric::AgentsNotReporting => return None,
+        Metric::RdmaCnpSentPerSecond => {
+            format!("rate(fabricwatch_rdma_congestion_cnp_sent_total{{{sel}}}[{w}])")
+        }
+        Metric::RdmaCnpHandledPerSecond => {
+            format!("rate(fabricwatch_rdma_congestion_cnp_handled_total{{{sel}}}[{w}])")
+        }
+        Metric::RdmaEcnMarkedPerSecond => {
+            format!("rate(fabricwatch_rdma_congestion_ecn_marked_packets_total{{{sel}}}[{w}])")
+        }
+        Metric::RdmaOutOfBufferPerSecond => {
+            format!("rate(fabricwatch_rdma_congestion_out_of_buffer_total{{{sel}}}[{w}])")
+        }
+        Metric::RdmaPauseFramesPerSecond => format!(
+            "max without (priority) (sum without (statistic, signal) (rate({ETHTOOL}{{{sel},signal=~\"pause_received|pause_transmitted\"}}[{w}])))"
+        ),
+        Metric::RdmaPausePercent => format!(
+            "max without (priority, statistic, signal) (rate({ETHTOOL}{{{sel},signal=~\"pause_duration_(received|transmitted)_microseconds\"}}[{w}])) / 1e4"
+        ),
+        Metric::RdmaDiscardsPerMinute => format!(
+            "60 * sum without (priority, statistic, signal) (rate({ETHTOOL}{{{sel},signal=~\"discards_received|buffer_discards|congestion_discards\"}}[{w}]))"
+        ),
+        Metric::RdmaPauseStormEventsPerMinute => format!(
+            "60 * sum without (priority, statistic, signal) (rate({ETHTOOL}{{{sel},signal=~\"pause_storm_(warning|error)_events\"}}[{w}]))"
+        ),
+        Metric::NetworkScore
+        | Metric::AnomalyScore
+        | Metric::AgentsNotReporting
+        | Metric::RdmaInconsistencies => return None,
     })
 }
 
