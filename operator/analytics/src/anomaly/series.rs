@@ -10,8 +10,9 @@ use crate::fleet::ANOMALY_THRESHOLD;
 /// (a change of about ten floors from a flat series is the smallest that can alarm). The
 /// floors are resolutions, not "normal" ranges, so near-idle machines keep their anomalies:
 /// loss 0.1 %, RTT p99 50 µs, jitter 20 µs, score 0.5 points, CPU 0.5 %, memory 0.25 %,
-/// disk 0.25 %, RDMA errors 0.1/min, congestion and throughput rates none (relative only).
-pub const SERIES: [(&str, f64); 13] = [
+/// disk 0.25 %, RDMA errors 0.1/min, RoCE pause time 0.1 %, RoCE discards 0.1/min,
+/// congestion and throughput rates none (relative only).
+pub const SERIES: [(&str, f64); 15] = [
     ("ping_loss_percent", 0.1),
     ("ping_rtt_p99_seconds", 5e-5),
     ("ping_jitter_seconds", 2e-5),
@@ -20,6 +21,8 @@ pub const SERIES: [(&str, f64); 13] = [
     ("memory_used_percent", 0.25),
     ("disk_used_percent", 0.25),
     ("rdma_errors_per_minute", 0.1),
+    ("rdma_pause_percent", 0.1),
+    ("rdma_discards_per_minute", 0.1),
     ("rdma_cnp_per_second", 0.0),
     ("rdma_ecn_marked_per_second", 0.0),
     ("rdma_out_of_buffer_per_second", 0.0),
