@@ -541,7 +541,6 @@ impl Fleet {
             .unwrap_or_default()
     }
 
-    /// Drops nodes silent for longer than `Settings::forget_after`; returns how many.
     /// Up to `limit` anomaly episodes, newest first, of `target` or of every target.
     pub fn anomalies(
         &self,
@@ -590,6 +589,7 @@ impl Fleet {
         }
     }
 
+    /// Drops nodes silent for longer than `Settings::forget_after`; returns how many.
     pub fn forget_silent(&mut self, now: DateTime<Utc>) -> usize {
         let horizon = self.settings.forget_after;
         let mut dropped = 0;
