@@ -35,7 +35,7 @@ use names::Driver;
 pub struct Statistic {
     /// The driver's name with the priority written `[p]` (`rx_prio[p]_pause`).
     pub statistic: &'static str,
-    /// The signal's name ([`Signal::as_str`]).
+    /// The signal's name ([`names::Signal::as_str`]).
     pub signal: &'static str,
     /// Priority 0–7, absent for port-wide statistics.
     pub priority: Option<u8>,
