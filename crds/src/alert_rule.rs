@@ -151,6 +151,9 @@ pub enum Metric {
     AnomalyScore,
     /// Agents of the target not reporting (per target), or 1 when a node's agent is silent.
     AgentsNotReporting,
+    /// Fault localization's confidence (0-1) that the node is where a fault is; 0 when it is
+    /// not a suspect (per node; the highest over the target).
+    NodeSuspect,
 }
 
 impl Metric {
@@ -171,6 +174,7 @@ impl Metric {
             Self::NetworkScore => "network_score",
             Self::AnomalyScore => "anomaly_score",
             Self::AgentsNotReporting => "agents_not_reporting",
+            Self::NodeSuspect => "node_suspect",
         }
     }
 }
@@ -522,6 +526,7 @@ mod tests {
             Metric::RdmaSymbolErrorsPerMinute,
             Metric::AnomalyScore,
             Metric::PingRttP99Seconds,
+            Metric::NodeSuspect,
         ] {
             let json = serde_json::to_value(m).expect("json");
             assert_eq!(json, m.as_str());

@@ -50,7 +50,10 @@ pub fn expression(metric: Metric, namespace: &str, target: &str) -> Option<Strin
         Metric::DiskFreePercent => {
             format!("100 * fabricwatch_host_filesystem_free_ratio{{{sel}}}")
         }
-        Metric::NetworkScore | Metric::AnomalyScore | Metric::AgentsNotReporting => return None,
+        Metric::NetworkScore
+        | Metric::AnomalyScore
+        | Metric::AgentsNotReporting
+        | Metric::NodeSuspect => return None,
     })
 }
 
