@@ -209,6 +209,10 @@ struct Side {
 }
 
 impl Side {
+    /// At least half of its paths show loss: the loss is spread, not one path's.
+    fn spread(&self) -> bool {
+        self.paths > 0 && 2 * self.lossy >= self.paths
+    }
     fn slow_bad(&self) -> bool {
         self.paths > 0 && 2 * self.slow > self.paths
     }
@@ -274,8 +278,8 @@ impl Ctx<'_> {
             }
         }
         // The cheap majority test first: on a healthy fleet it fails almost everywhere.
-        s.loss_bad = 2 * s.lossy > s.paths
-            && any_at_least(&s.pooled, self.limits.loss_warning, self.alpha_pool);
+        s.loss_bad =
+            s.spread() && any_at_least(&s.pooled, self.limits.loss_warning, self.alpha_pool);
         s
     }
 }
@@ -329,9 +333,18 @@ fn node_pick(cx: &Ctx, v: usize) -> Option<Pick> {
     let out = fresh.then(|| cx.side(cx.out[v].iter().copied()));
     let inn = cx.side(cx.inn[v].iter().copied());
     let a = cx.alpha_pool;
-    let out_bad = out.is_some_and(|s| s.paths > 0 && s.bad());
-    let in_bad = inn.paths > 0 && inn.bad();
     let in_data = inn.paths > 0;
+    // Both directions together: loss spread over each side, significant over both pooled
+    // (twice the probes of one side, so a node fault shows sooner).
+    let both_lossy = out.is_some_and(|o| {
+        let mut all = o;
+        all.merge(inn);
+        o.spread()
+            && inn.spread()
+            && any_at_least(&all.pooled, cx.limits.loss_warning, cx.alpha_pool)
+    });
+    let out_bad = out.is_some_and(|s| s.paths > 0 && s.bad()) || both_lossy;
+    let in_bad = in_data && (inn.bad() || both_lossy);
     let cause = match (fresh, out_bad, in_bad) {
         (false, _, true) => Cause::Down,
         (true, true, true) | (true, false, true) => Cause::Network,
