@@ -249,4 +249,3 @@ fn bad_input_is_ignored_not_a_panic() {
     assert!(localize(&m.nodes, &paths, LIMITS).is_empty());
     assert!(localize(&[], &[], LIMITS).is_empty());
 }
-
