@@ -178,6 +178,9 @@ pub enum Metric {
     /// PFC or DCQCN on for a priority on some nodes only, a link below the fleet's usual
     /// rate or width), per node.
     RdmaInconsistencies,
+    /// Fault localization's confidence (0-1) that the node is where a fault is; 0 when it is
+    /// not a suspect (per node; the highest over the target).
+    NodeSuspect,
 }
 
 impl Metric {
@@ -207,6 +210,7 @@ impl Metric {
             Self::RdmaDiscardsPerMinute => "rdma_discards_per_minute",
             Self::RdmaPauseStormEventsPerMinute => "rdma_pause_storm_events_per_minute",
             Self::RdmaInconsistencies => "rdma_inconsistencies",
+            Self::NodeSuspect => "node_suspect",
         }
     }
 }
@@ -558,6 +562,7 @@ mod tests {
             Metric::RdmaSymbolErrorsPerMinute,
             Metric::AnomalyScore,
             Metric::PingRttP99Seconds,
+            Metric::NodeSuspect,
         ] {
             let json = serde_json::to_value(m).expect("json");
             assert_eq!(json, m.as_str());

@@ -17,6 +17,9 @@ use crate::validation::Errors;
 /// Most problems kept in `status.problems`.
 pub const MAX_PROBLEMS: usize = 20;
 
+/// Most suspects in `status.suspects`.
+pub const MAX_SUSPECTS: usize = 10;
+
 /// What to watch on which nodes: the controller runs one agent per selected node (a
 /// DaemonSet) with the collectors enabled here; analytics writes the fabric's health back
 /// into `status`.
@@ -60,8 +63,8 @@ pub const MAX_PROBLEMS: usize = 20;
     ),
     printcolumn(
         name = "RTT-p99",
-        type_ = "number",
-        json_path = ".status.summary.rttP99Seconds",
+        type_ = "string",
+        json_path = ".status.summary.rttP99",
         description = "Ping RTT 99th percentile, seconds"
     ),
     printcolumn(
@@ -69,6 +72,12 @@ pub const MAX_PROBLEMS: usize = 20;
         type_ = "integer",
         json_path = ".status.summary.rdmaPortsDown",
         description = "RDMA ports not ACTIVE"
+    ),
+    printcolumn(
+        name = "Suspect",
+        type_ = "string",
+        json_path = ".status.suspects[0].name",
+        description = "Most likely place of a fault, e.g. node/fw-n2"
     ),
     printcolumn(
         name = "Age",
@@ -587,7 +596,13 @@ pub struct MonitorTargetStatus {
     /// Fabric-wide figures over the last window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
-    /// The worst current problems, most severe first.
+    /// Where the faults most likely are, most severe and most confident first: a node, a
+    /// link (one pair) or a topology domain that explains the bad paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub suspects: Vec<Suspect>,
+    /// The worst current problems, most severe first. Problems a suspect explains (its pair
+    /// problems) are counted in that suspect instead of listed here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     pub problems: Vec<Problem>,
@@ -627,6 +642,10 @@ pub struct Summary {
     /// 99th percentile of ping RTT over all pairs, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtt_p99_seconds: Option<f64>,
+    /// The same for people, e.g. `214µs`, `1.25ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub rtt_p99: Option<String>,
     /// RDMA ports in state ACTIVE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdma_ports_active: Option<i32>,
@@ -639,6 +658,72 @@ pub struct Summary {
     /// Series currently flagged anomalous.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anomalies: Option<i32>,
+}
+
+/// What a suspect is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SuspectKind {
+    /// One node: its NIC, its link to the switch, or its host.
+    Node,
+    /// One pair of nodes.
+    Link,
+    /// A topology domain (a value of `spec.ping.peers.topologyKey`, e.g. a rack).
+    Domain,
+}
+
+/// Where a suspect's trouble most likely is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SuspectCause {
+    /// In the network: NIC, cable, switch port, switch.
+    Network,
+    /// On the host: CPU or memory pressure, Node conditions, the agent's own side.
+    Host,
+    /// The node is down or unreachable: its agent is silent and peers lose every probe.
+    Down,
+    /// The agent is silent but peers still reach the node.
+    Agent,
+}
+
+/// One suspect of fault localization.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Suspect {
+    /// `node/<name>`, `link/<a>–<b>` or `domain/<value>`.
+    #[schemars(length(max = 520))]
+    pub name: String,
+    /// Node, link or domain.
+    pub kind: SuspectKind,
+    /// The node, for a node suspect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub node: Option<String>,
+    /// The two ends of a link, or the members of a domain (at most 16 listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub nodes: Vec<String>,
+    /// The domain's label value, for a domain suspect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub domain: Option<String>,
+    /// Network, host, down or agent.
+    pub cause: SuspectCause,
+    /// How bad.
+    pub severity: Severity,
+    /// 0–1: the share of the suspect's paths that are bad (for a link, how clean its ends
+    /// are elsewhere).
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub confidence: f64,
+    /// What points at it: how many of its paths are bad, the loss, counters, conditions.
+    #[schemars(length(max = 1024))]
+    pub evidence: String,
+    /// Pair problems it explains (not listed in `problems`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problems: Option<i32>,
+    /// Since when it is continuously a suspect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
 }
 
 /// Part of the fabric a problem is in.

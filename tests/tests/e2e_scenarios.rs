@@ -829,7 +829,8 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         |o: Option<&MonitorTarget>| {
             o.is_some_and(|m| {
                 let h = mt_health(m);
-                let p = status(m)["problems"].to_string();
+                // The pair is a link suspect now, its pair problems grouped under it.
+                let p = format!("{}{}", status(m)["problems"], status(m)["suspects"]);
                 // Each end by node name or address.
                 (h == "Warning" || h == "Critical")
                     && (p.contains(&a.0) || p.contains(&a.1))

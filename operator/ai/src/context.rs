@@ -84,6 +84,7 @@ pub fn build(
 
     let header = header_line(situation);
     let sections = vec![
+        suspects(situation, &mut an, limits),
         alerts(situation, &mut an, limits),
         anomalies(situation, &mut an),
         nodes(situation, &mut an, limits),
@@ -111,6 +112,11 @@ fn register_names(s: &Situation, an: &mut Anonymizer) {
     let mut namespaces = BTreeSet::new();
     let mut pods = BTreeSet::new();
     nodes.extend(s.nodes.iter().map(|n| n.node.as_str()));
+    nodes.extend(
+        s.suspects
+            .iter()
+            .flat_map(|x| x.nodes.iter().map(String::as_str)),
+    );
     for p in &s.peers {
         nodes.insert(p.source.as_str());
         if !p.external {
@@ -161,8 +167,17 @@ fn register_names(s: &Situation, an: &mut Anonymizer) {
 fn header_line(s: &Situation) -> String {
     let count = |h: Health| s.nodes.iter().filter(|n| n.health == h).count();
     let attention = s.rdma_ports.iter().filter(|p| p.is_interesting()).count();
+    let covered = match s.covered_seconds {
+        Some(c) if c < s.window_seconds => format!(" (data covers only the last {c}s)"),
+        _ => String::new(),
+    };
+    let suspects = if s.suspects.is_empty() {
+        String::new()
+    } else {
+        format!(" suspects={}", s.suspects.len())
+    };
     format!(
-        "window={}s nodes={} (critical={} warning={} unknown={} healthy={}) rdma_ports={} (attention={}) peer_pairs={} hosts={} alerts={} anomalies={} events={}",
+        "window={}s{covered}{suspects} nodes={} (critical={} warning={} unknown={} healthy={}) rdma_ports={} (attention={}) peer_pairs={} hosts={} alerts={} anomalies={} events={}",
         s.window_seconds,
         s.nodes.len(),
         count(Health::Critical),
@@ -177,6 +192,59 @@ fn header_line(s: &Situation) -> String {
         s.anomalies.len(),
         s.events.len()
     )
+}
+
+/// Title of the suspects section; the LLM stand-in of the `testing` feature reads it back.
+pub const SUSPECTS_TITLE: &str = "suspects (kind name cause severity confidence | evidence)";
+
+fn suspects(s: &Situation, an: &mut Anonymizer, l: &ContextLimits) -> Section {
+    let mut items: Vec<_> = s.suspects.iter().collect();
+    items.sort_by(|a, b| {
+        a.severity
+            .cmp(&b.severity)
+            .then_with(|| b.confidence.total_cmp(&a.confidence))
+            .then_with(|| a.nodes.cmp(&b.nodes))
+    });
+    let lines = items
+        .into_iter()
+        .map(|x| {
+            let names: Vec<String> = x
+                .nodes
+                .iter()
+                .take(l.max_nodes_per_alert)
+                .map(|n| an.name(EntityKind::Node, n))
+                .collect();
+            let name = match (x.kind.as_str(), &x.domain) {
+                ("domain", Some(d)) => clean(an, d, 63),
+                _ => names.join(","),
+            };
+            let mut line = format!(
+                "{} {} {} {} confidence={}",
+                clean(an, &x.kind, 16),
+                name,
+                clean(an, &x.cause, 16),
+                x.severity.as_str(),
+                num(x.confidence)
+            );
+            if x.kind == "domain" && !names.is_empty() {
+                let _ = write!(line, " members={}", names.join(","));
+                if x.nodes.len() > names.len() {
+                    let _ = write!(line, ",+{}", x.nodes.len() - names.len());
+                }
+            }
+            if let Some(since) = x.since {
+                let _ = write!(line, " since={}", since.format("%Y-%m-%dT%H:%M:%SZ"));
+            }
+            if !x.evidence.is_empty() {
+                let _ = write!(line, " | {}", clean(an, &x.evidence, l.max_text_chars));
+            }
+            line
+        })
+        .collect();
+    Section {
+        title: SUSPECTS_TITLE,
+        lines,
+    }
 }
 
 fn alerts(s: &Situation, an: &mut Anonymizer, l: &ContextLimits) -> Section {

@@ -20,6 +20,14 @@ pub struct Situation {
     /// Length of the analysis window, in seconds.
     #[serde(default)]
     pub window_seconds: u64,
+    /// Seconds of that window the data actually covers, when less than the window (analytics
+    /// holds a bounded history); `None` when the whole window is covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covered_seconds: Option<u64>,
+    /// Where the faults most likely are (fault localization), most severe first. The model
+    /// reads these before the raw evidence.
+    #[serde(default)]
+    pub suspects: Vec<SuspectInfo>,
     /// Health per node.
     #[serde(default)]
     pub nodes: Vec<NodeHealth>,
@@ -69,6 +77,32 @@ impl Health {
             Health::Healthy => "Healthy",
         }
     }
+}
+
+/// One suspect of fault localization.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SuspectInfo {
+    /// `node`, `link` or `domain`.
+    pub kind: String,
+    /// The node (node suspect), the two ends (link) or the members (domain).
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// The domain's label value (domain suspect; anonymized like free text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// `network`, `host`, `down` or `agent`.
+    pub cause: String,
+    /// Critical or Warning.
+    pub severity: Health,
+    /// 0–1.
+    pub confidence: f64,
+    /// What points at it (free text, anonymized before sending).
+    #[serde(default)]
+    pub evidence: String,
+    /// Since when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// One node's health.

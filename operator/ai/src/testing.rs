@@ -45,6 +45,10 @@ pub enum Reply {
     },
     /// HTTP 200 with this raw body (for protocol-level garbage).
     Raw(String),
+    /// HTTP 200 with an answer read off the request's context ([`answer_from_context`]):
+    /// the top suspect, else the worst node, each finding titled as the stand-in's. The
+    /// default reply.
+    FromContext,
     /// Waits, then replies.
     Delay {
         /// Milliseconds to wait.
@@ -149,6 +153,79 @@ impl Drop for StandIn {
     }
 }
 
+/// What the stand-in answers to a prompt with [`Reply::FromContext`]: one finding about the
+/// first line of the context's suspects section (the top suspect, see
+/// [`crate::context::SUSPECTS_TITLE`]), else about the first node of the "nodes not healthy"
+/// section, else no finding. Every title starts with `Stand-in answer:` so no one takes it
+/// for a diagnosis; the names are the context's (pseudonyms when anonymized), so analytics
+/// maps them back like a model's.
+pub fn answer_from_context(prompt: &str) -> String {
+    let first_line = |title_prefix: &str| {
+        let mut lines = prompt.lines();
+        lines.find(|l| {
+            l.strip_prefix("## ")
+                .is_some_and(|t| t.starts_with(title_prefix))
+        })?;
+        lines
+            .next()
+            .filter(|l| !l.starts_with("## ") && !l.starts_with("(+"))
+            .map(str::to_string)
+    };
+    let suspects_title = crate::context::SUSPECTS_TITLE
+        .split(' ')
+        .next()
+        .unwrap_or("suspects");
+    let finding = if let Some(line) = first_line(suspects_title) {
+        let (head, evidence) = line.split_once(" | ").unwrap_or((line.as_str(), ""));
+        let words: Vec<&str> = head.split_whitespace().collect();
+        let kind = words.first().copied().unwrap_or("node");
+        let name = words.get(1).copied().unwrap_or("");
+        let cause = words.get(2).copied().unwrap_or("");
+        let severity = match words.get(3).copied() {
+            Some("Critical") => "critical",
+            _ => "warning",
+        };
+        let confidence = words
+            .iter()
+            .find_map(|w| w.strip_prefix("confidence="))
+            .and_then(|c| c.parse::<f64>().ok())
+            .unwrap_or(0.5)
+            .clamp(0.0, 1.0);
+        let affected: Vec<&str> = if kind == "domain" {
+            words
+                .iter()
+                .find_map(|w| w.strip_prefix("members="))
+                .map(|m| m.split(',').filter(|n| !n.starts_with('+')).collect())
+                .unwrap_or_default()
+        } else {
+            name.split(',').filter(|n| !n.is_empty()).collect()
+        };
+        json!({
+            "severity": severity,
+            "title": format!("Stand-in answer: {kind} {name} is the top suspect ({cause})"),
+            "summary": format!("The LLM stand-in repeats the situation's top suspect; it is not a model's diagnosis. {evidence}"),
+            "evidence": [line],
+            "affected": affected,
+            "recommendation": format!("Inspect {kind} {name} (a real model would say how)."),
+            "confidence": confidence
+        })
+    } else if let Some(line) = first_line("nodes not healthy") {
+        let node = line.split_whitespace().next().unwrap_or("");
+        json!({
+            "severity": "warning",
+            "title": format!("Stand-in answer: {node} is the least healthy node"),
+            "summary": "The LLM stand-in repeats the situation's worst node; it is not a model's diagnosis.",
+            "evidence": [line],
+            "affected": [node],
+            "recommendation": format!("Inspect {node} (a real model would say how)."),
+            "confidence": 0.3
+        })
+    } else {
+        return json!({"findings": []}).to_string();
+    };
+    json!({ "findings": [finding] }).to_string()
+}
+
 /// A findings answer that names `node-1`, valid against the findings schema.
 pub fn canned_answer() -> String {
     json!({"findings": [{
@@ -166,11 +243,11 @@ pub fn canned_answer() -> String {
 impl StandIn {
     /// Serves on `addr` (use port 0 for a free port). `api_key`, when set, is required as
     /// `Authorization: Bearer` on the OpenAI route (401 otherwise). The default reply is
-    /// [`canned_answer`].
+    /// [`Reply::FromContext`].
     pub async fn start(addr: SocketAddr, api_key: Option<String>) -> std::io::Result<StandIn> {
         let shared = Arc::new(Shared {
             script: Mutex::new(VecDeque::new()),
-            default: Mutex::new(Reply::Answer(canned_answer())),
+            default: Mutex::new(Reply::FromContext),
             captured: Mutex::new(Vec::new()),
             api_key,
         });
@@ -276,11 +353,21 @@ fn capture(
     body
 }
 
-async fn resolve(reply: Reply) -> Reply {
+async fn resolve(reply: Reply, protocol: Protocol, body: &Value) -> Reply {
     let mut reply = reply;
     while let Reply::Delay { ms, then } = reply {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         reply = *then;
+    }
+    if reply == Reply::FromContext {
+        let prompt = Captured {
+            protocol,
+            model: String::new(),
+            headers: Vec::new(),
+            body: body.clone(),
+        }
+        .prompt_text();
+        return Reply::Answer(answer_from_context(&prompt));
     }
     reply
 }
@@ -293,7 +380,7 @@ async fn bedrock(
 ) -> Response {
     let req = capture(&shared, Protocol::Bedrock, model, &headers, &body);
     let input = prompt_tokens(&req);
-    match resolve(next_reply(&shared)).await {
+    match resolve(next_reply(&shared), Protocol::Bedrock, &req).await {
         Reply::Answer(text) => {
             // A model stops at maxTokens; the usage it reports never exceeds it.
             let estimated = tokens::estimate(&text);
@@ -340,7 +427,9 @@ async fn bedrock(
         Reply::Raw(raw) => {
             (StatusCode::OK, [("content-type", "application/json")], raw).into_response()
         }
-        Reply::Delay { .. } => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Reply::Delay { .. } | Reply::FromContext => {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
 }
 
@@ -357,7 +446,7 @@ async fn openai(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         }
     }
     let input = prompt_tokens(&req);
-    match resolve(next_reply(&shared)).await {
+    match resolve(next_reply(&shared), Protocol::Openai, &req).await {
         Reply::Answer(text) => {
             let estimated = tokens::estimate(&text);
             let cap = req["max_tokens"].as_u64().unwrap_or(u64::MAX);
@@ -377,7 +466,9 @@ async fn openai(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         Reply::Raw(raw) => {
             (StatusCode::OK, [("content-type", "application/json")], raw).into_response()
         }
-        Reply::Delay { .. } => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Reply::Delay { .. } | Reply::FromContext => {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
 }
 

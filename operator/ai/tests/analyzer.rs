@@ -11,7 +11,7 @@ use fabricwatch_ai::provider::{
     ProviderConfig, ProviderCredentials, ProviderKind, RetryPolicy, SecretString,
 };
 use fabricwatch_ai::situation::{EventObjectKind, KubeEvent};
-use fabricwatch_ai::testing::{synthetic_situation, Captured, Reply, StandIn};
+use fabricwatch_ai::testing::{canned_answer, synthetic_situation, Captured, Reply, StandIn};
 use fabricwatch_ai::{
     AnalysisSettings, Analyzer, AnalyzerConfig, FailureReason, Severity, Situation,
 };
@@ -112,6 +112,7 @@ fn assert_clean_prompt(r: &Captured, s: &Situation) {
 #[tokio::test]
 async fn success_anonymizes_on_the_wire_and_reverses_findings() {
     let server = StandIn::start(local(), None).await.expect("stand-in");
+    server.set_default(Reply::Answer(canned_answer()));
     let s = situation_with_injection(SECRET_KEY);
     let a = analyzer();
     let mut usage = Usage::default();
@@ -441,6 +442,7 @@ async fn large_situation_fits_max_tokens_per_run() {
 #[tokio::test]
 async fn cached_answer_is_reversed_with_the_current_names_and_noise_still_hits() {
     let server = StandIn::start(local(), None).await.expect("stand-in");
+    server.set_default(Reply::Answer(canned_answer()));
     let a = analyzer();
     let settings = bedrock(&server);
     let mut usage = Usage::default();
@@ -481,4 +483,34 @@ async fn cached_answer_is_reversed_with_the_current_names_and_noise_still_hits()
     assert!(second.cache_hit, "{second:?}");
     assert_eq!(second.findings[0].affected, vec!["cpu-node-000"]);
     assert_eq!(server.request_count(), 1);
+}
+
+#[tokio::test]
+async fn the_stand_in_answers_from_the_situation_and_says_it_is_a_stand_in() {
+    use fabricwatch_ai::situation::{Health, SuspectInfo};
+    let server = StandIn::start(local(), None).await.expect("stand-in");
+    let mut s = synthetic_situation(5, 0.0, 0);
+    s.suspects.push(SuspectInfo {
+        kind: "node".into(),
+        nodes: vec!["gpu-node-003".into()],
+        cause: "network".into(),
+        severity: Health::Critical,
+        confidence: 0.9,
+        evidence: "15 of 16 paths to it lossy".into(),
+        ..Default::default()
+    });
+    let out = analyzer()
+        .run(&s, &bedrock(&server), &mut Usage::default())
+        .await;
+    assert_eq!(out.error, None);
+    assert_eq!(out.findings.len(), 1);
+    let f = &out.findings[0];
+    // The top suspect, by its real name after de-anonymization, labelled as the stand-in's.
+    assert_eq!(f.affected, vec!["gpu-node-003"]);
+    assert!(f.title.starts_with("Stand-in answer:"), "{}", f.title);
+    assert_eq!(f.severity, Severity::Critical);
+    let prompt = server.requests()[0].prompt_text();
+    let suspects = prompt.find("## suspects").expect("suspects section");
+    let alerts = prompt.find("## firing alerts").unwrap_or(usize::MAX);
+    assert!(suspects < alerts, "suspects come first");
 }

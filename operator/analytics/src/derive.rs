@@ -125,8 +125,17 @@ pub struct PeerSample {
     pub peer: String,
     /// `true` for an external target.
     pub external: bool,
-    /// Loss in percent.
+    /// Loss in percent, this report.
     pub loss_percent: f64,
+    /// Probes sent over the path's recent reports ([`crate::loss::PATH_HISTORY`]); 0 until
+    /// the fleet has a history.
+    pub probes_sent: u64,
+    /// Probes lost over the same reports.
+    pub probes_lost: u64,
+    /// The loss the path has at least, percent: the lower Wilson bound over its recent
+    /// windows at the fleet's corrected confidence ([`crate::loss`]). Health grades this, not
+    /// the point estimate; `None` for a sample outside a fleet.
+    pub loss_lower_percent: Option<f64>,
     /// RTT p99 in seconds.
     pub rtt_p99_seconds: Option<f64>,
     /// Jitter in seconds.
@@ -259,6 +268,9 @@ pub fn derive(report: &AgentReport, prev: Option<&CounterSnapshot>) -> NodeSampl
                 peer: p.peer.clone(),
                 external: p.external,
                 loss_percent: loss,
+                probes_sent: 0,
+                probes_lost: 0,
+                loss_lower_percent: None,
                 rtt_p99_seconds: p.rtt_p99_seconds.filter(|x| x.is_finite()),
                 jitter_seconds: p.jitter_seconds.filter(|x| x.is_finite()),
                 score: network_score(loss, rtt, jitter),

@@ -24,6 +24,9 @@ use crate::{
     congestion, consistency,
     derive::{derive, CounterSnapshot, NodeSample, PortKey},
     health::{findings, is_stale, node_health, target_health, Finding, Health},
+    localize::{localize, Limits, Liveness, NodeInput, PathInput, Suspect},
+    loss::{bonferroni, lower_bound, PathHistory, FAMILY_ALPHA, SCAN_WINDOWS},
+    node_conditions::NodeConditions,
     peers::{assign, Candidate},
     stats::quantile,
     window::{Sample, Window},
@@ -65,6 +68,9 @@ pub struct TargetConfig {
     pub topology_key: Option<String>,
     /// `metadata.generation`, echoed so status writers can tell spec changes apart.
     pub generation: Option<i64>,
+    /// Nodes that should run an agent (`status.nodes.desired`, from the controller); those
+    /// that never reported keep the target out of Healthy.
+    pub desired_nodes: Option<u32>,
 }
 
 impl Default for TargetConfig {
@@ -75,6 +81,7 @@ impl Default for TargetConfig {
             max_peers: None,
             topology_key: None,
             generation: None,
+            desired_nodes: None,
         }
     }
 }
@@ -137,6 +144,8 @@ struct NodeState {
     anomaly: AnomalyState,
     findings: Vec<Finding>,
     problem_since: BTreeMap<String, DateTime<Utc>>,
+    /// Probe counts of each mesh or external peer over its recent reports.
+    paths: BTreeMap<String, PathHistory>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -148,6 +157,32 @@ struct TargetState {
     restored: BTreeMap<String, SeriesDetectors>,
     /// Anomaly episodes of the target's nodes.
     anomalies: AnomalyLog,
+    /// Suspects of the latest localization, ranked, with the time each was first seen.
+    suspects: Vec<SuspectView>,
+}
+
+/// A suspect as the API and status show it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SuspectView {
+    /// `node/<name>`, `link/<a>–<b>` or `domain/<value>`.
+    pub name: String,
+    /// The inference's result.
+    #[serde(flatten)]
+    pub suspect: Suspect,
+    /// Since when it is continuously a suspect.
+    pub since: DateTime<Utc>,
+    /// Pair problems it replaces in `problems`.
+    pub problems: u32,
+}
+
+/// A suspect that appeared or cleared in a localization.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SuspectChange {
+    /// New suspect.
+    Appeared(ObjectRef, SuspectView),
+    /// A suspect of the previous localization is gone; its name.
+    Cleared(ObjectRef, String),
 }
 
 /// What an accepted report produced.
@@ -182,7 +217,8 @@ pub struct Problem {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
-    /// Highest loss of any reporting node to any peer, percent.
+    /// Highest loss of any reporting node to any peer over the path's recent probes
+    /// ([`crate::loss::PATH_HISTORY`] reports), percent.
     pub worst_loss_percent: Option<f64>,
     /// 99th percentile (type 7) over every node-to-peer RTT p99, seconds.
     pub rtt_p99_seconds: Option<f64>,
@@ -208,6 +244,12 @@ pub struct NodeCounts {
     pub warning: u32,
     /// In Critical.
     pub critical: u32,
+    /// Nodes that should run an agent, when the controller has said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desired: Option<u32>,
+    /// Desired nodes never heard of (or forgotten): agents that never started or never
+    /// reached analytics.
+    pub missing: u32,
 }
 
 /// A target as dashboards and the status writer see it.
@@ -222,7 +264,10 @@ pub struct TargetView {
     pub nodes: NodeCounts,
     /// Fabric-wide figures.
     pub summary: Summary,
-    /// Worst problems first, at most `Settings::max_problems`.
+    /// Suspects of the latest localization, most severe and confident first.
+    pub suspects: Vec<SuspectView>,
+    /// Worst problems first, at most `Settings::max_problems`; problems a suspect explains
+    /// (its pair problems, a down node's silence) are counted under it instead.
     pub problems: Vec<Problem>,
     /// Latest report received from any node.
     pub last_report_time: Option<DateTime<Utc>>,
@@ -272,6 +317,8 @@ pub struct NodeView {
     pub series: BTreeMap<String, SeriesStats>,
     /// Link flaps per port over the last 10 minutes.
     pub link_flaps: BTreeMap<String, f64>,
+    /// Seconds of history held for this node: from its oldest windowed sample to now.
+    pub history_seconds: f64,
     /// The latest derived sample.
     pub latest: NodeSample,
 }
@@ -294,6 +341,143 @@ pub struct NodeGauges {
 pub struct Fleet {
     settings: Settings,
     targets: BTreeMap<ObjectRef, TargetState>,
+    conditions: BTreeMap<String, NodeConditions>,
+}
+
+/// Appends each peer's probe counts to its history (peers no longer probed are dropped: their
+/// paths were reassigned) and fills the samples' windowed probe counts and the loss each path
+/// has at least, at the target's corrected confidence: `m` = nodes × this node's peers
+/// verdicts, about what one evaluation of the whole target takes ([`crate::loss`]).
+fn grade_paths(
+    paths: &mut BTreeMap<String, PathHistory>,
+    report: &AgentReport,
+    sample: &mut NodeSample,
+    nodes: usize,
+) {
+    let probed: BTreeSet<&str> = report
+        .ping
+        .iter()
+        .filter(|p| p.sent > 0)
+        .map(|p| p.peer.as_str())
+        .collect();
+    paths.retain(|k, _| probed.contains(k.as_str()));
+    for p in report.ping.iter().filter(|p| p.sent > 0) {
+        paths
+            .entry(p.peer.clone())
+            .or_default()
+            .push(p.sent, p.received);
+    }
+    let alpha = bonferroni(FAMILY_ALPHA, nodes.max(1) * probed.len().max(1));
+    for s in &mut sample.peers {
+        if let Some(h) = paths.get(&s.peer) {
+            let w = h.windows();
+            let all = w[SCAN_WINDOWS.len() - 1];
+            s.probes_sent = all.sent;
+            s.probes_lost = all.lost;
+            s.loss_lower_percent = Some(100.0 * lower_bound(&w, alpha));
+        }
+    }
+}
+
+/// The localization inputs of one target at `now` (see [`crate::localize`]): every node with
+/// its liveness, host and network evidence, and every mesh path with its probe windows.
+fn localize_target(
+    t: &TargetState,
+    conditions: &BTreeMap<String, NodeConditions>,
+    now: DateTime<Utc>,
+) -> Vec<Suspect> {
+    let th = &t.config.thresholds;
+    let index: BTreeMap<&str, usize> = t
+        .nodes
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    let mut nodes = Vec::with_capacity(t.nodes.len());
+    let mut paths = Vec::new();
+    for (si, (name, n)) in t.nodes.iter().enumerate() {
+        let age = (now - n.received_at).num_milliseconds() as f64 / 1000.0;
+        let liveness = if is_stale(Some(n.received_at), n.interval_seconds, now) {
+            Liveness::Silent
+        } else if age > 2.0 * n.interval_seconds {
+            Liveness::Late
+        } else {
+            Liveness::Fresh
+        };
+        let s = &n.sample;
+        let (mut host, host_fault) = conditions
+            .get(name)
+            .map(NodeConditions::evidence)
+            .unwrap_or_default();
+        if let Some(cpu) = s
+            .cpu_usage_percent
+            .filter(|c| *c >= th.cpu_usage_percent.critical)
+        {
+            host.push(format!("CPU {cpu:.0}% busy"));
+        }
+        if let Some(m) = s
+            .memory_used_percent
+            .filter(|m| *m >= th.memory_used_percent.critical)
+        {
+            host.push(format!("memory {m:.0}% used"));
+        }
+        let mut network = Vec::new();
+        for p in &s.ports {
+            if p.is_down() {
+                network.push(format!(
+                    "RDMA port {}/{} {} ({})",
+                    p.device, p.port, p.state, p.phys_state
+                ));
+            }
+            if let Some(e) = p
+                .errors_per_minute
+                .filter(|e| *e >= th.rdma_errors_per_minute.critical)
+            {
+                network.push(format!(
+                    "{e:.0} RDMA port errors per minute on {}/{}",
+                    p.device, p.port
+                ));
+            }
+        }
+        nodes.push(NodeInput {
+            name: name.clone(),
+            domain: n.domain.clone().filter(|_| t.config.topology_key.is_some()),
+            liveness,
+            host,
+            host_fault,
+            network_fault: s.rdma_ports_down > 0,
+            network,
+        });
+        let rtt: BTreeMap<&str, Option<f64>> = s
+            .peers
+            .iter()
+            .map(|p| (p.peer.as_str(), p.rtt_p99_seconds))
+            .collect();
+        for (peer, h) in &n.paths {
+            let Some(&di) = index.get(peer.as_str()) else {
+                continue;
+            };
+            paths.push(PathInput {
+                src: si,
+                dst: di,
+                windows: h.windows(),
+                slow: rtt
+                    .get(peer.as_str())
+                    .copied()
+                    .flatten()
+                    .is_some_and(|r| r >= th.rtt_p99_seconds.warning),
+            });
+        }
+    }
+    localize(
+        &nodes,
+        &paths,
+        Limits {
+            loss_warning: th.loss_percent.warning / 100.0,
+            loss_critical: th.loss_percent.critical / 100.0,
+            alpha: FAMILY_ALPHA,
+        },
+    )
 }
 
 /// Seconds since the epoch (the detectors' time axis).
@@ -330,6 +514,7 @@ impl Fleet {
         Self {
             settings,
             targets: BTreeMap::new(),
+            conditions: BTreeMap::new(),
         }
     }
 
@@ -382,6 +567,7 @@ impl Fleet {
         } else {
             t.restored.remove(&report.node)
         };
+        let node_count = t.nodes.len() + usize::from(!known);
         let node = t
             .nodes
             .entry(report.node.clone())
@@ -410,6 +596,7 @@ impl Fleet {
                 anomaly: AnomalyState::default(),
                 findings: Vec::new(),
                 problem_since: BTreeMap::new(),
+                paths: BTreeMap::new(),
             });
         node.received_at = now;
         // A retried push whose answer was lost: the same report again. It proves the agent
@@ -433,9 +620,10 @@ impl Fleet {
         node.pod = report.pod.clone().or(node.pod.take());
         node.domain = domain.or(node.domain.take());
         node.interval_seconds = interval;
-        let sample = derive(report, Some(&node.counters));
+        let mut sample = derive(report, Some(&node.counters));
         let extra = extra_series(report, &sample, Some(&node.counters));
         node.counters = CounterSnapshot::of(report);
+        grade_paths(&mut node.paths, report, &mut sample, node_count);
         node.last_report = node.last_report.max(report.collected_at);
         let at = report.collected_at;
         let mut features = Vec::with_capacity(SERIES.len());
@@ -589,6 +777,54 @@ impl Fleet {
         }
     }
 
+    /// Sets the Kubernetes Node conditions of every node (from the Node watch); a node not
+    /// listed has none.
+    pub fn set_node_conditions(&mut self, conditions: BTreeMap<String, NodeConditions>) {
+        self.conditions = conditions;
+    }
+
+    /// Localizes faults in every target at `now` ([`crate::localize`]), keeps each suspect's
+    /// first-seen time, and returns the suspects that appeared and cleared.
+    pub fn localize_all(&mut self, now: DateTime<Utc>) -> Vec<SuspectChange> {
+        let mut changes = Vec::new();
+        for (key, t) in self.targets.iter_mut() {
+            let found = localize_target(t, &self.conditions, now);
+            let prev: BTreeMap<String, DateTime<Utc>> =
+                t.suspects.drain(..).map(|s| (s.name, s.since)).collect();
+            t.suspects = found
+                .into_iter()
+                .map(|s| {
+                    let name = s.key();
+                    SuspectView {
+                        since: prev.get(&name).copied().unwrap_or(now),
+                        name,
+                        suspect: s,
+                        problems: 0,
+                    }
+                })
+                .collect();
+            for s in &t.suspects {
+                if !prev.contains_key(&s.name) {
+                    changes.push(SuspectChange::Appeared(key.clone(), s.clone()));
+                }
+            }
+            for name in prev.keys() {
+                if !t.suspects.iter().any(|s| &s.name == name) {
+                    changes.push(SuspectChange::Cleared(key.clone(), name.clone()));
+                }
+            }
+        }
+        changes
+    }
+
+    /// The suspects of `target` from the latest [`Fleet::localize_all`].
+    pub fn suspects(&self, target: &ObjectRef) -> &[SuspectView] {
+        self.targets
+            .get(target)
+            .map(|t| t.suspects.as_slice())
+            .unwrap_or_default()
+    }
+
     /// Drops nodes silent for longer than `Settings::forget_after`; returns how many.
     pub fn forget_silent(&mut self, now: DateTime<Utc>) -> usize {
         let horizon = self.settings.forget_after;
@@ -620,9 +856,23 @@ impl Fleet {
         )
     }
 
-    fn health_of(n: &NodeState, now: DateTime<Utc>) -> Health {
+    /// The node's findings from its latest report plus its Node conditions.
+    fn findings_of(&self, name: &str, n: &NodeState) -> Vec<Finding> {
+        let mut f = n.findings.clone();
+        if let Some(c) = self.conditions.get(name) {
+            f.extend(c.findings());
+        }
+        f
+    }
+
+    fn health_of(&self, name: &str, n: &NodeState, now: DateTime<Utc>) -> Health {
         // Staleness goes by receive time: agent clocks may be skewed.
-        node_health(&n.findings, Some(n.received_at), n.interval_seconds, now)
+        node_health(
+            &self.findings_of(name, n),
+            Some(n.received_at),
+            n.interval_seconds,
+            now,
+        )
     }
 
     /// The view of `target` at `now`; `None` when unknown.
@@ -630,6 +880,11 @@ impl Fleet {
         let t = self.targets.get(target)?;
         let mut counts = NodeCounts {
             known: t.nodes.len() as u32,
+            desired: t.config.desired_nodes,
+            missing: t
+                .config
+                .desired_nodes
+                .map_or(0, |d| d.saturating_sub(t.nodes.len() as u32)),
             ..Default::default()
         };
         let mut summary = Summary::default();
@@ -637,7 +892,18 @@ impl Fleet {
         let mut healths = Vec::new();
         let mut p99s = Vec::new();
         for (name, n) in &t.nodes {
-            let h = Self::health_of(n, now);
+            let mut h = self.health_of(name, n, now);
+            // A node suspect is at least as bad as the suspect, even when no single path of
+            // it is beyond a threshold on its own.
+            if let Some(sv) = t
+                .suspects
+                .iter()
+                .find(|s| s.suspect.node.as_deref() == Some(name.as_str()))
+            {
+                if h != Health::Unknown && sv.suspect.severity.rank() > h.rank() {
+                    h = sv.suspect.severity;
+                }
+            }
             healths.push(h);
             match h {
                 Health::Unknown => {
@@ -660,7 +926,19 @@ impl Fleet {
             }
             counts.reporting += 1;
             let s = &n.sample;
-            summary.worst_loss_percent = [summary.worst_loss_percent, s.loss_percent]
+            // Over each path's recent probes, not one report's ten.
+            let windowed = s
+                .peers
+                .iter()
+                .map(|p| {
+                    if p.probes_sent > 0 {
+                        100.0 * p.probes_lost as f64 / p.probes_sent as f64
+                    } else {
+                        p.loss_percent
+                    }
+                })
+                .reduce(f64::max);
+            summary.worst_loss_percent = [summary.worst_loss_percent, windowed]
                 .into_iter()
                 .flatten()
                 .reduce(f64::max);
@@ -671,7 +949,7 @@ impl Fleet {
                 *summary.rdma_errors_per_minute.get_or_insert(0.0) += e;
             }
             summary.anomalies += n.anomaly.flagged.len() as u32;
-            for f in &n.findings {
+            for f in &self.findings_of(name, n) {
                 problems.push(Problem {
                     node: name.clone(),
                     component: f.component.clone(),
@@ -695,6 +973,49 @@ impl Fleet {
             // Re-checked on every view; the node's latest report is when it was last seen.
             since: t.nodes.get(&i.node).map_or(now, |n| n.last_report),
         }));
+        let mut suspects = t.suspects.clone();
+        let mut explained: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        let mut down: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, sv) in t.suspects.iter().enumerate() {
+            for (a, b) in &sv.suspect.paths {
+                explained.entry((a.as_str(), b.as_str())).or_insert(i);
+            }
+            if let Some(n) = &sv.suspect.node {
+                down.entry(n.as_str()).or_insert(i);
+            }
+        }
+        problems.retain(|p| {
+            let peer = p
+                .component
+                .strip_prefix("ping/")
+                .map(|r| r.strip_suffix("/rtt").unwrap_or(r));
+            let by = match peer {
+                Some(peer) => explained.get(&(p.node.as_str(), peer)),
+                None if p.component == "agent" => down.get(p.node.as_str()),
+                None => None,
+            };
+            match by {
+                Some(i) => {
+                    suspects[*i].problems += 1;
+                    false
+                }
+                None => true,
+            }
+        });
+        healths.extend(std::iter::repeat_n(
+            Health::Unknown,
+            counts.missing as usize,
+        ));
+        let mut health = target_health(healths);
+        if let Some(worst) = suspects
+            .iter()
+            .map(|s| s.suspect.severity)
+            .max_by_key(|h| h.rank())
+        {
+            if health != Health::Unknown && worst.rank() > health.rank() {
+                health = worst;
+            }
+        }
         problems.sort_by(|a, b| {
             b.severity
                 .rank()
@@ -703,7 +1024,6 @@ impl Fleet {
                 .then_with(|| (&a.node, &a.component).cmp(&(&b.node, &b.component)))
         });
         problems.truncate(self.settings.max_problems);
-        let mut health = target_health(healths);
         if health == Health::Healthy && !inconsistencies.is_empty() {
             health = Health::Warning;
         }
@@ -712,6 +1032,7 @@ impl Fleet {
             health,
             nodes: counts,
             summary,
+            suspects,
             problems,
             last_report_time: t.last_report,
         })
@@ -726,13 +1047,13 @@ impl Fleet {
                 .iter()
                 .map(|(name, n)| NodeView {
                     node: name.clone(),
-                    health: Self::health_of(n, now),
+                    health: self.health_of(name, n, now),
                     address: n.address.clone(),
                     domain: n.domain.clone(),
                     pod: n.pod.clone(),
                     last_report_time: n.last_report,
                     agent_restarts: n.restarts,
-                    findings: n.findings.clone(),
+                    findings: self.findings_of(name, n),
                     anomaly: n.anomaly.clone(),
                     series: n
                         .windows
@@ -756,6 +1077,14 @@ impl Fleet {
                         .iter()
                         .map(|((d, p), w)| (format!("{d}/{p}"), w.increase_since(since)))
                         .collect(),
+                    history_seconds: n
+                        .windows
+                        .values()
+                        .filter_map(|w| w.samples().next().map(|s| s.at))
+                        .min()
+                        .map_or(0.0, |oldest| {
+                            (now - oldest).num_milliseconds().max(0) as f64 / 1000.0
+                        }),
                     latest: n.sample.clone(),
                 })
                 .collect(),
@@ -772,7 +1101,7 @@ impl Fleet {
                     .iter()
                     .map(|(name, n)| NodeGauges {
                         node: name.clone(),
-                        health: Self::health_of(n, now),
+                        health: self.health_of(name, n, now),
                         network_score: n.sample.network_score,
                         anomaly_score: n.anomaly.score,
                     })
@@ -824,6 +1153,16 @@ impl Fleet {
             let node_key = || SeriesKey::node(name);
             if metric == Metric::AgentsNotReporting {
                 out.insert(node_key(), if stale { 1.0 } else { 0.0 });
+                continue;
+            }
+            if metric == Metric::NodeSuspect {
+                // Silent nodes too: a node that is down is the suspect users alert on.
+                let c = t
+                    .suspects
+                    .iter()
+                    .find(|s| s.suspect.node.as_deref() == Some(name.as_str()))
+                    .map_or(0.0, |s| s.suspect.confidence);
+                out.insert(node_key(), c);
                 continue;
             }
             if stale {
@@ -898,7 +1237,7 @@ impl Fleet {
                 Metric::AnomalyScore => {
                     out.insert(node_key(), n.anomaly.score);
                 }
-                Metric::AgentsNotReporting => {}
+                Metric::AgentsNotReporting | Metric::NodeSuspect => {}
                 Metric::RdmaInconsistencies => {
                     let n = inconsistent.get(name).copied().unwrap_or(0);
                     out.insert(node_key(), n as f64);
@@ -933,7 +1272,7 @@ impl Fleet {
 mod tests {
     use super::*;
     use crate::derive::tests::{peer, port, t};
-    use fabricwatch_proto::report::HostReport;
+    use fabricwatch_proto::report::{HostReport, PeerReport};
 
     fn target() -> ObjectRef {
         ObjectRef {
@@ -951,7 +1290,12 @@ mod tests {
             seq,
             collected_at: t(at),
             interval_seconds: 10.0,
-            ping: vec![peer("other", loss, 0.001)],
+            // 100 probes, `loss` of them lost.
+            ping: vec![PeerReport {
+                sent: 100,
+                received: 100 - loss.round().clamp(0.0, 100.0) as u32,
+                ..peer("other", loss, 0.001)
+            }],
             host: Some(HostReport {
                 cpu_usage_percent: 20.0,
                 memory_used_percent: 30.0,
@@ -1041,7 +1385,8 @@ mod tests {
     fn health_summary_and_problems_follow_reports() {
         let mut f = Fleet::new(Settings::default());
         f.ingest(&report("a", 1, 0, 0.0), None, t(0));
-        f.ingest(&report("bb", 1, 0, 2.0), None, t(0));
+        // 8 of 100 probes lost: at least 1 % (warning) with confidence, not at least 5 %.
+        f.ingest(&report("bb", 1, 0, 8.0), None, t(0));
         let v = f.view(&target(), t(1)).expect("view");
         assert_eq!(v.health, Health::Warning);
         assert_eq!(
@@ -1050,10 +1395,11 @@ mod tests {
                 known: 2,
                 reporting: 2,
                 warning: 1,
-                critical: 0
+                critical: 0,
+                ..Default::default()
             }
         );
-        assert_eq!(v.summary.worst_loss_percent, Some(2.0));
+        assert_eq!(v.summary.worst_loss_percent, Some(8.0));
         assert_eq!(v.summary.rdma_ports_active, 2);
         assert_eq!(v.problems.len(), 1);
         assert_eq!(
@@ -1064,7 +1410,7 @@ mod tests {
             ("bb", "ping/other")
         );
         // Second report: the problem keeps its first-seen time; RDMA rates now exist.
-        f.ingest(&report("bb", 2, 10, 3.0), None, t(10));
+        f.ingest(&report("bb", 2, 10, 9.0), None, t(10));
         let v = f.view(&target(), t(11)).expect("view");
         let ping = v
             .problems
@@ -1080,6 +1426,132 @@ mod tests {
             ("rdma/mlx5_0/1/errors", t(10))
         );
         assert_eq!(v.summary.rdma_errors_per_minute, Some(60.0));
+    }
+
+    /// A three-node mesh where every probe to or from `bad` is lost with `loss` percent.
+    fn mesh_round(f: &mut Fleet, seq: u64, bad: Option<&str>, loss: u32) {
+        let names = ["n1", "n2", "n3"];
+        for me in names {
+            let ping = names
+                .iter()
+                .filter(|p| **p != me)
+                .map(|p| {
+                    let lost = if bad == Some(me) || bad == Some(*p) {
+                        loss
+                    } else {
+                        0
+                    };
+                    PeerReport {
+                        sent: 100,
+                        received: 100 - lost,
+                        ..peer(p, f64::from(lost), 0.001)
+                    }
+                })
+                .collect();
+            let at = 10 * seq as i64;
+            f.ingest(
+                &AgentReport {
+                    ping,
+                    rdma: vec![],
+                    ..report(me, seq, at, 0.0)
+                },
+                None,
+                t(at),
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_node_is_the_suspect_and_replaces_its_pair_problems() {
+        let mut f = Fleet::new(Settings::default());
+        for seq in 1..=3 {
+            mesh_round(&mut f, seq, None, 0);
+        }
+        assert!(f.localize_all(t(31)).is_empty());
+        assert!(f.suspects(&target()).is_empty());
+        mesh_round(&mut f, 4, Some("n2"), 40);
+        let changes = f.localize_all(t(41));
+        assert!(
+            matches!(&changes[..], [SuspectChange::Appeared(_, s)] if s.name == "node/n2"),
+            "{changes:?}"
+        );
+        let v = f.view(&target(), t(41)).expect("view");
+        assert_eq!(v.health, Health::Critical);
+        assert_eq!(v.suspects.len(), 1);
+        assert_eq!(v.suspects[0].since, t(41));
+        assert_eq!(
+            v.suspects[0].problems, 4,
+            "four pair problems grouped under it"
+        );
+        assert!(
+            v.problems.iter().all(|p| !p.component.starts_with("ping/")),
+            "{:?}",
+            v.problems
+        );
+        // The suspect keeps its first-seen time, then clears with the fault.
+        mesh_round(&mut f, 5, Some("n2"), 40);
+        f.localize_all(t(51));
+        assert_eq!(f.suspects(&target())[0].since, t(41));
+        for seq in 6..=14 {
+            mesh_round(&mut f, seq, None, 0);
+        }
+        let changes = f.localize_all(t(141));
+        assert!(
+            matches!(&changes[..], [SuspectChange::Cleared(_, n)] if n == "node/n2"),
+            "{changes:?}"
+        );
+        assert_eq!(
+            f.view(&target(), t(141)).expect("view").health,
+            Health::Healthy
+        );
+        let s = f.series_values(&target(), Metric::NodeSuspect, Scope::PerNode, t(141));
+        assert!(s.values().all(|v| *v == 0.0));
+    }
+
+    #[test]
+    fn desired_nodes_that_never_report_keep_the_target_out_of_healthy() {
+        let mut f = Fleet::new(Settings::default());
+        f.configure(
+            target(),
+            TargetConfig {
+                desired_nodes: Some(3),
+                ..TargetConfig::default()
+            },
+        );
+        f.ingest(&report("a", 1, 0, 0.0), None, t(0));
+        f.ingest(&report("bb", 1, 0, 0.0), None, t(0));
+        let v = f.view(&target(), t(1)).expect("view");
+        assert_eq!((v.nodes.missing, v.nodes.desired), (1, Some(3)));
+        assert_eq!(v.health, Health::Warning);
+        f.ingest(&report("ccc", 1, 0, 0.0), None, t(0));
+        assert_eq!(
+            f.view(&target(), t(1)).expect("view").health,
+            Health::Healthy
+        );
+    }
+
+    #[test]
+    fn node_conditions_feed_node_health_and_suspects() {
+        let mut f = Fleet::new(Settings::default());
+        f.ingest(&report("a", 1, 0, 0.0), None, t(0));
+        f.ingest(&report("bb", 1, 0, 0.0), None, t(0));
+        f.set_node_conditions(BTreeMap::from([(
+            "bb".to_string(),
+            NodeConditions {
+                not_ready: true,
+                ..Default::default()
+            },
+        )]));
+        f.localize_all(t(1));
+        let v = f.view(&target(), t(1)).expect("view");
+        assert_eq!(v.health, Health::Critical);
+        assert_eq!(v.suspects[0].name, "node/bb");
+        assert!(v
+            .problems
+            .iter()
+            .any(|p| p.component == "host/condition/Ready"));
+        let n = f.nodes(&target(), t(1)).expect("nodes");
+        assert_eq!(n[1].health, Health::Critical);
     }
 
     #[test]

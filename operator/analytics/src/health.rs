@@ -120,14 +120,27 @@ pub fn findings(s: &NodeSample, t: &ThresholdsConfig) -> Vec<Finding> {
     use Direction::*;
     let mut out = Vec::new();
     for p in &s.peers {
-        let h = grade(p.loss_percent, t.loss_percent, HigherIsWorse);
+        // Graded on the loss the path has at least (Wilson bound over its recent probes),
+        // so one lost probe of ten is not "10 % loss".
+        let graded = p.loss_lower_percent.unwrap_or(p.loss_percent);
+        let h = grade(graded, t.loss_percent, HigherIsWorse);
         push(&mut out, format!("ping/{}", p.peer), h, || {
-            format!(
-                "{:.1}% packet loss to {} (threshold {}%)",
-                p.loss_percent,
+            match p.loss_lower_percent {
+                Some(lower) if p.probes_sent > 0 => format!(
+                "{:.1}% packet loss to {} ({} of {} probes, at least {lower:.1}%; threshold {}%)",
+                100.0 * p.probes_lost as f64 / p.probes_sent as f64,
                 p.peer,
+                p.probes_lost,
+                p.probes_sent,
                 thr(h, t.loss_percent)
-            )
+            ),
+                _ => format!(
+                    "{:.1}% packet loss to {} (threshold {}%)",
+                    p.loss_percent,
+                    p.peer,
+                    thr(h, t.loss_percent)
+                ),
+            }
         });
         if let Some(rtt) = p.rtt_p99_seconds {
             let h = grade(rtt, t.rtt_p99_seconds, HigherIsWorse);

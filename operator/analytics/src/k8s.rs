@@ -22,6 +22,7 @@ use k8s_openapi::{
 };
 use kube::{
     api::{Api, Patch, PatchParams},
+    runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter},
     runtime::{
         reflector::{self, ObjectRef as KubeRef, Store},
         watcher, WatchStreamExt,
@@ -34,7 +35,7 @@ use crate::{
     aianalysis::status::condition,
     alert::RuleState,
     evaluator::{RuleInput, RuleReport},
-    fleet::{Problem, TargetConfig, TargetView},
+    fleet::{Problem, SuspectChange, TargetConfig, TargetView},
     health::Health,
     metrics::Metrics,
     rules::{
@@ -124,6 +125,17 @@ impl Stores {
             .collect()
     }
 
+    /// The graded Node conditions of every Node.
+    pub fn node_conditions(
+        &self,
+    ) -> std::collections::BTreeMap<String, crate::node_conditions::NodeConditions> {
+        self.nodes
+            .state()
+            .iter()
+            .filter_map(|n| Some((n.metadata.name.clone()?, node_conditions(n))))
+            .collect()
+    }
+
     /// Every AlertRule the operator has not refused, parsed.
     pub fn rule_inputs(&self) -> Vec<RuleInput> {
         self.rules
@@ -174,6 +186,78 @@ pub fn round_sig(x: f64, digits: i32) -> f64 {
     format!("{x:.d$e}").parse().unwrap_or(x)
 }
 
+/// Seconds for people with three significant digits in the unit that fits: `214µs`,
+/// `1.25ms`, `2.5s` (SI prefixes; `µ` is U+00B5 as `kubectl` prints it back).
+pub fn human_seconds(x: f64) -> String {
+    if !x.is_finite() || x < 0.0 {
+        return "-".into();
+    }
+    let (v, unit) = if x < 1e-3 {
+        (x * 1e6, "µs")
+    } else if x < 1.0 {
+        (x * 1e3, "ms")
+    } else {
+        (x, "s")
+    };
+    let v = round_sig(v, 3);
+    let mut s = format!("{v:.2}");
+    while s.contains('.') && (s.ends_with('0') || s.ends_with('.')) {
+        s.pop();
+    }
+    format!("{s}{unit}")
+}
+
+/// The Node conditions analytics grades, from a Node object.
+pub fn node_conditions(n: &Node) -> crate::node_conditions::NodeConditions {
+    let cond = |t: &str| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == t))
+            .map(|c| c.status.as_str())
+    };
+    crate::node_conditions::NodeConditions {
+        // Absent Ready (a Node just registered) is not NotReady.
+        not_ready: matches!(cond("Ready"), Some("False") | Some("Unknown")),
+        network_unavailable: cond("NetworkUnavailable") == Some("True"),
+        memory_pressure: cond("MemoryPressure") == Some("True"),
+        disk_pressure: cond("DiskPressure") == Some("True"),
+        pid_pressure: cond("PIDPressure") == Some("True"),
+        cordoned: n
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false),
+    }
+}
+
+fn suspect_status(s: &crate::fleet::SuspectView) -> mt::Suspect {
+    use crate::localize::{Cause, SuspectKind};
+    let x = &s.suspect;
+    mt::Suspect {
+        name: s.name.chars().take(520).collect(),
+        kind: match x.kind {
+            SuspectKind::Node => mt::SuspectKind::Node,
+            SuspectKind::Link => mt::SuspectKind::Link,
+            SuspectKind::Domain => mt::SuspectKind::Domain,
+        },
+        node: x.node.clone(),
+        nodes: x.nodes.iter().take(16).cloned().collect(),
+        domain: x.domain.clone(),
+        cause: match x.cause {
+            Cause::Network => mt::SuspectCause::Network,
+            Cause::Host => mt::SuspectCause::Host,
+            Cause::Down => mt::SuspectCause::Down,
+            Cause::Agent => mt::SuspectCause::Agent,
+        },
+        severity: severity(x.severity),
+        confidence: round_sig(x.confidence, 2),
+        evidence: x.evidence.chars().take(1024).collect(),
+        problems: (s.problems > 0).then_some(s.problems as i32),
+        since: Some(to_time(s.since)),
+    }
+}
+
 fn severity(h: Health) -> fabricwatch_crds::Severity {
     match h {
         Health::Critical => fabricwatch_crds::Severity::Critical,
@@ -213,8 +297,16 @@ pub fn target_status(
             "NoReports".to_string(),
             "no agent has reported recently".to_string(),
         ),
+        _ if view.nodes.missing > 0 && view.problems.is_empty() && view.suspects.is_empty() => (
+            "NodesNotReporting".to_string(),
+            format!(
+                "{} of {} desired agents have never reported",
+                view.nodes.missing,
+                view.nodes.desired.unwrap_or(0)
+            ),
+        ),
         _ => (
-            if silent > 0 {
+            if silent > 0 || view.nodes.missing > 0 {
                 "NodesNotReporting"
             } else if h == Health::Critical {
                 "CriticalThresholdExceeded"
@@ -222,9 +314,14 @@ pub fn target_status(
                 "WarningThresholdExceeded"
             }
             .to_string(),
-            view.problems
+            view.suspects
                 .first()
-                .map(|p| format!("{}: {}", p.node, p.message))
+                .map(|s| format!("suspect {}: {}", s.name, s.suspect.evidence))
+                .or_else(|| {
+                    view.problems
+                        .first()
+                        .map(|p| format!("{}: {}", p.node, p.message))
+                })
                 .unwrap_or_default(),
         ),
     };
@@ -265,11 +362,18 @@ pub fn target_status(
         summary: Some(mt::Summary {
             worst_loss_percent: s.worst_loss_percent.map(|v| round_sig(v, 3)),
             rtt_p99_seconds: s.rtt_p99_seconds.map(|v| round_sig(v, 3)),
+            rtt_p99: s.rtt_p99_seconds.map(human_seconds),
             rdma_ports_active: Some(s.rdma_ports_active as i32),
             rdma_ports_down: Some(s.rdma_ports_down as i32),
             rdma_errors_per_minute: s.rdma_errors_per_minute.map(|v| round_sig(v, 3)),
             anomalies: Some(s.anomalies as i32),
         }),
+        suspects: view
+            .suspects
+            .iter()
+            .take(mt::MAX_SUSPECTS)
+            .map(suspect_status)
+            .collect(),
         problems: view
             .problems
             .iter()
@@ -370,7 +474,17 @@ pub fn change_key(status: &Value) -> Value {
                 f.remove("value");
             }
         }
+        if let Some(Value::Array(ss)) = o.get_mut("suspects") {
+            // Evidence counts and confidence move every interval; who and how bad do not.
+            for x in ss.iter_mut().filter_map(Value::as_object_mut) {
+                for k in ["evidence", "confidence", "problems"] {
+                    x.remove(k);
+                }
+            }
+        }
         if let Some(Value::Object(s)) = o.get_mut("summary") {
+            // The human RTT string follows rttP99Seconds, which is compared rounded.
+            s.remove("rttP99");
             for (_, x) in s.iter_mut() {
                 if let Some(f) = x.as_f64() {
                     *x = json!(round_sig(f, 2));
@@ -401,6 +515,7 @@ pub struct StatusWriter {
     min_interval: Duration,
     heartbeat: Duration,
     written: HashMap<(&'static str, ObjectRef), Written>,
+    recorder: Recorder,
 }
 
 impl StatusWriter {
@@ -412,6 +527,13 @@ impl StatusWriter {
         min_interval: Duration,
         heartbeat: Duration,
     ) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER_ANALYTICS.into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        );
         Self {
             client,
             stores,
@@ -419,6 +541,45 @@ impl StatusWriter {
             min_interval,
             heartbeat,
             written: HashMap::new(),
+            recorder,
+        }
+    }
+
+    /// Publishes a Kubernetes Event on the MonitorTarget for every suspect that appeared
+    /// (Warning `SuspectAppeared`) or cleared (Normal `SuspectCleared`).
+    pub async fn suspect_events(&self, changes: &[SuspectChange]) {
+        for c in changes {
+            let (target, type_, reason, note) = match c {
+                SuspectChange::Appeared(t, s) => (
+                    t,
+                    EventType::Warning,
+                    "SuspectAppeared",
+                    format!("{} ({:?}): {}", s.name, s.suspect.cause, s.suspect.evidence),
+                ),
+                SuspectChange::Cleared(t, name) => (
+                    t,
+                    EventType::Normal,
+                    "SuspectCleared",
+                    format!("{name} is no longer a suspect"),
+                ),
+            };
+            let Some(obj) = self
+                .stores
+                .targets
+                .get(&KubeRef::new(&target.name).within(&target.namespace))
+            else {
+                continue;
+            };
+            let ev = KubeEvent {
+                type_,
+                reason: reason.into(),
+                note: Some(note.chars().take(1000).collect()),
+                action: "Localize".into(),
+                secondary: None,
+            };
+            if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+                tracing::warn!(target = %target, "publishing Event failed: {e}");
+            }
         }
     }
 
@@ -589,6 +750,7 @@ mod tests {
                 reporting: 2,
                 warning: 1,
                 critical: 0,
+                ..Default::default()
             },
             summary: Summary {
                 worst_loss_percent: Some(loss),
@@ -602,8 +764,36 @@ mod tests {
                 message: "2% loss".into(),
                 since: t(0),
             }],
+            suspects: vec![],
             last_report_time: Some(t(last)),
         }
+    }
+
+    #[test]
+    fn rtt_for_people() {
+        assert_eq!(human_seconds(0.000_214), "214µs");
+        assert_eq!(human_seconds(0.001_254), "1.25ms");
+        assert_eq!(human_seconds(0.0205), "20.5ms");
+        assert_eq!(human_seconds(2.5), "2.5s");
+        assert_eq!(human_seconds(0.0), "0µs");
+        assert_eq!(human_seconds(f64::NAN), "-");
+    }
+
+    #[test]
+    fn node_conditions_from_a_node() {
+        let n: Node = serde_json::from_value(json!({
+            "metadata": {"name": "fw-n2"},
+            "spec": {"unschedulable": true},
+            "status": {"conditions": [
+                {"type": "Ready", "status": "Unknown"},
+                {"type": "MemoryPressure", "status": "False"},
+                {"type": "PIDPressure", "status": "True"}
+            ]}
+        }))
+        .expect("node");
+        let c = node_conditions(&n);
+        assert!(c.not_ready && c.pid_pressure && c.cordoned);
+        assert!(!c.memory_pressure && !c.network_unavailable);
     }
 
     #[test]

@@ -11,7 +11,10 @@ pub mod fleet;
 pub mod health;
 pub mod http;
 pub mod k8s;
+pub mod localize;
+pub mod loss;
 pub mod metrics;
+pub mod node_conditions;
 pub mod notify;
 pub mod peers;
 pub mod policy;
@@ -305,6 +308,7 @@ async fn cycle_loop(
     loop {
         tick.tick().await;
         let now = Utc::now();
+        let suspect_changes;
         let (cycle, views) = {
             let mut fleet = lock(&shared.fleet);
             if let Some(s) = &stores {
@@ -324,6 +328,10 @@ async fn cycle_loop(
                 }
             }
             fleet.forget_silent(now);
+            if let Some(s) = &stores {
+                fleet.set_node_conditions(s.node_conditions());
+            }
+            suspect_changes = fleet.localize_all(now);
             shared.metrics.nodes.set(fleet.node_count() as i64);
             let mut ev = lock(&shared.evaluator);
             if let Some(s) = &stores {
@@ -346,6 +354,22 @@ async fn cycle_loop(
         for (rule, text) in &cycle.changes {
             shared.event("AlertStateChanged", rule, None, text.clone());
         }
+        for c in &suspect_changes {
+            match c {
+                fleet::SuspectChange::Appeared(t, s) => shared.event(
+                    "SuspectAppeared",
+                    t,
+                    s.suspect.node.as_deref(),
+                    format!("{}: {}", s.name, s.suspect.evidence),
+                ),
+                fleet::SuspectChange::Cleared(t, name) => shared.event(
+                    "SuspectCleared",
+                    t,
+                    None,
+                    format!("{name} is no longer a suspect"),
+                ),
+            }
+        }
         if let Some(n) = &notifier {
             for req in cycle.notifications {
                 n.send(req, &shared.metrics);
@@ -363,6 +387,7 @@ async fn cycle_loop(
         );
         shared.metrics.last_evaluation.set(now.timestamp() as f64);
         if let Some(w) = &mut writer {
+            w.suspect_events(&suspect_changes).await;
             let tv: Vec<_> = views.into_iter().map(|(v, _)| v).collect();
             w.write_targets(&tv, now).await;
             w.write_rules(&cycle.reports, now).await;

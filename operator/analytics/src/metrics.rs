@@ -11,6 +11,7 @@ use prometheus::{
 use crate::{
     alert::RuleState,
     fleet::{NodeGauges, TargetView},
+    localize::SuspectKind,
 };
 
 /// All metrics, registered in one registry.
@@ -36,6 +37,12 @@ pub struct Metrics {
     pub target_anomalies: GaugeVec,
     /// `fabricwatch_node_health{namespace,target,node}`: as `fabricwatch_target_health`.
     pub node_health: GaugeVec,
+    /// `fabricwatch_target_suspects{namespace,target,kind}`: suspects by kind (`node`,
+    /// `link`, `domain`).
+    pub target_suspects: GaugeVec,
+    /// `fabricwatch_node_suspect{namespace,target,node,cause}`: the suspect's confidence
+    /// (0–1), present only while the node is a node suspect.
+    pub node_suspect: GaugeVec,
     /// `fabricwatch_node_network_score{namespace,target,node}`: 0–100.
     pub node_score: GaugeVec,
     /// `fabricwatch_node_anomaly_score{namespace,target,node}`: σ-equivalents, 3 = alarm.
@@ -132,6 +139,18 @@ impl Metrics {
                 "Node health: 0 Healthy, 1 Warning, 2 Critical, 3 Unknown.",
                 &["namespace", "target", "node"],
             )?,
+            target_suspects: gv(
+                &r,
+                "fabricwatch_target_suspects",
+                "Fault localization suspects of the target by kind (node, link, domain).",
+                &["namespace", "target", "kind"],
+            )?,
+            node_suspect: gv(
+                &r,
+                "fabricwatch_node_suspect",
+                "Confidence 0-1 that the node is where a fault is; present only while it is a suspect.",
+                &["namespace", "target", "node", "cause"],
+            )?,
             node_score: gv(
                 &r,
                 "fabricwatch_node_network_score",
@@ -195,6 +214,8 @@ impl Metrics {
             &self.target_reporting,
             &self.target_anomalies,
             &self.node_health,
+            &self.target_suspects,
+            &self.node_suspect,
             &self.node_score,
             &self.node_anomaly,
         ] {
@@ -211,6 +232,19 @@ impl Metrics {
             self.target_anomalies
                 .with_label_values(&t)
                 .set(f64::from(v.summary.anomalies));
+            for kind in [SuspectKind::Node, SuspectKind::Link, SuspectKind::Domain] {
+                let n = v.suspects.iter().filter(|s| s.suspect.kind == kind).count();
+                self.target_suspects
+                    .with_label_values(&[t[0], t[1], kind.as_str()])
+                    .set(n as f64);
+            }
+            for s in &v.suspects {
+                if let Some(node) = &s.suspect.node {
+                    self.node_suspect
+                        .with_label_values(&[t[0], t[1], node.as_str(), s.suspect.cause.as_str()])
+                        .set(s.suspect.confidence);
+                }
+            }
             for n in nodes {
                 let l = [t[0], t[1], n.node.as_str()];
                 self.node_health

@@ -172,6 +172,13 @@ pub fn target_config(t: &MonitorTarget) -> TargetConfig {
         max_peers: s.ping.peers.max_peers.map(|m| m as usize),
         topology_key: s.ping.peers.topology_key.clone(),
         generation: t.metadata.generation,
+        // The controller writes `status.nodes.desired` from the agent DaemonSet.
+        desired_nodes: t
+            .status
+            .as_ref()
+            .and_then(|st| st.nodes.as_ref())
+            .and_then(|n| n.desired)
+            .and_then(|d| u32::try_from(d).ok()),
     }
 }
 

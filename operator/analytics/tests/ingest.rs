@@ -106,8 +106,9 @@ fn report(node: &str, ip: &str, seq: u64, loss: f64) -> AgentReport {
         ping: vec![PeerReport {
             peer: "x".into(),
             address: "10.0.0.9".into(),
-            sent: 5,
-            received: 5,
+            // 100 probes, `loss` of them lost.
+            sent: 100,
+            received: 100 - loss.round().clamp(0.0, 100.0) as u32,
             loss_percent: loss,
             rtt_avg_seconds: Some(0.0002),
             rtt_p99_seconds: Some(0.0004),
@@ -146,7 +147,7 @@ async fn reports_give_peers_and_health() {
     let (base, _) = start().await;
     let (s, _) = post(&base, Some("good"), json(&report("n1", "10.0.0.1", 1, 0.0))).await;
     assert_eq!(s, 200);
-    let (s, body) = post(&base, Some("good"), json(&report("n2", "10.0.0.2", 1, 3.0))).await;
+    let (s, body) = post(&base, Some("good"), json(&report("n2", "10.0.0.2", 1, 8.0))).await;
     assert_eq!(s, 200);
     let resp: PushResponse = serde_json::from_value(body).expect("push response");
     assert_eq!(
@@ -164,9 +165,10 @@ async fn reports_give_peers_and_health() {
         .json()
         .await
         .expect("json");
+    // 8 of 100 probes lost: at least 1 % (warning) with confidence, not at least 5 %.
     assert_eq!(views[0]["health"], "Warning", "{views}");
     assert_eq!(views[0]["nodes"]["reporting"], 2);
-    assert_eq!(views[0]["summary"]["worstLossPercent"], 3.0);
+    assert_eq!(views[0]["summary"]["worstLossPercent"], 8.0);
     assert_eq!(views[0]["problems"][0]["node"], "n2");
 
     let nodes: Value = reqwest::get(format!("{base}/api/v1/targets/fw/fabric/nodes"))
@@ -184,7 +186,7 @@ async fn reports_give_peers_and_health() {
     .json()
     .await
     .expect("json");
-    assert_eq!(hist[0]["value"], 3.0);
+    assert_eq!(hist[0]["value"], 8.0);
     let missing = reqwest::get(format!("{base}/api/v1/targets/fw/nope"))
         .await
         .expect("get");
@@ -351,4 +353,66 @@ async fn anomaly_onsets_are_listed_newest_first() {
         .await
         .expect("json");
     assert_eq!(other, serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn the_target_api_names_the_suspect() {
+    let (base, shared) = start().await;
+    let nodes = [("n1", "10.0.0.1"), ("n2", "10.0.0.2"), ("n3", "10.0.0.3")];
+    for seq in 1..=3u64 {
+        for (me, ip) in nodes {
+            let mut r = report(me, ip, seq, 0.0);
+            r.ping = nodes
+                .iter()
+                .filter(|(p, _)| *p != me)
+                .map(|(p, addr)| {
+                    // Every probe to or from n2 is lost with 40 %, from the second round on.
+                    let lost = if seq > 1 && (me == "n2" || *p == "n2") {
+                        40
+                    } else {
+                        0
+                    };
+                    PeerReport {
+                        peer: p.to_string(),
+                        address: addr.to_string(),
+                        sent: 100,
+                        received: 100 - lost,
+                        loss_percent: f64::from(lost),
+                        rtt_avg_seconds: Some(0.0002),
+                        rtt_p99_seconds: Some(0.0004),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            let (s, _) = post(&base, Some("good"), json(&r)).await;
+            assert_eq!(s, 200);
+        }
+    }
+    // The evaluation cycle's localization step.
+    shared.fleet.lock().expect("fleet").localize_all(Utc::now());
+    let view: Value = reqwest::get(format!("{base}/api/v1/targets/fw/fabric"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let s = &view["suspects"];
+    assert_eq!(s.as_array().map(Vec::len), Some(1), "{view}");
+    assert_eq!(s[0]["name"], "node/n2");
+    assert_eq!(s[0]["kind"], "node");
+    assert_eq!(s[0]["node"], "n2");
+    assert_eq!(s[0]["cause"], "network");
+    assert_eq!(
+        s[0]["problems"], 4,
+        "its pair problems are grouped under it"
+    );
+    assert!(s[0]["confidence"].as_f64().is_some_and(|c| c > 0.9), "{s}");
+    assert!(
+        s[0]["evidence"]
+            .as_str()
+            .is_some_and(|e| e.contains("paths")),
+        "{s}"
+    );
+    assert!(s[0]["since"].is_string());
+    assert_eq!(view["health"], "Critical");
 }

@@ -386,13 +386,19 @@ async fn build_situation(ctx: &Ctx, a: &AIAnalysis, now: DateTime<Utc>) -> Situa
     }
     targets.sort();
     targets.dedup();
-    let nodes: Vec<_> = {
+    let (nodes, suspects): (Vec<_>, Vec<_>) = {
         let fleet = lock(&ctx.shared.fleet);
-        targets
-            .iter()
-            .filter_map(|t| fleet.nodes(t, now))
-            .flatten()
-            .collect()
+        (
+            targets
+                .iter()
+                .filter_map(|t| fleet.nodes(t, now))
+                .flatten()
+                .collect(),
+            targets
+                .iter()
+                .flat_map(|t| fleet.suspects(t).iter().cloned())
+                .collect(),
+        )
     };
     let rules: Vec<_> = lock(&ctx.shared.evaluator)
         .rules_with_reports()
@@ -418,7 +424,9 @@ async fn build_situation(ctx: &Ctx, a: &AIAnalysis, now: DateTime<Utc>) -> Situa
     }
     let since = now - Duration::from_std(window).unwrap_or(Duration::hours(1));
     let events = kube_events::list(&ctx.client, &involved, since).await;
-    situation::build(window.as_secs(), &nodes, &rules, events)
+    let mut s = situation::build(window.as_secs(), &nodes, &rules, events);
+    situation::with_suspects(&mut s, &suspects);
+    s
 }
 
 /// Reads the provider credentials of `a` from its Secret. Errors name the Secret and key,

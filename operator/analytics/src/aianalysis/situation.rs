@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use fabricwatch_ai::situation::{
     Anomaly, FiringAlert, Health as AiHealth, HostPressure, KubeEvent, NodeHealth, PeerStats,
-    RdmaPortStats,
+    RdmaPortStats, SuspectInfo,
 };
 use fabricwatch_ai::Situation;
 use fabricwatch_proto::Severity;
@@ -15,7 +15,7 @@ use fabricwatch_proto::Severity;
 use crate::{
     alert::{RuleSpec, RuleState},
     evaluator::RuleReport,
-    fleet::NodeView,
+    fleet::{NodeView, SuspectView},
     health::Health,
 };
 
@@ -55,17 +55,27 @@ fn finite(x: f64) -> f64 {
 /// - `rules`: the referenced rules' settings and last reports; only firing ones are kept;
 /// - `events`: recent Kubernetes Events of the affected nodes and pods, already bounded.
 ///
-/// RDMA `counter_deltas` are estimated as the latest per-counter error rate (increments per
-/// minute) times the window, because analytics keeps rates, not raw counters, per window.
+/// Analytics holds a bounded history per node (`--window-samples` reports); when that covers
+/// less than the window, `covered_seconds` says how much, and RDMA `counter_deltas` (the
+/// latest per-counter error rate, increments per minute, times the time covered — analytics
+/// keeps rates, not raw counters) are not extrapolated beyond it.
 pub fn build(
     window_seconds: u64,
     nodes: &[NodeView],
     rules: &[(RuleSpec, RuleReport)],
     events: Vec<KubeEvent>,
 ) -> Situation {
-    let window_minutes = window_seconds as f64 / 60.0;
+    let held = nodes
+        .iter()
+        .map(|n| n.history_seconds)
+        .filter(|h| h.is_finite())
+        .fold(0.0_f64, f64::max);
+    let covered = (window_seconds as f64).min(held.max(0.0));
+    let window_minutes = covered / 60.0;
     let mut s = Situation {
         window_seconds,
+        covered_seconds: (!nodes.is_empty() && covered + 1.0 < window_seconds as f64)
+            .then_some(covered.round() as u64),
         events,
         ..Situation::default()
     };
@@ -166,6 +176,34 @@ pub fn build(
     s
 }
 
+/// Puts the targets' `suspects` first in `s` and drops the pair statistics they explain,
+/// so the model reads "node X, because …" instead of the raw pair list.
+pub fn with_suspects(s: &mut Situation, suspects: &[SuspectView]) {
+    let explained: BTreeSet<(&str, &str)> = suspects
+        .iter()
+        .flat_map(|x| x.suspect.paths.iter())
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    s.peers
+        .retain(|p| !explained.contains(&(p.source.as_str(), p.peer.as_str())));
+    s.suspects.extend(suspects.iter().map(|x| {
+        let nodes = match &x.suspect.node {
+            Some(n) => vec![n.clone()],
+            None => x.suspect.nodes.clone(),
+        };
+        SuspectInfo {
+            kind: x.suspect.kind.as_str().into(),
+            nodes,
+            domain: x.suspect.domain.clone(),
+            cause: x.suspect.cause.as_str().into(),
+            severity: health(x.suspect.severity),
+            confidence: finite(x.suspect.confidence),
+            evidence: x.suspect.evidence.clone(),
+            since: Some(x.since),
+        }
+    }));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +237,9 @@ mod tests {
                 peer: "gpu-b".into(),
                 external: false,
                 loss_percent: 20.0,
+                probes_sent: 50,
+                probes_lost: 10,
+                loss_lower_percent: Some(8.0),
                 rtt_p99_seconds: Some(0.004),
                 jitter_seconds: Some(0.001),
                 score: 55.0,
@@ -268,6 +309,7 @@ mod tests {
                 },
             )]),
             link_flaps: BTreeMap::from([("mlx5_0/1".to_string(), 2.0)]),
+            history_seconds: 7200.0,
             latest: sample,
         }
     }
@@ -379,6 +421,53 @@ mod tests {
         assert_eq!(s.alerts[0].nodes, vec!["gpu-a"]);
         assert_eq!(s.alerts[0].metric, "ping_loss_percent");
         assert_eq!(s.events, vec![ev]);
+    }
+
+    #[test]
+    fn a_short_history_is_said_and_not_extrapolated() {
+        let mut v = view();
+        v.history_seconds = 600.0;
+        let s = build(3600, &[v], &[], Vec::new());
+        assert_eq!(s.covered_seconds, Some(600));
+        // 30/min over the 10 minutes held, not the hour asked for.
+        assert_eq!(
+            s.rdma_ports[0].counter_deltas,
+            BTreeMap::from([("symbol_error".to_string(), 300)])
+        );
+        assert_eq!(
+            build(3600, &[view()], &[], Vec::new()).covered_seconds,
+            None
+        );
+    }
+
+    #[test]
+    fn suspects_come_first_and_replace_their_pairs() {
+        use crate::localize::{Cause, Suspect, SuspectKind};
+        let mut s = build(3600, &[view()], &[], Vec::new());
+        let sv = SuspectView {
+            name: "node/gpu-b".into(),
+            suspect: Suspect {
+                kind: SuspectKind::Node,
+                node: Some("gpu-b".into()),
+                nodes: vec![],
+                domain: None,
+                cause: Cause::Network,
+                severity: Health::Critical,
+                confidence: 0.9,
+                evidence: "9 of 10 paths to it lossy".into(),
+                paths: vec![("gpu-a".into(), "gpu-b".into())],
+            },
+            since: t(-60),
+            problems: 1,
+        };
+        with_suspects(&mut s, &[sv]);
+        assert!(s.peers.is_empty(), "the pair gpu-a→gpu-b is explained");
+        assert_eq!(s.suspects.len(), 1);
+        assert_eq!(s.suspects[0].nodes, vec!["gpu-b"]);
+        assert_eq!(
+            (s.suspects[0].kind.as_str(), s.suspects[0].cause.as_str()),
+            ("node", "network")
+        );
     }
 
     #[test]

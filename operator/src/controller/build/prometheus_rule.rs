@@ -81,7 +81,8 @@ pub fn expression(metric: Metric, namespace: &str, target: &str) -> Option<Strin
         Metric::NetworkScore
         | Metric::AnomalyScore
         | Metric::AgentsNotReporting
-        | Metric::RdmaInconsistencies => return None,
+        | Metric::RdmaInconsistencies
+        | Metric::NodeSuspect => return None,
     })
 }
 
