@@ -201,9 +201,11 @@ mod tests {
     #[test]
     fn changing_counters_are_seen_on_reread() {
         // /proc/self/stat's utime/stime and the `ctxt` line of /proc/stat move; a reread
-        // must render them again rather than return a cached page.
+        // must render them again rather than return a cached page. The spinning thread's own
+        // schedstat: /proc/self is the thread-group leader, which is idle when the test
+        // harness runs this test on a thread of its own.
         let mut r = ProcFiles::new();
-        let path = Path::new("/proc/self/schedstat");
+        let path = Path::new("/proc/thread-self/schedstat");
         let a = r.read(path).expect("read").to_vec();
         let mut spin = 0u64;
         for i in 0..5_000_000u64 {
