@@ -213,9 +213,12 @@ async fn a_pause_storm_is_critical_fires_a_rule_and_reaches_the_ai() -> Result<(
         std::fs::write(dir.join("statistics"), statistics(1000, 500, 0, 0))?;
     }
 
+    // The CRD set this server accepts (without CEL rules before Kubernetes 1.23).
+    let crds = fabricwatch_tests::crd_dir(&cluster.client()).await?;
+    let crds = crds.to_string_lossy().into_owned();
     run(Command::new("kubectl")
         .env("KUBECONFIG", cluster.kubeconfig())
-        .args(["apply", "-f", &repo_root().join("crds").to_string_lossy()]))?;
+        .args(["apply", "-f", &crds]))?;
     let ns = cluster.namespace("e2e-roce").await?;
     let release = ns.name().to_string();
     let _release = Release {
@@ -227,6 +230,8 @@ async fn a_pause_storm_is_critical_fires_a_rule_and_reaches_the_ai() -> Result<(
         cluster.kubeconfig(),
         &[
             "install",
+            "--crds-dir",
+            &crds,
             "-f",
             &repo_root().join("e2e/values-local.yaml").to_string_lossy(),
             "--release",
