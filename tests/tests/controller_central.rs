@@ -2,7 +2,9 @@
 //! manager, or an apply without a strategy) left with the API server's default strategy,
 //! `RollingUpdate` with defaulted `rollingUpdate` parameters. The controller applies them with
 //! `strategy.type: Recreate`; the API server rejects `Recreate` with `rollingUpdate` still set
-//! (422) unless the apply clears it, which it does with an explicit `rollingUpdate: null`.
+//! (422), and an apply cannot remove fields another manager owns (an explicit
+//! `rollingUpdate: null` is still answered with 422 on 1.20), so the controller first switches
+//! the live strategy with a JSON merge patch.
 //!
 //! Needs `FABRICWATCH_E2E=1` and the controller binary (`cargo build -p fabricwatch-operator`).
 
@@ -38,8 +40,6 @@ fn old_deployment(component: &str) -> Result<Deployment> {
 }
 
 #[tokio::test]
-#[ignore = "not fixed yet: on Kubernetes 1.20 the apply with `rollingUpdate: null` is still \
-            rejected with 422 (seen in the cluster run); run with --ignored"]
 async fn central_deployments_switch_from_rolling_update_to_recreate() -> Result<()> {
     let cluster = require_cluster!();
     cluster.install_crds().await?;

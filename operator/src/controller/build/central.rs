@@ -260,27 +260,26 @@ pub fn build(
     }
 }
 
-/// The server-side apply patch of a central Deployment: `d` with
-/// `spec.strategy.rollingUpdate: null` when its strategy is `Recreate`.
+/// The JSON merge patch (RFC 7386) that moves a live Deployment onto `desired`'s strategy
+/// before `desired` is applied, or `None` when the apply alone gets there.
 ///
-/// Apply merges into the live object. A Deployment that once ran `RollingUpdate` (created
-/// before its strategy was `Recreate`, or by another field manager such as Helm or
-/// `kubectl apply`) carries the `rollingUpdate` parameters the API server defaulted, owned by
-/// that manager or by none; an apply that merely omits them leaves them in place, and the API
-/// server rejects the result with 422 (`spec.strategy.rollingUpdate: Forbidden: may not be
-/// specified when strategy type is 'Recreate'`). An explicit `null` in an apply configuration
-/// clears the field and makes this manager its owner (forced, like every controller apply).
-///
-/// # Errors
-/// When `d` cannot be serialized (not expected for a built Deployment).
-pub fn deployment_patch(d: &Deployment) -> Result<serde_json::Value, serde_json::Error> {
-    let mut patch = serde_json::to_value(d)?;
-    if let Some(serde_json::Value::Object(strategy)) = patch.pointer_mut("/spec/strategy") {
-        if strategy.get("type").and_then(serde_json::Value::as_str) == Some("Recreate") {
-            strategy.insert("rollingUpdate".into(), serde_json::Value::Null);
-        }
+/// A Deployment that once ran `RollingUpdate` (created before its strategy was `Recreate`, or
+/// by another field manager such as Helm or `kubectl apply`) carries the `rollingUpdate`
+/// parameters the API server defaulted, owned by that manager or by none. A server-side apply
+/// that omits them leaves them in place, and one that sets them to `null` does not remove
+/// fields another manager owns either (Kubernetes 1.20 answers both with 422:
+/// `spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy type is
+/// 'Recreate'`). A merge patch replaces regardless of ownership: `null` deletes the member.
+pub fn strategy_switch(live: &Deployment, desired: &Deployment) -> Option<serde_json::Value> {
+    let strategy = |d: &Deployment| d.spec.as_ref().and_then(|s| s.strategy.clone());
+    let want = strategy(desired)?;
+    if want.type_.as_deref() != Some("Recreate") {
+        return None;
     }
-    Ok(patch)
+    let have = strategy(live).unwrap_or_default();
+    (have.rolling_update.is_some() || have.type_ != want.type_).then(
+        || serde_json::json!({"spec": {"strategy": {"type": "Recreate", "rollingUpdate": null}}}),
+    )
 }
 
 #[cfg(test)]
@@ -326,38 +325,40 @@ mod tests {
         );
     }
 
+    fn with_strategy(mut d: Deployment, type_: &str, rolling: bool) -> Deployment {
+        if let Some(spec) = d.spec.as_mut() {
+            spec.strategy = Some(DeploymentStrategy {
+                type_: Some(type_.into()),
+                rolling_update: rolling.then(Default::default),
+            });
+        }
+        d
+    }
+
     #[test]
-    fn recreate_patch_clears_rolling_update_explicitly() {
+    fn a_defaulted_rolling_update_is_cleared_before_the_apply() {
         for c in Component::ALL {
-            let d = build(c, &Settings::example(), None).deployment;
-            let patch = deployment_patch(&d).expect("serializes");
-            let strategy = patch.pointer("/spec/strategy").expect("strategy");
+            let desired = build(c, &Settings::example(), None).deployment;
+            let live = with_strategy(desired.clone(), "RollingUpdate", true);
             assert_eq!(
-                strategy,
-                &serde_json::json!({"type": "Recreate", "rollingUpdate": null}),
-                "{}: the null must be sent, not omitted",
+                strategy_switch(&live, &desired),
+                Some(serde_json::json!(
+                    {"spec": {"strategy": {"type": "Recreate", "rollingUpdate": null}}}
+                )),
+                "{}",
                 c.as_str()
             );
-            // Everything else is the built Deployment, unchanged.
-            let back: Deployment = serde_json::from_value(patch).expect("a Deployment");
-            assert_eq!(back, d);
+            // Already switched: the apply alone keeps it so, nothing to patch.
+            assert_eq!(strategy_switch(&desired, &desired), None);
         }
     }
 
     #[test]
-    fn rolling_update_patch_is_left_alone() {
-        let mut d = build(Component::Notifier, &Settings::example(), None).deployment;
-        if let Some(spec) = d.spec.as_mut() {
-            spec.strategy = Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".into()),
-                ..DeploymentStrategy::default()
-            });
-        }
-        let patch = deployment_patch(&d).expect("serializes");
-        assert_eq!(
-            patch.pointer("/spec/strategy"),
-            Some(&serde_json::json!({"type": "RollingUpdate"}))
-        );
+    fn a_rolling_update_desired_strategy_is_left_to_the_apply() {
+        let d = build(Component::Notifier, &Settings::example(), None).deployment;
+        let desired = with_strategy(d.clone(), "RollingUpdate", false);
+        let live = with_strategy(d, "RollingUpdate", true);
+        assert_eq!(strategy_switch(&live, &desired), None);
     }
 
     fn owner() -> OwnerReference {

@@ -4,13 +4,13 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 
-use crate::controller::apply::{apply, apply_patch};
+use crate::controller::apply::apply;
 use crate::controller::build::central::{self, Component};
-use crate::controller::build::BuildError;
 use crate::controller::context::Context;
 use crate::controller::error::Error;
+use fabricwatch_crds::FIELD_MANAGER_OPERATOR;
 
 /// Kind label in metrics.
 pub const KIND: &str = "Central";
@@ -56,16 +56,36 @@ pub async fn ensure(ctx: &Context, owner_deployment: Option<&str>) -> Result<(),
             &objs.service,
         )
         .await?;
-        // Not `apply`: the patch carries `rollingUpdate: null` (see `deployment_patch`).
+        let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), ns);
         let name = c.object_name();
-        let patch = central::deployment_patch(&objs.deployment)
-            .map_err(|e| BuildError::Render(format!("Deployment {ns}/{name}: {e}")))?;
-        apply_patch(
-            &Api::<Deployment>::namespaced(ctx.client.clone(), ns),
-            &name,
-            &patch,
-        )
-        .await?;
+        let live = deployments
+            .get_opt(&name)
+            .await
+            .map_err(|source| Error::Read {
+                what: format!("Deployment {ns}/{name}"),
+                source,
+            })?;
+        if let Some(patch) = live
+            .as_ref()
+            .and_then(|live| central::strategy_switch(live, &objs.deployment))
+        {
+            deployments
+                .patch(
+                    &name,
+                    &PatchParams {
+                        field_manager: Some(FIELD_MANAGER_OPERATOR.into()),
+                        ..PatchParams::default()
+                    },
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .map_err(|source| Error::Apply {
+                    kind: "Deployment",
+                    name: name.clone(),
+                    source,
+                })?;
+        }
+        apply(&deployments, &objs.deployment).await?;
     }
     Ok(())
 }
