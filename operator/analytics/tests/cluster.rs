@@ -420,3 +420,186 @@ async fn restart_mid_firing_resends_the_same_notification_id() -> Result<()> {
     );
     ns.cleanup().await
 }
+
+/// A report of `node` collected at `at`, with `loss` percent on its one path.
+fn report_at(ns: &str, node: &str, seq: u64, at: chrono::DateTime<Utc>, loss: f64) -> AgentReport {
+    AgentReport {
+        collected_at: at,
+        ..report(ns, node, seq, loss)
+    }
+}
+
+#[tokio::test]
+async fn anomaly_baselines_live_in_owned_configmaps_and_onsets_become_events() -> Result<()> {
+    use fabricwatch_analytics::anomaly::{events, snapshot, store};
+    use k8s_openapi::api::{core::v1::ConfigMap, events::v1::Event};
+    use kube::api::{DeleteParams, ListParams};
+
+    let Some((cluster, ns)) = setup("analytics-baselines").await? else {
+        return Ok(());
+    };
+    let client = cluster.client();
+    let targets: Api<MonitorTarget> = ns.api();
+    let mt = targets.get("fabric").await?;
+    let key = ObjectRef {
+        namespace: ns.name().into(),
+        name: "fabric".into(),
+    };
+
+    // Two nodes warmed up over 100 reports (1,000 s) of a quiet path.
+    let mut fleet = Fleet::new(Settings::default());
+    let start = Utc::now() - chrono::Duration::seconds(1100);
+    for i in 0..100u64 {
+        let at = start + chrono::Duration::seconds(10 * i as i64);
+        for node in ["n1", "n2"] {
+            fleet.ingest(&report_at(ns.name(), node, i + 1, at, 0.0), None, at);
+        }
+    }
+    let baselines = fleet.anomaly_baselines(&key);
+    ensure!(
+        baselines.len() == 2,
+        "two nodes' baselines: {:?}",
+        baselines.keys()
+    );
+
+    // Saved in two chunks (one node each), then in one: the second ConfigMap goes away.
+    let small = snapshot::encode(&baselines, 64);
+    ensure!(small.len() == 2, "{} chunks of 64 bytes", small.len());
+    store::save(&client, &mt, &small).await?;
+    let cms: Api<ConfigMap> = ns.api();
+    let selector = ListParams::default().labels(&format!("{}=fabric", store::LABEL));
+    let listed = cms.list(&selector).await?;
+    let mut names: Vec<String> = listed
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    names.sort();
+    ensure!(
+        names
+            == [
+                store::configmap_name("fabric", 0),
+                store::configmap_name("fabric", 1)
+            ],
+        "ConfigMaps: {names:?}"
+    );
+    for cm in &listed {
+        let owner = cm
+            .metadata
+            .owner_references
+            .as_ref()
+            .and_then(|o| o.first())
+            .context("no owner reference")?;
+        ensure!(
+            owner.kind == "MonitorTarget" && Some(&owner.uid) == mt.metadata.uid.as_ref(),
+            "owner: {owner:?}"
+        );
+    }
+    let one = snapshot::encode(&baselines, store::MAX_CHUNK_BYTES);
+    store::save(&client, &mt, &one).await?;
+    let left = cms.list(&selector).await?;
+    ensure!(
+        left.items.len() == 1,
+        "stale chunk kept: {:?}",
+        left.iter()
+            .map(|c| c.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
+
+    // A restarted analytics loads them and scores its first reports at once: a spike on n1
+    // right after the restart is an anomaly, with no warm-up.
+    let loaded = store::load(&client).await?;
+    let (_, restored) = loaded
+        .into_iter()
+        .find(|(t, _)| *t == key)
+        .context("this target's baselines not loaded")?;
+    ensure!(
+        restored.keys().collect::<Vec<_>>() == baselines.keys().collect::<Vec<_>>(),
+        "restored nodes {:?}",
+        restored.keys()
+    );
+    let mut fresh = Fleet::new(Settings::default());
+    fresh.restore_anomaly_baselines(key.clone(), restored);
+    let now = Utc::now();
+    let quiet = fresh.ingest(&report_at(ns.name(), "n1", 101, now, 0.0), None, now);
+    ensure!(quiet.new_anomaly.is_none(), "quiet report flagged");
+
+    // The onset becomes an AnomalyDetected Event on the MonitorTarget.
+    let stores = Stores::start(client.clone()).await?;
+    eventually("the watch to catch up", SETTLE, || {
+        let stores = stores.clone();
+        let t = key.clone();
+        async move {
+            use fabricwatch_analytics::state::Catalog;
+            stores.target(&t).map(|_| ()).context("target not in store")
+        }
+    })
+    .await?;
+    let shared = Arc::new(Shared {
+        fleet: Mutex::new(fresh),
+        evaluator: Mutex::new(Evaluator::default()),
+        events: Mutex::new(EventLog::new(100)),
+        metrics: Metrics::new()?,
+        auth: None,
+        policy: AgentPolicy::default(),
+        catalog: Arc::new(stores.clone()),
+        max_body_bytes: 1 << 20,
+        triggers: None,
+    });
+    let publisher = tokio::spawn(events::publish_loop(
+        client.clone(),
+        shared.clone(),
+        stores.targets.clone(),
+        Duration::from_secs(1),
+    ));
+    // Let the publisher take its start time before the onset.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let at = Utc::now();
+    let spike = fabricwatch_analytics::state::lock(&shared.fleet).ingest(
+        &report_at(ns.name(), "n1", 102, at, 40.0),
+        None,
+        at,
+    );
+    ensure!(
+        spike.new_anomaly.is_some(),
+        "40 % loss after a quiet baseline is not an anomaly"
+    );
+    let seen = eventually("an AnomalyDetected Event", SETTLE, || {
+        let api: Api<Event> = ns.api();
+        async move {
+            let list = api.list(&ListParams::default()).await?;
+            let hit = list.items.into_iter().find(|e| {
+                e.reason.as_deref() == Some("AnomalyDetected")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("fabric")
+            });
+            hit.context("none yet")
+        }
+    })
+    .await;
+    publisher.abort();
+    let event = seen?;
+    let note = event.note.unwrap_or_default();
+    ensure!(
+        note.contains("n1")
+            && note.contains("ping_loss_percent")
+            && event.type_.as_deref() == Some("Warning"),
+        "Event: {note}"
+    );
+
+    // Deleting the MonitorTarget deletes its baselines (garbage collection by owner).
+    targets.delete("fabric", &DeleteParams::default()).await?;
+    eventually(
+        "the baselines ConfigMap collected",
+        Duration::from_secs(90),
+        || {
+            let cms = cms.clone();
+            let selector = selector.clone();
+            async move {
+                let n = cms.list(&selector).await?.items.len();
+                ensure!(n == 0, "{n} left");
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    ns.cleanup().await
+}
