@@ -1,0 +1,292 @@
+//! Fault localization on the local cluster: a fault injected into one node's network namespace
+//! is named as that node, a fault on one pair as that link, and both clear when the fault goes.
+//!
+//! - node fault: fw-n2 drops 40 % of all ICMP it receives (its peers' echo requests and the
+//!   replies to its own probes), so every path into and out of fw-n2 is lossy. Expected:
+//!   exactly one suspect, `node/fw-n2`, shown in the `SUSPECT` column.
+//! - link fault: fw-n2 drops 40 % of the ICMP it receives from fw-n3 only, so both directions
+//!   of the pair fw-n2–fw-n3 are lossy and every other path is clean. Expected: exactly one
+//!   suspect, `link/fw-n2–fw-n3`, and no node suspect.
+//!
+//! Host collection is off in the MonitorTarget: every node reads the one machine's
+//! `/proc/stat`, which would make a busy build machine a host suspect.
+//!
+//! Needs the local cluster (`FABRICWATCH_E2E=1`), the images loaded and `python3` (Helm).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use fabricwatch_crds::MonitorTarget;
+use fabricwatch_tests::{
+    conditions, eventually, repo_root, require_cluster, wait_for, LocalCluster, TestNamespace,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+
+const READY: Duration = Duration::from_secs(240);
+const LOCALIZE: Duration = Duration::from_secs(180);
+
+fn run(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    ensure!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn helm(kubeconfig: &Path, args: &[&str]) -> Result<String> {
+    run(Command::new("python3")
+        .arg(repo_root().join("e2e/helm.py"))
+        .env("KUBECONFIG", kubeconfig)
+        .args(args))
+}
+
+/// The Helm release; uninstalled on drop.
+struct Release {
+    name: String,
+    kubeconfig: PathBuf,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = helm(
+            &self.kubeconfig,
+            &["uninstall", "--release", &self.name, "-n", &self.name],
+        );
+    }
+}
+
+/// An iptables rule in a node's network namespace (`INPUT` chain), deleted on drop.
+struct InputRule<'a> {
+    local: &'a LocalCluster,
+    node: String,
+    spec: Vec<String>,
+}
+
+impl<'a> InputRule<'a> {
+    fn insert(local: &'a LocalCluster, node: usize, spec: &[&str]) -> Result<Self> {
+        let node = node.to_string();
+        let mut args = vec!["nodeexec", &node, "iptables", "-I", "INPUT"];
+        args.extend_from_slice(spec);
+        local.run_script(&args)?;
+        Ok(InputRule {
+            local,
+            node,
+            spec: spec.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+}
+
+impl Drop for InputRule<'_> {
+    fn drop(&mut self) {
+        let mut args = vec!["nodeexec", self.node.as_str(), "iptables", "-D", "INPUT"];
+        args.extend(self.spec.iter().map(String::as_str));
+        if let Err(e) = self.local.run_script(&args) {
+            eprintln!("removing the iptables rule on node {}: {e:#}", self.node);
+        }
+    }
+}
+
+/// Names of the target's suspects, most severe first.
+fn suspects(m: &MonitorTarget) -> Vec<String> {
+    m.status
+        .as_ref()
+        .map(|s| s.suspects.iter().map(|x| x.name.clone()).collect())
+        .unwrap_or_default()
+}
+
+fn health(m: &MonitorTarget) -> String {
+    serde_json::to_value(m).map_or_else(
+        |_| String::new(),
+        |v| v["status"]["health"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// Waits until the suspects are exactly `want`, then checks they stay so for two more
+/// intervals (no second suspect appearing next to the right one).
+async fn suspects_settle(ns: &TestNamespace, want: &[String]) -> Result<()> {
+    let mts = ns.api::<MonitorTarget>();
+    let m = wait_for(
+        &mts,
+        "fabric",
+        |o: Option<&MonitorTarget>| o.is_some_and(|m| suspects(m) == want),
+        LOCALIZE,
+    )
+    .await?;
+    eprintln!(
+        "suspects {want:?}: {}",
+        serde_json::to_string(&m.status.as_ref().map(|s| &s.suspects)).unwrap_or_default()
+    );
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let m = mts.get("fabric").await?;
+        ensure!(
+            suspects(&m) == want,
+            "suspects changed to {:?} (want {want:?})",
+            suspects(&m)
+        );
+    }
+    Ok(())
+}
+
+async fn clean(ns: &TestNamespace) -> Result<()> {
+    wait_for(
+        &ns.api::<MonitorTarget>(),
+        "fabric",
+        |o: Option<&MonitorTarget>| {
+            o.is_some_and(|m| suspects(m).is_empty() && health(m) == "Healthy")
+        },
+        LOCALIZE,
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lossy_node_and_a_lossy_link_are_named() -> Result<()> {
+    let cluster = require_cluster!();
+    let Some(local) = cluster.local().cloned() else {
+        eprintln!("skipped: needs the local e2e cluster (iptables in the nodes' namespaces)");
+        return Ok(());
+    };
+    let nodes = cluster.ready_nodes().await?;
+    ensure!(nodes.len() == 3, "needs the 3 local nodes, found {nodes:?}");
+
+    let crds = fabricwatch_tests::crd_dir(&cluster.client()).await?;
+    let crds = crds.to_string_lossy().into_owned();
+    run(Command::new("kubectl")
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .args(["apply", "-f", &crds]))?;
+    let ns = cluster.namespace("e2e-localize").await?;
+    let release = ns.name().to_string();
+    let _release = Release {
+        name: release.clone(),
+        kubeconfig: cluster.kubeconfig().to_path_buf(),
+    };
+    helm(
+        cluster.kubeconfig(),
+        &[
+            "install",
+            "--crds-dir",
+            &crds,
+            "-f",
+            &repo_root().join("e2e/values-local.yaml").to_string_lossy(),
+            "--release",
+            &release,
+            "-n",
+            ns.name(),
+            "--set",
+            &format!("operator.watchNamespace={}", ns.name()),
+            "--set",
+            &format!("operator.leaderElection.leaseName={release}"),
+            "--wait",
+            "--timeout",
+            "240",
+        ],
+    )?;
+    for d in [
+        format!("{release}-fabricwatch"),
+        "fabricwatch-analytics".into(),
+        "fabricwatch-notifier".into(),
+    ] {
+        eventually(&format!("Deployment {d} exists"), READY, || async {
+            ns.api::<Deployment>()
+                .get(&d)
+                .await
+                .map(|_| ())
+                .map_err(Into::into)
+        })
+        .await?;
+        wait_for(
+            &ns.api::<Deployment>(),
+            &d,
+            conditions::deployment_ready(),
+            READY,
+        )
+        .await?;
+    }
+
+    ns.apply_yaml(
+        r#"
+apiVersion: fabricwatch.io/v1alpha1
+kind: MonitorTarget
+metadata: {name: fabric}
+spec:
+  interval: 5s
+  ping: {enabled: true, protocol: icmp, packetsPerProbe: 10, timeout: 1s}
+  host: {enabled: false}
+  rdma: {enabled: false}
+  thresholds:
+    rttP99Seconds: {warning: 0.05, critical: 0.2}
+"#,
+    )
+    .await?;
+    let want = nodes.len() as i64;
+    wait_for(
+        &ns.api::<MonitorTarget>(),
+        "fabric",
+        |o: Option<&MonitorTarget>| {
+            o.is_some_and(|m| {
+                health(m) == "Healthy"
+                    && suspects(m).is_empty()
+                    && m.status
+                        .as_ref()
+                        .and_then(|s| s.nodes.as_ref())
+                        .and_then(|n| n.reporting)
+                        .is_some_and(|r| i64::from(r) == want)
+            })
+        },
+        READY,
+    )
+    .await?;
+    eprintln!("baseline: Healthy, {want} nodes reporting, no suspect: ok");
+
+    let (n2, n3) = (&nodes[1], &nodes[2]);
+    let lossy = [
+        "-m",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        "0.4",
+        "-j",
+        "DROP",
+    ];
+
+    // Node fault: every ICMP packet into fw-n2.
+    let mut spec = vec!["-p", "icmp"];
+    spec.extend_from_slice(&lossy);
+    let rule = InputRule::insert(&local, 2, &spec)?;
+    suspects_settle(&ns, &[format!("node/{}", n2.0)]).await?;
+    let table = run(Command::new("kubectl")
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .args(["get", "monitortargets", "-n", ns.name()]))?;
+    ensure!(
+        table.contains(&format!("node/{}", n2.0)),
+        "SUSPECT column:\n{table}"
+    );
+    eprintln!("{table}");
+    drop(rule);
+    clean(&ns).await?;
+    eprintln!("node fault on {}: named, then cleared: ok", n2.0);
+
+    // Link fault: ICMP into fw-n2 from fw-n3 only.
+    let mut spec = vec!["-p", "icmp", "-s", n3.1.as_str()];
+    spec.extend_from_slice(&lossy);
+    let rule = InputRule::insert(&local, 2, &spec)?;
+    let mut ends = [n2.0.clone(), n3.0.clone()];
+    ends.sort();
+    suspects_settle(&ns, &[format!("link/{}–{}", ends[0], ends[1])]).await?;
+    drop(rule);
+    clean(&ns).await?;
+    eprintln!(
+        "link fault {}–{}: named, then cleared: ok",
+        ends[0], ends[1]
+    );
+    ns.cleanup().await
+}
