@@ -756,6 +756,9 @@ pub enum Component {
     Host,
     /// The agent itself (not reporting, crashing).
     Agent,
+    /// An endpoint probe (`spec.endpoints[]`) from the node: down, slow, certificate
+    /// expiring.
+    Endpoint,
 }
 
 /// One current problem.
