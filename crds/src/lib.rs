@@ -65,4 +65,7 @@ pub mod condition_types {
     /// AIAnalysis: the last provider call failed (analytics); reasons Timeout, RateLimited,
     /// AuthFailed, InvalidResponse.
     pub const PROVIDER_ERROR: &str = "ProviderError";
+    /// AIAnalysis: the provider answered the last reachability check, which costs no
+    /// tokens (analytics); reasons Reachable or a failure reason (AuthFailed, ...).
+    pub const PROVIDER_REACHABLE: &str = "ProviderReachable";
 }
