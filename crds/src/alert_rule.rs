@@ -181,6 +181,14 @@ pub enum Metric {
     /// Fault localization's confidence (0-1) that the node is where a fault is; 0 when it is
     /// not a suspect (per node; the highest over the target).
     NodeSuspect,
+    /// 1 when the endpoint's last probe from the node succeeded, else 0, per (node,
+    /// endpoint); the lowest over the target.
+    EndpointUp,
+    /// Duration of the endpoint's last probe from the node, seconds, per (node, endpoint).
+    EndpointDurationSeconds,
+    /// Days until the earliest certificate of a TLS endpoint expires, as the node saw it,
+    /// per (node, endpoint); the lowest over the target.
+    TlsCertificateExpiryDays,
 }
 
 impl Metric {
@@ -211,6 +219,9 @@ impl Metric {
             Self::RdmaPauseStormEventsPerMinute => "rdma_pause_storm_events_per_minute",
             Self::RdmaInconsistencies => "rdma_inconsistencies",
             Self::NodeSuspect => "node_suspect",
+            Self::EndpointUp => "endpoint_up",
+            Self::EndpointDurationSeconds => "endpoint_duration_seconds",
+            Self::TlsCertificateExpiryDays => "tls_certificate_expiry_days",
         }
     }
 }
@@ -411,6 +422,10 @@ pub struct FiringInstance {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub peer: Option<String>,
+    /// Endpoint (`spec.endpoints[].name` of the MonitorTarget), for endpoint metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub endpoint: Option<String>,
     /// Value at the last evaluation.
     pub value: f64,
     /// Pending or Firing.
@@ -563,6 +578,8 @@ mod tests {
             Metric::AnomalyScore,
             Metric::PingRttP99Seconds,
             Metric::NodeSuspect,
+            Metric::EndpointUp,
+            Metric::TlsCertificateExpiryDays,
         ] {
             let json = serde_json::to_value(m).expect("json");
             assert_eq!(json, m.as_str());

@@ -123,6 +123,30 @@ pub const RULES: &[Rule] = &[
         "self.warning <= self.critical",
         "warning must not exceed critical",
     ),
+    r(
+        "MonitorTarget",
+        "spec.thresholds.tlsCertificateExpiryDays",
+        "self.warning >= self.critical",
+        "warning must not be below critical (fewer days left is worse)",
+    ),
+    r(
+        "MonitorTarget",
+        "spec.endpoints[]",
+        "has(self.http) ? !has(self.tcp) && !has(self.dns) : has(self.tcp) != has(self.dns)",
+        "set exactly one of http, tcp, dns",
+    ),
+    r(
+        "MonitorTarget",
+        "spec.endpoints[]",
+        "duration(self.slow) < duration(self.timeout) && duration(self.timeout) <= duration('60s')",
+        "slow must be shorter than timeout, and timeout at most 60s",
+    ),
+    r(
+        "MonitorTarget",
+        "spec.endpoints[].interval",
+        "duration(self) >= duration('1s')",
+        "must be at least 1s",
+    ),
     // AlertRuleSpec::validate
     r(
         "AlertRule",
@@ -465,6 +489,37 @@ mod tests {
                         "spec.thresholds.rdmaErrorsPerMinute",
                         "must not exceed critical",
                     )),
+                ),
+                (
+                    "thresholds: {tlsCertificateExpiryDays: {warning: 2, critical: 7}}",
+                    Some((
+                        "spec.thresholds.tlsCertificateExpiryDays",
+                        "warning (2) must not be below critical (7)",
+                    )),
+                ),
+                (
+                    "endpoints: [{name: a, http: {url: 'https://a/'}}, {name: b, tcp: {host: b, port: 5432}, interval: 1m}, {name: c, dns: {name: c.}}]",
+                    None,
+                ),
+                (
+                    "endpoints: [{name: a, http: {url: 'https://a/'}, tcp: {host: a, port: 1}}]",
+                    Some(("spec.endpoints[]", "set exactly one of http, tcp, dns")),
+                ),
+                (
+                    "endpoints: [{name: a}]",
+                    Some(("spec.endpoints[]", "set exactly one of http, tcp, dns")),
+                ),
+                (
+                    "endpoints: [{name: a, tcp: {host: a, port: 1}, slow: 5s, timeout: 5s}]",
+                    Some(("spec.endpoints[]", "must be shorter than timeout (5s >= 5s)")),
+                ),
+                (
+                    "endpoints: [{name: a, tcp: {host: a, port: 1}, timeout: 2m}]",
+                    Some(("spec.endpoints[]", "must be at most 60s, got 2m")),
+                ),
+                (
+                    "endpoints: [{name: a, tcp: {host: a, port: 1}, interval: 500ms}]",
+                    Some(("spec.endpoints[].interval", "must be at least 1s, got 500ms")),
                 ),
             ],
             |s| errors(s.validate()),

@@ -1,6 +1,7 @@
 //! The `fabricwatch.io/v1alpha1` API: [`MonitorTarget`], [`AlertRule`], [`AIAnalysis`].
 //!
 //! * [`monitor_target`], [`alert_rule`], [`ai_analysis`]: the kinds, their specs and status.
+//! * [`endpoint`]: MonitorTarget endpoint probes (HTTP, TCP, DNS).
 //! * [`notify`]: notification channels shared by AlertRule and AIAnalysis.
 //! * [`common`]: references, durations, cron schedules, severities, conditions.
 //! * [`validation`]: what the OpenAPI schema cannot check (`validate()` on each spec).
@@ -20,6 +21,7 @@ pub mod alert_rule;
 pub mod cel;
 pub mod common;
 pub mod crd;
+pub mod endpoint;
 pub mod monitor_target;
 pub mod names;
 pub mod notify;
@@ -63,4 +65,7 @@ pub mod condition_types {
     /// AIAnalysis: the last provider call failed (analytics); reasons Timeout, RateLimited,
     /// AuthFailed, InvalidResponse.
     pub const PROVIDER_ERROR: &str = "ProviderError";
+    /// AIAnalysis: the provider answered the last reachability check, which costs no
+    /// tokens (analytics); reasons Reachable or a failure reason (AuthFailed, ...).
+    pub const PROVIDER_REACHABLE: &str = "ProviderReachable";
 }

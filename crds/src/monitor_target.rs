@@ -117,6 +117,14 @@ pub struct MonitorTargetSpec {
     /// Prometheus Operator scraping of the agents.
     #[serde(default)]
     pub scrape: ScrapeSpec,
+    /// Services every agent probes from its node (HTTP, TCP, DNS): node-to-service
+    /// reachability, latency phases, certificate expiry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 32),
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"])
+    )]
+    pub endpoints: Vec<crate::endpoint::EndpointSpec>,
 }
 
 impl Default for MonitorTargetSpec {
@@ -131,6 +139,7 @@ impl Default for MonitorTargetSpec {
             thresholds: ThresholdsSpec::default(),
             agent: AgentSpec::default(),
             scrape: ScrapeSpec::default(),
+            endpoints: Vec::new(),
         }
     }
 }
@@ -421,6 +430,10 @@ pub struct ThresholdsSpec {
     /// (higher is worse). Default 1/10.
     #[serde(default = "d_discards")]
     pub rdma_discards_per_minute: Level,
+    /// Days until the earliest certificate of a TLS endpoint expires (LOWER is worse:
+    /// warning >= critical). Default 14/3.
+    #[serde(default = "d_tls_days")]
+    pub tls_certificate_expiry_days: Level,
 }
 
 fn proto_thresholds() -> fabricwatch_proto::agent_config::ThresholdsConfig {
@@ -450,6 +463,9 @@ fn d_pause() -> Level {
 fn d_discards() -> Level {
     proto_thresholds().rdma_discards_per_minute.into()
 }
+fn d_tls_days() -> Level {
+    proto_thresholds().tls_certificate_expiry_days.into()
+}
 
 impl Default for ThresholdsSpec {
     fn default() -> Self {
@@ -468,6 +484,7 @@ impl From<fabricwatch_proto::agent_config::ThresholdsConfig> for ThresholdsSpec 
             rdma_errors_per_minute: t.rdma_errors_per_minute.into(),
             rdma_pause_percent: t.rdma_pause_percent.into(),
             rdma_discards_per_minute: t.rdma_discards_per_minute.into(),
+            tls_certificate_expiry_days: t.tls_certificate_expiry_days.into(),
         }
     }
 }
@@ -483,6 +500,7 @@ impl From<&ThresholdsSpec> for fabricwatch_proto::agent_config::ThresholdsConfig
             rdma_errors_per_minute: t.rdma_errors_per_minute.into(),
             rdma_pause_percent: t.rdma_pause_percent.into(),
             rdma_discards_per_minute: t.rdma_discards_per_minute.into(),
+            tls_certificate_expiry_days: t.tls_certificate_expiry_days.into(),
         }
     }
 }
@@ -738,6 +756,9 @@ pub enum Component {
     Host,
     /// The agent itself (not reporting, crashing).
     Agent,
+    /// An endpoint probe (`spec.endpoints[]`) from the node: down, slow, certificate
+    /// expiring.
+    Endpoint,
 }
 
 /// One current problem.
@@ -788,6 +809,7 @@ impl MonitorTargetSpec {
                 }
             }
         }
+        crate::endpoint::validate(&self.endpoints, &mut e);
         if let Some(si) = &self.scrape.interval {
             check_duration(&mut e, "spec.scrape.interval", si, min);
         }
@@ -825,6 +847,12 @@ impl MonitorTargetSpec {
                 true,
                 None,
             ),
+            (
+                "tlsCertificateExpiryDays",
+                t.tls_certificate_expiry_days,
+                false,
+                None,
+            ),
         ] {
             let p = format!("spec.thresholds.{name}");
             for (which, v) in [("warning", level.warning), ("critical", level.critical)] {
@@ -847,8 +875,14 @@ impl MonitorTargetSpec {
                 e.push(
                     p,
                     format!(
-                        "warning ({}) must not be below critical ({}): lower free space is worse",
-                        level.warning, level.critical
+                        "warning ({}) must not be below critical ({}): lower {} is worse",
+                        level.warning,
+                        level.critical,
+                        if name == "diskFreePercent" {
+                            "free space"
+                        } else {
+                            "days left"
+                        }
                     ),
                 );
             }
@@ -938,6 +972,50 @@ mod tests {
             let err = spec(yaml).validate().expect_err(yaml).to_string();
             assert!(err.contains(want), "{yaml}\n got: {err}\nwant: {want}");
         }
+    }
+
+    #[test]
+    fn endpoint_checks_beyond_the_schema() {
+        let cases = [
+            (
+                "endpoints: [{name: a, tcp: {host: a, port: 1}}, {name: a, dns: {name: a.}}]",
+                "spec.endpoints[1].name: duplicate name \"a\"",
+            ),
+            (
+                "endpoints: [{name: a, http: {url: 'https://'}}]",
+                "spec.endpoints[0].http.url: invalid URL: empty host",
+            ),
+            (
+                "endpoints: [{name: a, http: {url: 'ftp://a/x'}}]",
+                "spec.endpoints[0].http.url: must be an http:// or https:// URL with a host",
+            ),
+            (
+                "endpoints: [{name: a, http: {url: 'http://a/', method: HEAD, bodyMatch: ok}}]",
+                "spec.endpoints[0].http.bodyMatch: HEAD responses have no body",
+            ),
+            (
+                "endpoints: [{name: a, dns: {name: a., resolver: 'dns.local'}}]",
+                "spec.endpoints[0].dns.resolver: must be an IP address or ip:port, got \"dns.local\"",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let err = spec(yaml).validate().expect_err(yaml).to_string();
+            assert!(err.contains(want), "{yaml}\n got: {err}\nwant: {want}");
+        }
+        let ok = spec(
+            "endpoints: [{name: api, http: {url: 'https://api.example.com/healthz', validStatusCodes: [200, 204], tls: {caConfigMapRef: {name: ca, key: ca.crt}, serverName: api}}, timeout: 3s, slow: 500ms}, {name: ns, dns: {name: a., resolver: '10.0.0.10:53'}}]",
+        );
+        ok.validate().expect("valid");
+        let wire = ok.endpoints[0].to_wire(0).expect("durations parse");
+        assert_eq!(wire.timeout_seconds, 3.0);
+        assert_eq!(wire.slow_seconds, 0.5);
+        let tls = wire.http.expect("http").tls;
+        assert_eq!(
+            tls.ca_file.as_deref(),
+            Some("/etc/fabricwatch/endpoints/0/ca/ca.crt")
+        );
+        assert_eq!(tls.server_name.as_deref(), Some("api"));
+        assert!(!tls.insecure_skip_verify);
     }
 
     #[test]

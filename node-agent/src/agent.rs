@@ -21,6 +21,7 @@ use rand::Rng;
 use tokio::sync::watch;
 
 use crate::{
+    endpoint::{self, EndpointProber},
     health::{self, CollectorResult},
     host::{HostCollector, HostOutcome},
     metrics::AgentMetrics,
@@ -86,6 +87,7 @@ struct Collectors {
     rdma: Option<Arc<Mutex<RdmaCollector>>>,
     host: Option<Arc<Mutex<HostCollector>>>,
     ping: PingCollector,
+    endpoints: Option<EndpointProber>,
 }
 
 impl Agent {
@@ -232,6 +234,14 @@ impl Agent {
                 ))))
             }),
             ping: PingCollector::new(),
+            endpoints: (!cfg.endpoints.is_empty()).then(|| {
+                EndpointProber::start(
+                    &cfg.endpoints,
+                    cfg.interval_seconds,
+                    endpoint::RESOLV_CONF,
+                    stop.clone(),
+                )
+            }),
         };
         let mut peers: Vec<Peer> = cfg.ping.peers.clone();
         let mut externals = cfg.ping.external_targets.clone();
@@ -389,7 +399,17 @@ impl Agent {
             (None, Some(t)) => t.await.unwrap_or_default(),
             (None, None) => (None, None),
         };
-        Cycle { rdma, host, ping }
+        let endpoints = c
+            .endpoints
+            .as_ref()
+            .map(EndpointProber::latest)
+            .unwrap_or_default();
+        Cycle {
+            rdma,
+            host,
+            ping,
+            endpoints,
+        }
     }
 
     fn assemble(
@@ -546,6 +566,12 @@ impl Agent {
             results.push(result);
             report.ping = reports;
         }
+        problems.extend(endpoint::classify(
+            &cycle.endpoints,
+            &cfg.thresholds,
+            chrono::Utc::now(),
+        ));
+        report.endpoints = cycle.endpoints;
         for ((collector, kind), n) in &counts {
             self.metrics
                 .collector_errors
@@ -572,6 +598,8 @@ struct Cycle {
     rdma: Option<(RdmaOutcome, f64)>,
     host: Option<(HostOutcome, f64)>,
     ping: Option<(PingOutcome, f64)>,
+    /// Latest endpoint results (probed by their own tasks, not in the cycle).
+    endpoints: Vec<fabricwatch_proto::endpoint::EndpointReport>,
 }
 
 /// `N/A (no PMA)` is how devices without a PMA (iWARP) say "unsupported": it is counted

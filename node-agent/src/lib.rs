@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod endpoint;
 pub mod ethtool;
 pub mod exposition;
 pub mod health;

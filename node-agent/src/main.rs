@@ -75,6 +75,19 @@ enum Command {
         #[arg(required = true)]
         targets: Vec<String>,
     },
+    /// Probe one endpoint COUNT times, INTERVAL apart, and print each result as a JSON
+    /// line (the agent config's `endpoints[]` entry format, e.g.
+    /// `{"name":"api","http":{"url":"https://api.example.com/"}}`).
+    Endpoint {
+        /// Probes.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Milliseconds between probes.
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
+        /// The endpoint, as JSON.
+        config: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -109,6 +122,29 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Endpoint {
+        count,
+        interval_ms,
+        config,
+    }) = &cli.command
+    {
+        let cfg: fabricwatch_proto::endpoint::EndpointConfig =
+            serde_json::from_str(config).map_err(|e| anyhow::anyhow!("endpoint config: {e}"))?;
+        let mut cache = fabricwatch_agent::endpoint::CachedTlsHandle::default();
+        for i in 0..(*count).max(1) {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(*interval_ms)).await;
+            }
+            let r = fabricwatch_agent::endpoint::probe_once(
+                &cfg,
+                &mut cache,
+                fabricwatch_agent::endpoint::RESOLV_CONF,
+            )
+            .await;
+            println!("{}", serde_json::to_string(&r)?);
+        }
+        return Ok(());
+    }
     if let Some(Command::Probe {
         count,
         interval_ms,

@@ -41,6 +41,10 @@ pub struct AgentConfig {
     /// Directory for periodic JSON snapshots (standalone mode); none when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_dir: Option<String>,
+    /// Endpoint probes this agent runs from its node (at most
+    /// [`crate::endpoint::MAX_ENDPOINTS`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<crate::endpoint::EndpointConfig>,
 }
 
 impl Default for AgentConfig {
@@ -57,6 +61,7 @@ impl Default for AgentConfig {
             host: HostConfig::default(),
             thresholds: ThresholdsConfig::default(),
             snapshot_dir: None,
+            endpoints: Vec::new(),
         }
     }
 }
@@ -240,6 +245,10 @@ pub struct ThresholdsConfig {
     /// Packets a RoCE port dropped for buffers or congestion, per minute (higher is worse).
     /// Default 1/10, like the error counters: a lossless class should drop nothing.
     pub rdma_discards_per_minute: Level,
+    /// Days until the earliest certificate of a TLS endpoint expires (LOWER is worse).
+    /// Default 14/3: two weeks leaves time for a renewal by hand; three days is an outage
+    /// in waiting. An expired certificate fails the probe itself.
+    pub tls_certificate_expiry_days: Level,
 }
 
 impl Default for ThresholdsConfig {
@@ -276,6 +285,10 @@ impl Default for ThresholdsConfig {
             rdma_discards_per_minute: Level {
                 warning: 1.0,
                 critical: 10.0,
+            },
+            tls_certificate_expiry_days: Level {
+                warning: 14.0,
+                critical: 3.0,
             },
         }
     }

@@ -2,12 +2,14 @@
 //!
 //! * [`report`]: what a node agent pushes to analytics every interval, and the answer.
 //! * [`notify`]: what analytics asks the notifier to deliver.
+//! * [`endpoint`]: endpoint probe settings and results, shared by the two above.
 //! * [`agent_config`]: the node agent's config file, rendered by the controller.
 //!
 //! All types serialize as camelCase JSON. Durations are seconds as `f64`, times are
 //! RFC 3339 UTC, rates are per second unless the field name says otherwise.
 
 pub mod agent_config;
+pub mod endpoint;
 pub mod notify;
 pub mod report;
 

@@ -52,6 +52,9 @@ pub struct AgentReport {
     /// RDMA ports, when the rdma collector is enabled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rdma: Vec<RdmaPortReport>,
+    /// Latest result of each endpoint probe the agent runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<crate::endpoint::EndpointReport>,
     /// Collector problems seen in this interval (bounded; see the agent's docs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub collector_errors: Vec<CollectorError>,
@@ -373,7 +376,7 @@ pub struct DcqcnReport {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CollectorError {
-    /// Collector: `rdma`, `ping` or `host`.
+    /// Collector: `rdma`, `ping`, `host` or `endpoint`.
     pub collector: String,
     /// What failed, e.g. a file path or a peer.
     pub subject: String,

@@ -16,6 +16,9 @@
 //!   writes findings naming the real node and port.
 //! - 3c: The leader operator pod and one agent pod are killed → all Ready again, no duplicate
 //!   children, no repeated notifications.
+//! - 3d: An endpoint probe (`spec.endpoints`) from every node to an HTTP server on the host
+//!   bridge: up everywhere (`fabricwatch_endpoint_up` in Prometheus); the replies to one node
+//!   dropped → the target Critical naming that node, "unreachable from 1 of N nodes"; resolved.
 //! - 5: No container restarts and no ERROR log lines in the release's pods.
 //!
 //! Needs the local cluster (`FABRICWATCH_E2E=1`), the images loaded
@@ -23,7 +26,7 @@
 //! `prometheus-alertmanager`, and the stand-in binary
 //! (`cargo build -p fabricwatch-ai --features testing --bin llm-standin`, or
 //! `FABRICWATCH_LLM_STANDIN_BIN`). The fixed host ports (18089 stand-in, 18095 webhook,
-//! 19093 Alertmanager) are the ones `e2e/samples/` names, so one run at a time.
+//! 18097 endpoint server, 19093 Alertmanager) are the ones `e2e/samples/` names, so one run at a time.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,6 +52,8 @@ const HOST: &str = "10.78.0.1";
 const STANDIN_PORT: u16 = 18089;
 const WEBHOOK_PORT: u16 = 18095;
 const ALERTMANAGER_PORT: u16 = 19093;
+/// The host HTTP server every agent probes in scenario 3d.
+const ENDPOINT_PORT: u16 = 18097;
 const READY: Duration = Duration::from_secs(240);
 const HEALTHY: Duration = Duration::from_secs(240);
 const ALERT: Duration = Duration::from_secs(180);
@@ -1130,6 +1135,98 @@ async fn whole_system_on_the_local_cluster() -> Result<()> {
         );
     }
     eprintln!("scenario 3c (killed {victim} and {agent}: all Ready, same children, no repeated or new firing notifications): ok");
+
+    // ---- Scenario 3d: an endpoint probe from every node to a host HTTP server; replies to
+    // one node dropped → that node named, the outage "from 1 of N nodes".
+    let endpoint_server = TcpListener::bind((HOST, ENDPOINT_PORT)).await?;
+    let serving = tokio::spawn(async move {
+        while let Ok((mut s, _)) = endpoint_server.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    let url = format!("http://{HOST}:{ENDPOINT_PORT}/healthz");
+    mts.patch(
+        "fabric",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"spec": {"endpoints": [
+            {"name": "host-http", "http": {"url": url}, "timeout": "2s", "slow": "1s"}
+        ]}})),
+    )
+    .await?;
+    // Every agent probes it and reports it up: the target stays Healthy with the endpoint
+    // in every node's report (checked through the agents' metrics in Prometheus).
+    eventually(
+        "fabricwatch_endpoint_up == 1 from every node",
+        ALERT,
+        || async {
+            let q = get_json(
+                &prom_addr,
+                "/api/v1/query?query=fabricwatch_endpoint_up%7Bendpoint%3D%22host-http%22%7D",
+            )
+            .await?;
+            let ups: Vec<String> = q["data"]["result"]
+                .as_array()
+                .map(|r| r.iter().map(|s| s["value"][1].to_string()).collect())
+                .unwrap_or_default();
+            ensure!(
+                ups.len() == nodes.len() && ups.iter().all(|v| v == "\"1\""),
+                "endpoint_up series: {ups:?}"
+            );
+            Ok(())
+        },
+    )
+    .await?;
+    // nodes[1] is fw-n2: the local cluster numbers its nodes from 1 (as in 3a).
+    let (blocked, _) = nodes[1].clone();
+    let port = ENDPOINT_PORT.to_string();
+    let mut block = NodeRule::insert(
+        &local,
+        2,
+        &["-p", "tcp", "-s", HOST, "--sport", &port, "-j", "DROP"],
+    )?;
+    let mt = wait_for(
+        &mts,
+        "fabric",
+        |o: Option<&MonitorTarget>| {
+            o.is_some_and(|m| {
+                let p = status(m)["problems"].to_string();
+                mt_health(m) == "Critical"
+                    && p.contains(&format!("\"node\":\"{blocked}\""))
+                    && p.contains("endpoint host-http")
+                    && p.contains(&format!("unreachable from 1 of {} nodes", nodes.len()))
+            })
+        },
+        ALERT,
+    )
+    .await?;
+    eprintln!(
+        "target with one node's path blocked: {}",
+        status(&mt)["problems"]
+    );
+    block.remove()?;
+    wait_for(
+        &mts,
+        "fabric",
+        |o: Option<&MonitorTarget>| o.is_some_and(|m| mt_health(m) == "Healthy"),
+        ALERT,
+    )
+    .await?;
+    mts.patch(
+        "fabric",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"spec": {"endpoints": null}})),
+    )
+    .await?;
+    serving.abort();
+    eprintln!("scenario 3d (endpoint probe from every node; {blocked}'s replies dropped → named, 1 of {}; resolved): ok", nodes.len());
 
     // ---- Scenario 5: no restarts, no ERROR lines.
     let mut problems = Vec::new();

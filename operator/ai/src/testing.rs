@@ -137,6 +137,8 @@ struct Shared {
     default: Mutex<Reply>,
     captured: Mutex<Vec<Captured>>,
     api_key: Option<String>,
+    /// What `GET /models` lists (empty by default: "not told").
+    models: Mutex<Vec<String>>,
 }
 
 /// A running stand-in server; stops when dropped.
@@ -250,9 +252,13 @@ impl StandIn {
             default: Mutex::new(Reply::FromContext),
             captured: Mutex::new(Vec::new()),
             api_key,
+            models: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/model/{model}/converse", post(bedrock))
+            .route("/model/{model}/count-tokens", post(bedrock_count_tokens))
+            .route("/v1/models", get(openai_models))
+            .route("/models", get(openai_models))
             .route("/v1/chat/completions", post(openai))
             .route("/chat/completions", post(openai))
             .route("/_standin/script", post(set_script))
@@ -270,6 +276,13 @@ impl StandIn {
             }
         });
         Ok(StandIn { addr, shared, task })
+    }
+
+    /// Sets what `GET /models` lists.
+    pub fn set_models(&self, models: &[&str]) {
+        if let Ok(mut m) = self.shared.models.lock() {
+            *m = models.iter().map(|s| s.to_string()).collect();
+        }
     }
 
     /// `http://127.0.0.1:PORT` (Bedrock endpoint override).
@@ -470,6 +483,29 @@ async fn openai(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// OpenAI "List models" (reachability checks; not captured, so request counts stay those
+/// of chat calls). Needs the API key like the chat route.
+async fn openai_models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(key) = &shared.api_key {
+        let expected = format!("Bearer {key}");
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+            return openai_error(401, "Incorrect API key provided");
+        }
+    }
+    let models = shared.models.lock().map(|m| m.clone()).unwrap_or_default();
+    let data: Vec<Value> = models
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "standin"}))
+        .collect();
+    Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// Bedrock `CountTokens` (reachability checks; not captured): one token per four bytes of
+/// the request, at least one.
+async fn bedrock_count_tokens(body: Bytes) -> Response {
+    Json(json!({"inputTokens": (body.len() / 4).max(1)})).into_response()
 }
 
 fn openai_error(status: u16, message: &str) -> Response {

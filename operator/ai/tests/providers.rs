@@ -287,3 +287,53 @@ async fn openai_unreachable_is_unavailable() {
     let e = call(&cfg).await.expect_err("refused");
     assert_eq!((e.reason, e.attempts), (FailureReason::Unavailable, 3));
 }
+
+#[tokio::test]
+async fn reachability_checks_spend_no_tokens() {
+    use fabricwatch_ai::provider::check_reachable;
+    let server = StandIn::start(local(), Some(API_KEY.into()))
+        .await
+        .expect("stand-in");
+    let t = Duration::from_secs(5);
+    // OpenAI-compatible: GET /models with the key; the model must be listed when any are.
+    server.set_models(&["gpt-4o-mini", "gpt-4o"]);
+    let ok = check_reachable(&openai_cfg(&server, API_KEY), t)
+        .await
+        .expect("reachable");
+    assert_eq!(ok, "GET /models: 2 models, gpt-4o-mini listed");
+    let bad_key = check_reachable(&openai_cfg(&server, "sk-wrong-key-0000"), t)
+        .await
+        .expect_err("401");
+    assert_eq!(bad_key.reason, FailureReason::AuthFailed);
+    assert_eq!(bad_key.status, Some(401));
+    assert!(!bad_key.message.contains("sk-wrong-key-0000"), "{bad_key}");
+    let mut other = openai_cfg(&server, API_KEY);
+    other.model = "gpt-5-nonexistent".into();
+    let unlisted = check_reachable(&other, t).await.expect_err("unlisted");
+    assert_eq!(unlisted.reason, FailureReason::InvalidConfig);
+    assert_eq!(
+        unlisted.message,
+        "GET /models: model \"gpt-5-nonexistent\" is not among the 2 listed"
+    );
+    // Bedrock: CountTokens, signed by the SDK.
+    let ok = check_reachable(&bedrock_cfg(&server), t)
+        .await
+        .expect("bedrock reachable");
+    assert!(
+        ok.starts_with(&format!("CountTokens for {MODEL}: ")),
+        "{ok}"
+    );
+    // Neither counts as a chat call.
+    assert_eq!(server.request_count(), 0);
+    // Nothing listening: Unavailable, quickly.
+    let dead = {
+        let l = std::net::TcpListener::bind(local()).expect("bind");
+        let a = l.local_addr().expect("addr");
+        drop(l);
+        a
+    };
+    let mut gone = openai_cfg(&server, API_KEY);
+    gone.endpoint = Some(format!("http://{dead}/v1"));
+    let e = check_reachable(&gone, t).await.expect_err("refused");
+    assert_eq!(e.reason, FailureReason::Unavailable, "{e}");
+}

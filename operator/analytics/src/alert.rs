@@ -148,6 +148,9 @@ pub struct SeriesKey {
     /// Ping peer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
+    /// Endpoint probe (`spec.endpoints[].name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 impl SeriesKey {
@@ -172,6 +175,10 @@ impl SeriesKey {
         if let Some(p) = &self.peer {
             out.push_str(" → ");
             out.push_str(p);
+        }
+        if let Some(e) = &self.endpoint {
+            out.push_str(" → endpoint ");
+            out.push_str(e);
         }
         out
     }
@@ -474,7 +481,7 @@ impl RuleEngine {
     }
 
     /// Labels identifying a series: `alertname` (the rule's name), `namespace`, `target`,
-    /// `severity` and, when set, `node`, `device`, `port`, `peer` (the label names the
+    /// `severity` and, when set, `node`, `device`, `port`, `peer`, `endpoint` (the label names the
     /// notifier's `groupBy` knows).
     pub fn labels(&self, key: &SeriesKey) -> BTreeMap<String, String> {
         let mut l = BTreeMap::from([
@@ -491,6 +498,7 @@ impl RuleEngine {
             ("device", key.device.clone()),
             ("port", key.port.map(|p| p.to_string())),
             ("peer", key.peer.clone()),
+            ("endpoint", key.endpoint.clone()),
         ];
         for (k, v) in opt {
             if let Some(v) = v {

@@ -117,6 +117,24 @@ impl PortSample {
     }
 }
 
+/// Latest result of one endpoint probe from the node.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSample {
+    /// Endpoint name.
+    pub name: String,
+    /// URL, `host:port` or `name TYPE`.
+    pub target: String,
+    /// Up, slow or down.
+    pub state: fabricwatch_proto::endpoint::EndpointState,
+    /// Whole probe, seconds.
+    pub duration_seconds: f64,
+    /// Days until the earliest certificate expires, at the report's collection time.
+    pub tls_expiry_days: Option<f64>,
+    /// Why it is down.
+    pub error: Option<String>,
+}
+
 /// Derived view of one ping peer.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -183,6 +201,9 @@ pub struct NodeSample {
     pub rdma_ports_down: u32,
     /// Link flaps the agent counted since it started, all ports.
     pub link_flaps_total: u64,
+    /// Endpoint probes from the node (at most
+    /// [`fabricwatch_proto::endpoint::MAX_ENDPOINTS`] kept).
+    pub endpoints: Vec<EndpointSample>,
 }
 
 /// Per-second rate of counter `name` of `port`: the agent's own rate when present, else
@@ -314,6 +335,19 @@ pub fn derive(report: &AgentReport, prev: Option<&CounterSnapshot>) -> NodeSampl
             .fold(0u64, |acc, p| acc.saturating_add(p.link_flaps_total)),
         peers,
         ports,
+        endpoints: report
+            .endpoints
+            .iter()
+            .take(fabricwatch_proto::endpoint::MAX_ENDPOINTS)
+            .map(|e| EndpointSample {
+                name: e.name.clone(),
+                target: e.target.clone(),
+                state: e.state,
+                duration_seconds: e.duration_seconds,
+                tls_expiry_days: e.tls_expiry_days(at).filter(|d| d.is_finite()),
+                error: e.error.clone(),
+            })
+            .collect(),
     }
 }
 

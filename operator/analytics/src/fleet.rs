@@ -480,6 +480,49 @@ fn localize_target(
     )
 }
 
+/// Says how far each endpoint outage reaches: every node's "endpoint X unreachable"
+/// problem gains "from k of n nodes" over the reporting nodes that probe X, and which
+/// they are (at most 5 named) — few nodes point at their paths to the service, all of
+/// them at the service itself.
+fn localize_endpoints(t: &TargetState, now: DateTime<Utc>, problems: &mut [Problem]) {
+    use fabricwatch_proto::endpoint::EndpointState;
+    let mut probing: BTreeMap<&str, (Vec<&str>, usize)> = BTreeMap::new();
+    for (name, n) in &t.nodes {
+        if is_stale(Some(n.received_at), n.interval_seconds, now) {
+            continue;
+        }
+        for e in &n.sample.endpoints {
+            let entry = probing.entry(e.name.as_str()).or_default();
+            entry.1 += 1;
+            if e.state == EndpointState::Down {
+                entry.0.push(name.as_str());
+            }
+        }
+    }
+    for p in problems.iter_mut() {
+        let Some(ep) = p.component.strip_prefix("endpoint/") else {
+            continue;
+        };
+        let Some((down, of)) = probing.get(ep) else {
+            continue;
+        };
+        if !down.contains(&p.node.as_str()) {
+            continue;
+        }
+        let k = down.len();
+        let scope = if k == *of && *of > 1 {
+            format!("unreachable from all {of} nodes: the service itself is down or refusing")
+        } else {
+            let mut named = down.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+            if k > 5 {
+                named.push_str(", …");
+            }
+            format!("unreachable from {k} of {of} nodes ({named})")
+        };
+        p.message = format!("{}; {scope}", p.message);
+    }
+}
+
 /// Seconds since the epoch (the detectors' time axis).
 fn epoch_seconds(at: DateTime<Utc>) -> f64 {
     at.timestamp_millis() as f64 / 1000.0
@@ -964,6 +1007,7 @@ impl Fleet {
             }
         }
         summary.rtt_p99_seconds = quantile(&p99s, 0.99);
+        localize_endpoints(t, now, &mut problems);
         let inconsistencies = Self::inconsistencies(t, now);
         problems.extend(inconsistencies.iter().map(|i| Problem {
             node: i.node.clone(),
@@ -1125,11 +1169,13 @@ impl Fleet {
     /// The values an AlertRule on `metric` with `scope` evaluates at `now`, one per series.
     ///
     /// Per node: ping metrics per (node, peer); RDMA error rates and link flaps per
-    /// (node, device, port); `disk_free_percent` per (node, mount point); others per node.
+    /// (node, device, port); `disk_free_percent` per (node, mount point); endpoint metrics
+    /// per (node, endpoint); others per node.
     /// Only reporting nodes count, except for `agents_not_reporting` (1 for a silent node,
     /// else 0). `target` scope folds them into one value: the sum for counts
     /// (`rdma_ports_down`, `rdma_link_flaps`, `agents_not_reporting`), the minimum for
-    /// `disk_free_percent` and `network_score` (lower is worse), else the maximum.
+    /// `disk_free_percent`, `network_score`, `endpoint_up` and `tls_certificate_expiry_days`
+    /// (lower is worse), else the maximum.
     pub fn series_values(
         &self,
         target: &ObjectRef,
@@ -1238,6 +1284,30 @@ impl Fleet {
                     out.insert(node_key(), n.anomaly.score);
                 }
                 Metric::AgentsNotReporting | Metric::NodeSuspect => {}
+                Metric::EndpointUp
+                | Metric::EndpointDurationSeconds
+                | Metric::TlsCertificateExpiryDays => {
+                    out.extend(s.endpoints.iter().filter_map(|e| {
+                        let v = match metric {
+                            Metric::EndpointUp => Some(
+                                if e.state == fabricwatch_proto::endpoint::EndpointState::Down {
+                                    0.0
+                                } else {
+                                    1.0
+                                },
+                            ),
+                            Metric::EndpointDurationSeconds => Some(e.duration_seconds),
+                            _ => e.tls_expiry_days,
+                        }?;
+                        Some((
+                            SeriesKey {
+                                endpoint: Some(e.name.clone()),
+                                ..node_key()
+                            },
+                            v,
+                        ))
+                    }))
+                }
                 Metric::RdmaInconsistencies => {
                     let n = inconsistent.get(name).copied().unwrap_or(0);
                     out.insert(node_key(), n as f64);
@@ -1257,7 +1327,10 @@ impl Fleet {
                 | Metric::RdmaLinkFlaps
                 | Metric::AgentsNotReporting
                 | Metric::RdmaInconsistencies => Some(values.sum()),
-                Metric::DiskFreePercent | Metric::NetworkScore => values.reduce(f64::min),
+                Metric::DiskFreePercent
+                | Metric::NetworkScore
+                | Metric::EndpointUp
+                | Metric::TlsCertificateExpiryDays => values.reduce(f64::min),
                 _ => values.reduce(f64::max),
             };
             return folded
@@ -1328,6 +1401,143 @@ mod tests {
             ..Default::default()
         });
         r
+    }
+
+    fn with_endpoint(mut r: AgentReport, state: &str, not_after_days: i64) -> AgentReport {
+        use fabricwatch_proto::endpoint::{EndpointKind, EndpointReport, EndpointState};
+        let state = match state {
+            "down" => EndpointState::Down,
+            "slow" => EndpointState::Slow,
+            _ => EndpointState::Up,
+        };
+        r.endpoints = vec![EndpointReport {
+            name: "api".into(),
+            kind: EndpointKind::Http,
+            target: "https://api.example/healthz".into(),
+            state,
+            probed_at: r.collected_at,
+            duration_seconds: if state == EndpointState::Slow {
+                2.5
+            } else {
+                0.004
+            },
+            tls_not_after: Some(r.collected_at + Duration::days(not_after_days)),
+            error: (state == EndpointState::Down)
+                .then(|| "connect 10.96.0.7:443: Connection refused (os error 111)".into()),
+            ..Default::default()
+        }];
+        r
+    }
+
+    #[test]
+    fn an_endpoint_down_from_one_node_names_that_node() {
+        let mut f = Fleet::new(Settings::default());
+        f.ingest(
+            &with_endpoint(report("n1", 1, 0, 0.0), "up", 90),
+            None,
+            t(0),
+        );
+        f.ingest(
+            &with_endpoint(report("n2", 1, 0, 0.0), "down", 90),
+            None,
+            t(0),
+        );
+        f.ingest(
+            &with_endpoint(report("n3", 1, 0, 0.0), "up", 90),
+            None,
+            t(0),
+        );
+        let v = f.view(&target(), t(1)).expect("view");
+        assert_eq!(v.health, Health::Critical);
+        let p: Vec<_> = v
+            .problems
+            .iter()
+            .filter(|p| p.component.starts_with("endpoint/"))
+            .collect();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].node, "n2");
+        assert_eq!(
+            p[0].message,
+            "endpoint api (https://api.example/healthz) unreachable: connect 10.96.0.7:443: Connection refused (os error 111); unreachable from 1 of 3 nodes (n2)"
+        );
+        let up = f.series_values(&target(), Metric::EndpointUp, Scope::PerNode, t(1));
+        let key = |n: &str| SeriesKey {
+            endpoint: Some("api".into()),
+            ..SeriesKey::node(n)
+        };
+        assert_eq!(up.get(&key("n2")), Some(&0.0));
+        assert_eq!(up.get(&key("n1")), Some(&1.0));
+        let folded = f.series_values(&target(), Metric::EndpointUp, Scope::Target, t(1));
+        assert_eq!(folded.values().copied().collect::<Vec<_>>(), vec![0.0]);
+        let d = f.series_values(
+            &target(),
+            Metric::EndpointDurationSeconds,
+            Scope::PerNode,
+            t(1),
+        );
+        assert_eq!(d.get(&key("n1")), Some(&0.004));
+    }
+
+    #[test]
+    fn an_endpoint_down_everywhere_is_the_service_and_expiry_is_graded() {
+        let mut f = Fleet::new(Settings::default());
+        f.ingest(
+            &with_endpoint(report("n1", 1, 0, 0.0), "down", 10),
+            None,
+            t(0),
+        );
+        f.ingest(
+            &with_endpoint(report("n2", 1, 0, 0.0), "down", 10),
+            None,
+            t(0),
+        );
+        let v = f.view(&target(), t(1)).expect("view");
+        let down = v
+            .problems
+            .iter()
+            .find(|p| p.component == "endpoint/api")
+            .expect("endpoint problem");
+        assert!(
+            down.message
+                .ends_with("unreachable from all 2 nodes: the service itself is down or refusing"),
+            "{}",
+            down.message
+        );
+        let tls = v
+            .problems
+            .iter()
+            .find(|p| p.component == "endpoint/api/tls")
+            .expect("certificate problem");
+        assert_eq!(tls.severity, Health::Warning);
+        assert_eq!(
+            tls.message,
+            "endpoint api certificate expires in 10.0 days (threshold 14 days)"
+        );
+        let days = f.series_values(
+            &target(),
+            Metric::TlsCertificateExpiryDays,
+            Scope::Target,
+            t(1),
+        );
+        assert_eq!(days.values().copied().collect::<Vec<_>>(), vec![10.0]);
+        // Slow is a Warning of its own.
+        let mut g = Fleet::new(Settings::default());
+        g.ingest(
+            &with_endpoint(report("n1", 1, 0, 0.0), "slow", 90),
+            None,
+            t(0),
+        );
+        let v = g.view(&target(), t(1)).expect("view");
+        let slow = v
+            .problems
+            .iter()
+            .find(|p| p.component == "endpoint/api")
+            .expect("slow problem");
+        assert_eq!(slow.severity, Health::Warning);
+        assert_eq!(
+            slow.message,
+            "endpoint api (https://api.example/healthz) slow: 2.500 s"
+        );
     }
 
     #[test]

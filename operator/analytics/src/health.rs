@@ -211,6 +211,37 @@ pub fn findings(s: &NodeSample, t: &ThresholdsConfig) -> Vec<Finding> {
             )
         });
     }
+    for e in &s.endpoints {
+        use fabricwatch_proto::endpoint::EndpointState;
+        let comp = format!("endpoint/{}", e.name);
+        match e.state {
+            EndpointState::Down => push(&mut out, comp.clone(), Health::Critical, || {
+                format!(
+                    "endpoint {} ({}) unreachable: {}",
+                    e.name,
+                    e.target,
+                    e.error.as_deref().unwrap_or("probe failed")
+                )
+            }),
+            EndpointState::Slow => push(&mut out, comp.clone(), Health::Warning, || {
+                format!(
+                    "endpoint {} ({}) slow: {:.3} s",
+                    e.name, e.target, e.duration_seconds
+                )
+            }),
+            EndpointState::Up => {}
+        }
+        if let Some(days) = e.tls_expiry_days {
+            let h = grade(days, t.tls_certificate_expiry_days, LowerIsWorse);
+            push(&mut out, format!("{comp}/tls"), h, || {
+                format!(
+                    "endpoint {} certificate expires in {days:.1} days (threshold {} days)",
+                    e.name,
+                    thr(h, t.tls_certificate_expiry_days)
+                )
+            });
+        }
+    }
     if matches!(s.agent_state, AgentState::Error) {
         push(&mut out, "agent".into(), Health::Warning, || {
             format!(

@@ -271,6 +271,7 @@ fn component(p: &Problem) -> mt::Component {
         Some("rdma") => mt::Component::Rdma,
         Some("ping") => mt::Component::Ping,
         Some("host") => mt::Component::Host,
+        Some("endpoint") => mt::Component::Endpoint,
         _ => mt::Component::Agent,
     }
 }

@@ -145,6 +145,102 @@ impl ChatProvider for BedrockProvider {
     }
 }
 
+impl BedrockProvider {
+    /// Reachability without inference: `CountTokens` for the model (free of charge, no
+    /// tokens generated) checks the endpoint, the credentials (SigV4), the region and the
+    /// model id in one authenticated call. Returns what it saw, e.g.
+    /// `CountTokens for anthropic.claude-3-haiku: 1 input token`.
+    ///
+    /// # Errors
+    /// The call's failure, classified like a Converse failure (`AuthFailed` for
+    /// AccessDenied, which includes a role lacking `bedrock:CountTokens`).
+    pub async fn reachable(&self) -> Result<String, AttemptError> {
+        use aws_sdk_bedrockruntime::operation::count_tokens::CountTokensError;
+        use aws_sdk_bedrockruntime::types::{ConverseTokensRequest, CountTokensInput};
+        let message = Message::builder()
+            .role(ConversationRole::User)
+            .content(ContentBlock::Text("ping".into()))
+            .build()
+            .map_err(|e| AttemptError {
+                reason: FailureReason::InvalidConfig,
+                message: e.to_string(),
+                status: None,
+            })?;
+        let out = self
+            .client
+            .count_tokens()
+            .model_id(&self.model)
+            .input(CountTokensInput::Converse(
+                ConverseTokensRequest::builder().messages(message).build(),
+            ))
+            .send()
+            .await
+            .map_err(|err| {
+                let modelled = match &err {
+                    SdkError::ServiceError(ctx) => match ctx.err() {
+                        CountTokensError::ThrottlingException(_) => {
+                            Some(FailureReason::RateLimited)
+                        }
+                        CountTokensError::AccessDeniedException(_) => {
+                            Some(FailureReason::AuthFailed)
+                        }
+                        CountTokensError::InternalServerException(_)
+                        | CountTokensError::ServiceUnavailableException(_) => {
+                            Some(FailureReason::Unavailable)
+                        }
+                        CountTokensError::ValidationException(_)
+                        | CountTokensError::ResourceNotFoundException(_) => {
+                            Some(FailureReason::InvalidConfig)
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let mut e = classify_any(&err, err.raw_response().map(|r| r.status().as_u16()));
+                if let Some(r) = modelled {
+                    e.reason = r;
+                }
+                e
+            })?;
+        Ok(format!(
+            "CountTokens for {}: {} input token(s)",
+            self.model,
+            out.input_tokens()
+        ))
+    }
+}
+
+/// The reason of an SDK failure that is not a modelled exception: timeouts, dispatch
+/// (connection, credentials), construction, the HTTP status.
+fn classify_any<E: std::error::Error + 'static>(
+    err: &SdkError<E, HttpResponse>,
+    status: Option<u16>,
+) -> AttemptError {
+    let message = DisplayErrorContext(err).to_string();
+    let reason = match err {
+        SdkError::TimeoutError(_) => FailureReason::Timeout,
+        SdkError::DispatchFailure(d) if d.is_timeout() => FailureReason::Timeout,
+        SdkError::DispatchFailure(d) if d.is_user() => FailureReason::InvalidConfig,
+        SdkError::DispatchFailure(_) => FailureReason::Unavailable,
+        SdkError::ConstructionFailure(_) => FailureReason::InvalidConfig,
+        SdkError::ResponseError(_) => FailureReason::InvalidResponse,
+        _ => status
+            .map(FailureReason::from_status)
+            .unwrap_or(FailureReason::Unavailable),
+    };
+    let reason =
+        if message.contains("failed to load credentials") || message.contains("no credentials") {
+            FailureReason::AuthFailed
+        } else {
+            reason
+        };
+    AttemptError {
+        reason,
+        message,
+        status,
+    }
+}
+
 /// Maps an SDK error to a failure reason: modelled exceptions first, then the HTTP status.
 fn classify(err: SdkError<ConverseError, HttpResponse>) -> AttemptError {
     let message = DisplayErrorContext(&err).to_string();

@@ -295,6 +295,52 @@ impl RetryPolicy {
     }
 }
 
+/// Whether the provider answers, without spending tokens: `GET /models` on
+/// OpenAI-compatible endpoints, `CountTokens` on Bedrock (see each provider's
+/// `reachable`). One attempt bounded by `timeout`; secrets redacted from the failure.
+/// Returns what was seen, for the `ProviderReachable` condition's message.
+///
+/// # Errors
+/// The failure with its reason (`attempts` 0 when the client could not be built).
+pub async fn check_reachable(
+    cfg: &ProviderConfig,
+    timeout: Duration,
+) -> Result<String, ProviderFailure> {
+    let secrets = cfg.credentials.secrets();
+    let call = async {
+        match cfg.kind {
+            ProviderKind::Bedrock => match BedrockProvider::build(cfg).await {
+                Ok(p) => Ok(p.reachable().await),
+                Err(f) => Err(f),
+            },
+            ProviderKind::Openai | ProviderKind::Ollama => match OpenAiProvider::build(cfg) {
+                Ok(p) => Ok(p.reachable().await),
+                Err(f) => Err(f),
+            },
+        }
+    };
+    let r = match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(f)) => {
+            return Err(ProviderFailure {
+                message: redact_message(&f.message, &secrets),
+                ..f
+            })
+        }
+        Err(_) => Err(AttemptError {
+            reason: FailureReason::Timeout,
+            message: format!("no answer within {timeout:?}"),
+            status: None,
+        }),
+    };
+    r.map_err(|e| ProviderFailure {
+        reason: e.reason,
+        message: redact_message(&e.message, &secrets),
+        attempts: 1,
+        status: e.status,
+    })
+}
+
 /// Sends `req` through `provider` with timeouts and retries; secrets in `secrets` are
 /// replaced by `[redacted]` in any failure message.
 pub async fn complete<P: ChatProvider>(

@@ -22,6 +22,7 @@ pub const OLLAMA_BASE: &str = "http://localhost:11434/v1";
 pub struct OpenAiProvider {
     http: reqwest::Client,
     url: String,
+    models_url: String,
     model: String,
     api_key: Option<SecretString>,
 }
@@ -106,6 +107,7 @@ impl OpenAiProvider {
         Ok(OpenAiProvider {
             http,
             url: format!("{}/chat/completions", base.trim_end_matches('/')),
+            models_url: format!("{}/models", base.trim_end_matches('/')),
             model: cfg.model.clone(),
             api_key,
         })
@@ -163,6 +165,74 @@ impl ChatProvider for OpenAiProvider {
             input_tokens: wire.usage.as_ref().and_then(|u| u.prompt_tokens),
             output_tokens: wire.usage.as_ref().and_then(|u| u.completion_tokens),
             attempts: 1,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct WireModels {
+    #[serde(default)]
+    data: Vec<WireModel>,
+}
+
+#[derive(Deserialize)]
+struct WireModel {
+    id: String,
+}
+
+impl OpenAiProvider {
+    /// Reachability without tokens: `GET {base}/models` (OpenAI "List models"; also served
+    /// by vLLM, LocalAI and Ollama's `/v1`) with the same key as chat calls. Up when it
+    /// answers 2xx with a model list that contains the configured model (an empty list is
+    /// taken as "not told"). Returns what it saw, e.g. `GET /models: 12 models, gpt-4o-mini
+    /// listed`.
+    ///
+    /// # Errors
+    /// `AuthFailed` for 401/403, `InvalidConfig` when the model is not listed, the other
+    /// reasons as for chat calls.
+    pub async fn reachable(&self) -> Result<String, AttemptError> {
+        let mut request = self.http.get(&self.models_url);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key.expose());
+        }
+        let resp = request.send().await.map_err(transport)?;
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            let detail = resp.text().await.unwrap_or_default();
+            return Err(AttemptError {
+                reason: FailureReason::from_status(status),
+                message: format!(
+                    "GET /models: HTTP {status}: {}",
+                    detail.chars().take(300).collect::<String>()
+                ),
+                status: Some(status),
+            });
+        }
+        // A model list is small; a reply that is not one is cut at 1 MiB.
+        let bytes = resp.bytes().await.map_err(transport)?;
+        let wire: WireModels =
+            serde_json::from_slice(&bytes[..bytes.len().min(1 << 20)]).map_err(|e| {
+                AttemptError {
+                    reason: FailureReason::InvalidResponse,
+                    message: format!("GET /models: not a model list: {e}"),
+                    status: Some(status),
+                }
+            })?;
+        let n = wire.data.len();
+        if n > 0 && !wire.data.iter().any(|m| m.id == self.model) {
+            return Err(AttemptError {
+                reason: FailureReason::InvalidConfig,
+                message: format!(
+                    "GET /models: model {:?} is not among the {n} listed",
+                    self.model
+                ),
+                status: Some(status),
+            });
+        }
+        Ok(if n == 0 {
+            "GET /models: answered, no models listed".to_string()
+        } else {
+            format!("GET /models: {n} models, {} listed", self.model)
         })
     }
 }

@@ -75,6 +75,12 @@ impl Default for RunnerConfig {
     }
 }
 
+/// Time between two reachability checks of one AIAnalysis (and after a spec change, at
+/// once). Each costs one `GET /models` or Bedrock `CountTokens`, no tokens.
+pub const REACHABILITY_INTERVAL_MINUTES: i64 = 5;
+/// Bound of one reachability check.
+pub const REACHABILITY_TIMEOUT: StdDuration = StdDuration::from_secs(10);
+
 /// Whether analytics acts on `a`: the controller's `Accepted` condition when present, else
 /// the spec's own validation.
 pub fn accepted(a: &AIAnalysis) -> bool {
@@ -141,6 +147,8 @@ struct Entry {
     next_run: Option<DateTime<Utc>>,
     manual_seen: Option<String>,
     idle_written: Option<Option<DateTime<Utc>>>,
+    /// When the next reachability check is due, and the generation it was for.
+    reach_due: Option<(DateTime<Utc>, Option<i64>)>,
 }
 
 /// Everything a run task needs.
@@ -309,6 +317,16 @@ async fn run_loop(
                             e.triggers.offer(Reason::Manual, now, &d);
                         }
                     }
+                    let generation = a.metadata.generation;
+                    let check_now = match e.reach_due {
+                        None => true,
+                        Some((at, g)) => now >= at || g != generation,
+                    };
+                    if check_now {
+                        e.reach_due = Some((now + Duration::minutes(REACHABILITY_INTERVAL_MINUTES), generation));
+                        let (ctx, a, me) = (ctx.clone(), a.clone(), me.clone());
+                        tokio::spawn(async move { check_reachability(&ctx, &a, &me).await });
+                    }
                     if e.triggers.due(now, &d) {
                         let reasons = e.triggers.start(now);
                         let persisted = e.persisted.clone().unwrap_or_else(|| persisted(a.status.as_ref()));
@@ -344,6 +362,7 @@ fn new_entry(a: &AIAnalysis) -> Entry {
         // run it: an extra run is cheaper than a lost request.
         manual_seen: None,
         idle_written: None,
+        reach_due: None,
     }
 }
 
@@ -523,6 +542,46 @@ async fn clear_run_now(client: &Client, me: &ObjectRef, value: &str) {
                 return;
             }
         }
+    }
+}
+
+/// Checks that the provider answers (no tokens spent) and writes `ProviderReachable`.
+async fn check_reachability(ctx: &Ctx, a: &AIAnalysis, me: &ObjectRef) {
+    let result = match credentials(&ctx.client, a).await {
+        Err(msg) => Err(fabricwatch_ai::ProviderFailure {
+            reason: fabricwatch_ai::provider::FailureReason::AuthFailed,
+            message: msg,
+            attempts: 0,
+            status: None,
+        }),
+        Ok(creds) => match super::settings::settings(&a.spec, creds) {
+            Err(msg) => Err(fabricwatch_ai::ProviderFailure {
+                reason: fabricwatch_ai::provider::FailureReason::InvalidConfig,
+                message: msg,
+                attempts: 0,
+                status: None,
+            }),
+            Ok(s) => {
+                fabricwatch_ai::provider::check_reachable(&s.provider, REACHABILITY_TIMEOUT).await
+            }
+        },
+    };
+    if let Err(f) = &result {
+        tracing::info!(analysis = %me, reason = f.reason.as_str(), "AI provider not reachable: {}", f.message);
+    }
+    let current = ctx
+        .analyses
+        .get(&KubeRef::new(&me.name).within(&me.namespace))
+        .and_then(|o| o.status.clone())
+        .or_else(|| a.status.clone());
+    let desired = super::status::reachability_status(
+        current.as_ref(),
+        &result,
+        a.metadata.generation,
+        Utc::now(),
+    );
+    if changed(current.as_ref(), &desired) {
+        apply_status(&ctx.client, me, &desired).await;
     }
 }
 

@@ -276,6 +276,7 @@ mod tests {
             rdma_ports_active: 1,
             rdma_ports_down: 0,
             link_flaps_total: 3,
+            endpoints: Vec::new(),
         };
         sample.agent_state = fabricwatch_proto::report::AgentState::Running;
         NodeView {

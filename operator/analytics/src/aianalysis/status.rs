@@ -281,6 +281,13 @@ pub fn run_status(
             now,
         ),
     });
+    // Written by the reachability check, not by runs: carried over.
+    conditions.extend(
+        prev_conds
+            .iter()
+            .filter(|c| c.type_ == condition_types::PROVIDER_REACHABLE)
+            .cloned(),
+    );
     let top = found.iter().map(|f| f.severity).min_by_key(|s| rank(*s));
     AIAnalysisStatus {
         observed_generation: None,
@@ -338,6 +345,41 @@ pub fn idle_status(
         ));
     }
     s.next_run_time = next_run.map(to_time);
+    s
+}
+
+/// `current`'s analytics-owned status with the `ProviderReachable` condition set from a
+/// reachability check's result (`Ok`: what the provider answered).
+pub fn reachability_status(
+    current: Option<&AIAnalysisStatus>,
+    result: &Result<String, fabricwatch_ai::ProviderFailure>,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> AIAnalysisStatus {
+    let mut s = current.map(owned_part).unwrap_or_default();
+    let c = match result {
+        Ok(seen) => condition(
+            condition_types::PROVIDER_REACHABLE,
+            true,
+            "Reachable",
+            seen,
+            generation,
+            &s.conditions,
+            now,
+        ),
+        Err(f) => condition(
+            condition_types::PROVIDER_REACHABLE,
+            false,
+            reason_str(f.reason),
+            &f.message,
+            generation,
+            &s.conditions,
+            now,
+        ),
+    };
+    s.conditions
+        .retain(|x| x.type_ != condition_types::PROVIDER_REACHABLE);
+    s.conditions.push(c);
     s
 }
 
@@ -577,6 +619,46 @@ mod tests {
         let p = persisted(Some(&bad));
         assert_eq!((p.usage.day, p.usage.today_cost_usd), (None, 0.0));
         assert_eq!(persisted(None), Persisted::default());
+    }
+
+    #[test]
+    fn reachability_condition_is_set_and_survives_runs() {
+        let fail = Err(fabricwatch_ai::ProviderFailure {
+            reason: FailureReason::AuthFailed,
+            message: "GET /models: HTTP 401: Incorrect API key provided".into(),
+            attempts: 1,
+            status: Some(401),
+        });
+        let s = reachability_status(None, &fail, Some(2), t(0));
+        let c = cond(&s, condition_types::PROVIDER_REACHABLE);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "AuthFailed")
+        );
+        assert_eq!(
+            c.message,
+            "GET /models: HTTP 401: Incorrect API key provided"
+        );
+        // A successful check flips it; the transition time moves.
+        let s = reachability_status(
+            Some(&s),
+            &Ok("GET /models: 1 models, m listed".into()),
+            Some(2),
+            t(60),
+        );
+        let c = cond(&s, condition_types::PROVIDER_REACHABLE);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "Reachable")
+        );
+        assert_eq!(c.last_transition_time, to_time(t(60)));
+        assert_eq!(s.conditions.len(), 1);
+        // A run keeps it.
+        let after = run_status(Some(&s), &ok_outcome(), &ctx(), t(120));
+        assert_eq!(
+            cond(&after, condition_types::PROVIDER_REACHABLE).status,
+            "True"
+        );
     }
 
     #[test]

@@ -24,10 +24,10 @@ use fabricwatch_proto::ObjectRef;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-    HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
-    SecurityContext, Service, ServiceAccount, ServiceAccountTokenProjection, ServicePort,
-    ServiceSpec, Volume, VolumeMount, VolumeProjection,
+    HTTPGetAction, HostPathVolumeSource, KeyToPath, ObjectFieldSelector, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
+    SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServiceAccountTokenProjection,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -151,6 +151,17 @@ pub fn agent_config(mt: &MonitorTarget, settings: &Settings) -> Result<AgentConf
         },
         thresholds: (&s.thresholds).into(),
         snapshot_dir: None,
+        endpoints: s
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                e.to_wire(i).map_err(|message| BuildError::Spec {
+                    path: format!("spec.endpoints[{i}]"),
+                    message,
+                })
+            })
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -263,6 +274,55 @@ fn read_only_mount(name: &str, path: &str) -> VolumeMount {
     }
 }
 
+/// Volumes for the endpoints' Secret (request headers) and ConfigMap (CA) references,
+/// mounted where [`fabricwatch_crds::endpoint::EndpointSpec::to_wire`] tells the agent to
+/// read them. The agent has no API access; the kubelet reads the objects. Optional: a
+/// missing object fails only the probe that needs it (with the file's name in its error),
+/// not the agent Pod's start.
+fn endpoint_volumes(mt: &MonitorTarget) -> (Vec<Volume>, Vec<VolumeMount>) {
+    use fabricwatch_crds::endpoint::{mount_dir, CA_FILE};
+    let (mut volumes, mut mounts) = (Vec::new(), Vec::new());
+    for (i, e) in mt.spec.endpoints.iter().enumerate() {
+        if let Some(secret) = e.http.as_ref().and_then(|h| h.headers_secret_ref.as_ref()) {
+            let name = format!("endpoint-{i}-headers");
+            volumes.push(Volume {
+                name: name.clone(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(secret.name.clone()),
+                    optional: Some(true),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+            mounts.push(read_only_mount(&name, &format!("{}/headers", mount_dir(i))));
+        }
+        let tls = e
+            .http
+            .as_ref()
+            .and_then(|h| h.tls.as_ref())
+            .or(e.tcp.as_ref().and_then(|t| t.tls.as_ref()));
+        if let Some(ca) = tls.and_then(|t| t.ca_config_map_ref.as_ref()) {
+            let name = format!("endpoint-{i}-ca");
+            volumes.push(Volume {
+                name: name.clone(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: ca.name.clone(),
+                    items: Some(vec![KeyToPath {
+                        key: ca.key.clone(),
+                        path: CA_FILE.into(),
+                        ..KeyToPath::default()
+                    }]),
+                    optional: Some(true),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+            mounts.push(read_only_mount(&name, &format!("{}/ca", mount_dir(i))));
+        }
+    }
+    (volumes, mounts)
+}
+
 fn http_probe(path: &str, period: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
@@ -335,6 +395,9 @@ fn daemon_set(
         volumes.push(host_path_volume("host-proc", "/proc"));
         mounts.push(read_only_mount("host-proc", HOST_PROC));
     }
+    let (v, m) = endpoint_volumes(mt);
+    volumes.extend(v);
+    mounts.extend(m);
 
     let container = Container {
         name: "agent".into(),
@@ -805,6 +868,71 @@ mod tests {
         assert!(wants_pod_monitor(PodMonitorMode::Enabled, false)
             .expect_err("missing API")
             .contains("not installed"));
+    }
+
+    #[test]
+    fn endpoints_reach_the_agent_config_and_their_references_are_mounted() {
+        let o = built(
+            "endpoints:
+  - {name: api, http: {url: 'https://api/', headersSecretRef: {name: api-token}, tls: {caConfigMapRef: {name: api-ca, key: root.pem}}}, timeout: 3s}
+  - {name: db, tcp: {host: db, port: 5432}}",
+        );
+        let yaml = o
+            .config_map
+            .data
+            .as_ref()
+            .and_then(|d| d.get(AGENT_CONFIG_FILE))
+            .expect("config");
+        let c: AgentConfig = serde_yaml::from_str(yaml).expect("agent config parses");
+        assert_eq!(c.endpoints.len(), 2);
+        let http = c.endpoints[0].http.as_ref().expect("http");
+        assert_eq!(
+            http.headers_dir.as_deref(),
+            Some("/etc/fabricwatch/endpoints/0/headers")
+        );
+        assert_eq!(
+            http.tls.ca_file.as_deref(),
+            Some("/etc/fabricwatch/endpoints/0/ca/ca.crt")
+        );
+        assert_eq!(c.endpoints[0].timeout_seconds, 3.0);
+        assert_eq!(c.endpoints[1].tcp.as_ref().map(|t| t.port), Some(5432));
+        let m = mounts(&o);
+        assert!(
+            m.contains(&(
+                "endpoint-0-headers".into(),
+                "/etc/fabricwatch/endpoints/0/headers".into(),
+                true
+            )),
+            "{m:?}"
+        );
+        assert!(
+            m.contains(&(
+                "endpoint-0-ca".into(),
+                "/etc/fabricwatch/endpoints/0/ca".into(),
+                true
+            )),
+            "{m:?}"
+        );
+        let vols = pod(&o).volumes.as_ref().expect("volumes");
+        let secret = vols
+            .iter()
+            .find(|v| v.name == "endpoint-0-headers")
+            .and_then(|v| v.secret.as_ref())
+            .expect("secret volume");
+        assert_eq!(secret.secret_name.as_deref(), Some("api-token"));
+        assert_eq!(secret.optional, Some(true));
+        let cm = vols
+            .iter()
+            .find(|v| v.name == "endpoint-0-ca")
+            .and_then(|v| v.config_map.as_ref())
+            .expect("configmap volume");
+        assert_eq!(cm.name, "api-ca");
+        let items = cm.items.as_ref().expect("items");
+        assert_eq!(
+            (items[0].key.as_str(), items[0].path.as_str()),
+            ("root.pem", "ca.crt")
+        );
+        assert!(!vols.iter().any(|v| v.name.starts_with("endpoint-1")));
     }
 
     #[test]

@@ -78,6 +78,13 @@ pub fn expression(metric: Metric, namespace: &str, target: &str) -> Option<Strin
         Metric::RdmaPauseStormEventsPerMinute => format!(
             "60 * sum without (priority, statistic, signal) (rate({ETHTOOL}{{{sel},signal=~\"pause_storm_(warning|error)_events\"}}[{w}]))"
         ),
+        Metric::EndpointUp => format!("fabricwatch_endpoint_up{{{sel}}}"),
+        Metric::EndpointDurationSeconds => {
+            format!("fabricwatch_endpoint_duration_seconds{{{sel}}}")
+        }
+        Metric::TlsCertificateExpiryDays => format!(
+            "(fabricwatch_endpoint_tls_certificate_expiry_timestamp_seconds{{{sel}}} - time()) / 86400"
+        ),
         Metric::NetworkScore
         | Metric::AnomalyScore
         | Metric::AgentsNotReporting
