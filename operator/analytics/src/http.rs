@@ -90,6 +90,46 @@ pub struct Api {
     pub shared: Arc<Shared>,
     /// Who may read what.
     pub access: Arc<Access>,
+    /// AIAnalyses (their findings), when a Kubernetes API is there to watch them.
+    pub analyses: Option<kube::runtime::reflector::Store<fabricwatch_crds::AIAnalysis>>,
+}
+
+impl Api {
+    /// State of a listener deciding with `access`, without AIAnalyses.
+    pub fn new(shared: Arc<Shared>, access: Arc<Access>) -> Self {
+        Self {
+            shared,
+            access,
+            analyses: None,
+        }
+    }
+
+    /// Shows the AIAnalyses of `store` in the fleet view.
+    pub fn with_analyses(
+        mut self,
+        store: Option<kube::runtime::reflector::Store<fabricwatch_crds::AIAnalysis>>,
+    ) -> Self {
+        self.analyses = store;
+        self
+    }
+
+    /// Ingest, the read API and the fleet view.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route(REPORT_PATH, post(ingest))
+            .merge(read_router())
+            .merge(crate::ui::routes())
+            .with_state(self)
+    }
+
+    /// The read API and the fleet view for a trusted listener (`--ui-listen` on loopback):
+    /// every caller reads everything; no ingest.
+    pub fn trusted_router(self) -> Router {
+        read_router().merge(crate::ui::routes()).with_state(Api {
+            access: Arc::new(Access::open()),
+            ..self
+        })
+    }
 }
 
 impl FromRef<Api> for Arc<Shared> {
@@ -132,21 +172,9 @@ impl FromRequestParts<Api> for Caller {
 }
 
 /// The router of analytics' own API (merge it with `fabricwatch_common::serve::ops_router`):
-/// ingest plus the read API, the latter answering as `access` decides.
+/// ingest plus the read API and fleet view, the latter answering as `access` decides.
 pub fn router(shared: Arc<Shared>, access: Arc<Access>) -> Router {
-    Router::new()
-        .route(REPORT_PATH, post(ingest))
-        .merge(read_router())
-        .with_state(Api { shared, access })
-}
-
-/// The read API for a trusted listener (`--ui-listen` on loopback): every caller reads
-/// everything.
-pub fn trusted_router(shared: Arc<Shared>) -> Router {
-    read_router().with_state(Api {
-        shared,
-        access: Arc::new(Access::open()),
-    })
+    Api::new(shared, access).router()
 }
 
 /// The read API's routes alone (also served on the `--ui-listen` listener).

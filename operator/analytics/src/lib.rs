@@ -24,6 +24,7 @@ pub mod score;
 pub mod state;
 pub mod stats;
 pub mod trigger;
+pub mod ui;
 pub mod window;
 
 use std::{sync::Arc, time::Duration};
@@ -304,10 +305,11 @@ async fn run_inner(args: Args, external: Option<mpsc::Sender<Trigger>>) -> anyho
         )),
         _ => None,
     };
+    let mut analyses = None;
     if let Some(mut rx) = own_rx {
         match (&client, &stores) {
             (Some(c), Some(s)) => {
-                aianalysis::start(
+                let runner = aianalysis::start(
                     c.clone(),
                     shared.clone(),
                     s.clone(),
@@ -316,6 +318,7 @@ async fn run_inner(args: Args, external: Option<mpsc::Sender<Trigger>>) -> anyho
                     aianalysis::RunnerConfig::default(),
                 )
                 .await?;
+                analyses = Some(runner.analyses());
             }
             _ => {
                 tokio::spawn(async move {
@@ -327,7 +330,10 @@ async fn run_inner(args: Args, external: Option<mpsc::Sender<Trigger>>) -> anyho
         }
     }
     let ready = Readiness::default();
-    let app = http::router(shared.clone(), access)
+    let api = http::Api::new(shared.clone(), access).with_analyses(analyses);
+    let app = api
+        .clone()
+        .router()
         .merge(ops_router(metrics.registry.clone(), ready.clone()));
     if let Some(addr) = args.ui_listen {
         // Bound here, so a taken address fails the start instead of a background task.
@@ -335,7 +341,7 @@ async fn run_inner(args: Args, external: Option<mpsc::Sender<Trigger>>) -> anyho
             .await
             .map_err(|e| anyhow::anyhow!("--ui-listen: cannot listen on {addr}: {e}"))?;
         tracing::info!(%addr, "serving the fleet view and read API without tokens (loopback)");
-        let trusted = http::trusted_router(shared.clone());
+        let trusted = api.trusted_router();
         tokio::spawn(async move {
             let served = axum::serve(listener, trusted)
                 .with_graceful_shutdown(shutdown::signal())

@@ -1,0 +1,673 @@
+//! The fleet view: server-rendered HTML pages at `/ui/` over the data analytics holds, with
+//! the same access decisions as the read API ([`crate::authz`]).
+//!
+//! | route | page |
+//! | --- | --- |
+//! | `GET /ui/` | overview: every readable MonitorTarget with health, node counts, suspects, worst loss, RTT p99, RDMA ports down, firing alerts, last AI finding |
+//! | `GET /ui/targets/{ns}/{name}` | mesh heatmaps (loss, RTT p99), suspects, problems, RDMA ports, anomalies, nodes |
+//! | `GET /ui/targets/{ns}/{name}/nodes/{node}` | the node's history charts (units on the axes), findings, peers |
+//! | `GET /ui/alerts` | AlertRules: state, value, since, firing series |
+//! | `GET /ui/analyses` | AIAnalyses: findings with severity, evidence, recommendation; cost today |
+//! | `GET/POST /ui/login`, `POST /ui/logout` | stores / clears the bearer token in an `HttpOnly; SameSite=Strict` cookie |
+//! | `GET /ui/style.css` | the one stylesheet |
+//!
+//! Templates ([minijinja], auto-escaped) and the stylesheet are compiled into the binary; no
+//! script, font or image is fetched from anywhere. Pages refresh themselves with
+//! `<meta http-equiv="refresh">` (no JavaScript needed), are laid out for 1280×800 and for
+//! phone widths, and use plain links, buttons and tables, so the keyboard reaches everything.
+
+pub mod chart;
+pub mod heatmap;
+
+use std::{collections::BTreeMap, sync::OnceLock};
+
+use axum::{
+    extract::{Path, State},
+    http::{header, HeaderValue, StatusCode},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::get,
+    Form, Router,
+};
+use chrono::{DateTime, Utc};
+use fabricwatch_crds::{ai_analysis::AnalysisTargetKind, AIAnalysis};
+use fabricwatch_proto::ObjectRef;
+use kube::ResourceExt;
+use minijinja::{context, Environment, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    alert::RuleState,
+    authz::{Caller, Denied, Scope},
+    fleet::TargetView,
+    http::{anomaly_entries, scope, Api, TOKEN_COOKIE},
+    state::lock,
+};
+
+/// Seconds between automatic page refreshes.
+pub const REFRESH_SECONDS: u32 = 15;
+
+/// The templates, embedded: name → source.
+pub const TEMPLATES: [(&str, &str); 7] = [
+    ("base.html", include_str!("templates/base.html")),
+    ("overview.html", include_str!("templates/overview.html")),
+    ("target.html", include_str!("templates/target.html")),
+    ("node.html", include_str!("templates/node.html")),
+    ("alerts.html", include_str!("templates/alerts.html")),
+    ("analyses.html", include_str!("templates/analyses.html")),
+    ("message.html", include_str!("templates/message.html")),
+];
+
+/// The stylesheet, embedded.
+pub const STYLE_CSS: &str = include_str!("static/style.css");
+
+/// Bytes of every embedded asset (templates and stylesheet).
+pub fn embedded_asset_bytes() -> usize {
+    TEMPLATES.iter().map(|(_, s)| s.len()).sum::<usize>() + STYLE_CSS.len()
+}
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, src) in TEMPLATES {
+            // The templates are part of the binary and covered by tests: a syntax error is a
+            // build defect, reported on every page rather than as a panic.
+            if let Err(e) = env.add_template(name, src) {
+                tracing::error!("template {name}: {e}");
+            }
+        }
+        env.add_filter("pct", |v: Option<f64>| {
+            v.map_or("–".to_string(), |v| format!("{v:.2} %"))
+        });
+        env.add_filter("ms", |v: Option<f64>| {
+            v.map_or("–".to_string(), |v| format!("{:.3} ms", v * 1000.0))
+        });
+        env.add_filter("num", |v: Option<f64>, digits: Option<usize>| {
+            v.map_or("–".to_string(), |v| {
+                format!("{v:.*}", digits.unwrap_or(1))
+            })
+        });
+        env.add_filter("ago", |v: Option<String>| {
+            match v
+                .as_deref()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            {
+                Some(t) => ago(t.with_timezone(&Utc), Utc::now()),
+                None => "–".to_string(),
+            }
+        });
+        env
+    })
+}
+
+/// A serializable value for a template (the JSON projections as they are).
+fn ser<T: Serialize>(v: T) -> Value {
+    Value::from(minijinja::value::Serde(v))
+}
+
+/// "12 s ago", "5 min ago", "3 h ago", "2 d ago".
+pub fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let s = (now - t).num_seconds().max(0);
+    match s {
+        0..=119 => format!("{s} s ago"),
+        120..=7199 => format!("{} min ago", s / 60),
+        7200..=172_799 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+/// Renders template `name` with `ctx`.
+///
+/// # Errors
+/// The template's error, as text.
+pub fn render(name: &str, ctx: Value) -> Result<String, String> {
+    env()
+        .get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| format!("{e:#}"))
+}
+
+fn page(status: StatusCode, name: &str, ctx: Value) -> Response {
+    match render(name, ctx) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!("rendering {name}: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("page {name} could not be rendered"),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn message(status: StatusCode, title: &str, text: &str, login: bool) -> Response {
+    page(
+        status,
+        "message.html",
+        context! { title, text, login, refresh => 0 },
+    )
+}
+
+/// A refusal as a page: 401 offers the sign-in form, 403 and 503 say why.
+fn refused(d: Denied) -> Response {
+    let login = matches!(d, Denied::Unauthenticated(_));
+    let title = match d {
+        Denied::Unauthenticated(_) => "Sign in",
+        Denied::Forbidden(_) => "Not allowed",
+        Denied::Unavailable(_) => "Cannot check access",
+    };
+    message(d.status(), title, d.message(), login)
+}
+
+/// Analytics' routes of the fleet view (merged into [`crate::http`]'s routers).
+pub fn routes() -> Router<Api> {
+    Router::new()
+        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
+        .route("/ui/", get(overview))
+        .route("/ui/style.css", get(style))
+        .route("/ui/login", get(login_form).post(login))
+        .route("/ui/logout", axum::routing::post(logout))
+        .route("/ui/alerts", get(alerts))
+        .route("/ui/analyses", get(analyses))
+        .route("/ui/targets/{ns}/{name}", get(target))
+        .route("/ui/targets/{ns}/{name}/nodes/{node}", get(node))
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        STYLE_CSS,
+    )
+        .into_response()
+}
+
+/// The firing rules of each target, and the latest AI finding per target.
+#[derive(Debug, Default)]
+struct Extras {
+    firing: BTreeMap<ObjectRef, u32>,
+    finding: BTreeMap<ObjectRef, FindingLine>,
+}
+
+/// An AI finding as the overview lists it.
+#[derive(Clone, Debug, Serialize)]
+struct FindingLine {
+    analysis: String,
+    severity: String,
+    title: String,
+    at: Option<String>,
+}
+
+fn analyses_in(api: &Api, scope: &Scope) -> Vec<std::sync::Arc<AIAnalysis>> {
+    let mut list: Vec<_> = api
+        .analyses
+        .as_ref()
+        .map(|s| s.state())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| scope.contains(&a.namespace().unwrap_or_default()))
+        .collect();
+    list.sort_by_key(|a| (a.namespace(), a.name_any()));
+    list
+}
+
+fn extras(api: &Api, scope: &Scope) -> Extras {
+    let mut out = Extras::default();
+    for (spec, report) in lock(&api.shared.evaluator).rules_with_reports() {
+        if report.state == Some(RuleState::Firing) {
+            *out.firing.entry(spec.target.clone()).or_default() += 1;
+        }
+    }
+    for a in analyses_in(api, scope) {
+        let ns = a.namespace().unwrap_or_default();
+        let Some(status) = &a.status else { continue };
+        let Some(top) = status.findings.first() else {
+            continue;
+        };
+        let line = FindingLine {
+            analysis: a.name_any(),
+            severity: format!("{:?}", top.severity),
+            title: top.title.clone(),
+            at: status.last_run_time.as_ref().map(|t| t.0.to_string()),
+        };
+        for r in &a.spec.target_refs {
+            if r.kind == AnalysisTargetKind::MonitorTarget {
+                out.finding.insert(
+                    ObjectRef {
+                        namespace: ns.clone(),
+                        name: r.name.clone(),
+                    },
+                    line.clone(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// One overview row: the target's `TargetView` (the JSON API's projection) plus firing
+/// alerts and the latest AI finding.
+#[derive(Debug, Serialize)]
+struct Row {
+    view: TargetView,
+    firing: u32,
+    finding: Option<FindingLine>,
+}
+
+async fn overview(State(api): State<Api>, caller: Result<Caller, Denied>) -> Response {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(d) => return refused(d),
+    };
+    let scope = match scope(&api.shared, &api.access, &caller).await {
+        Ok(s) => s,
+        Err(d) => return refused(d),
+    };
+    match overview_html(&api, &scope, &caller) {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => failed("overview.html", &e),
+    }
+}
+
+fn failed(name: &str, e: &str) -> Response {
+    tracing::error!("rendering {name}: {e}");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("page {name} could not be rendered"),
+    )
+        .into_response()
+}
+
+/// The overview page of the targets in `scope`, as `caller` sees it.
+///
+/// # Errors
+/// The template's error, as text.
+pub fn overview_html(api: &Api, scope: &Scope, caller: &Caller) -> Result<String, String> {
+    let now = Utc::now();
+    let views: Vec<TargetView> = {
+        let fleet = lock(&api.shared.fleet);
+        fleet
+            .targets()
+            .filter(|t| scope.contains(&t.namespace))
+            .filter_map(|t| fleet.view(t, now))
+            .collect()
+    };
+    let mut ex = extras(api, scope);
+    let rows: Vec<Row> = views
+        .into_iter()
+        .map(|view| Row {
+            firing: ex.firing.get(&view.target).copied().unwrap_or(0),
+            finding: ex.finding.remove(&view.target),
+            view,
+        })
+        .collect();
+    render(
+        "overview.html",
+        context! {
+            title => "Fleet",
+            refresh => REFRESH_SECONDS,
+            user => caller.name(),
+            signed_in => matches!(caller, Caller::User(_)),
+            rows => ser(&rows),
+        },
+    )
+}
+
+/// One RDMA port row of the target page.
+#[derive(Debug, Serialize)]
+struct PortRow {
+    node: String,
+    device: String,
+    port: u32,
+    state: String,
+    phys_state: String,
+    down: bool,
+    rate_gbps: Option<f64>,
+    errors_per_minute: Option<f64>,
+    pause_percent: Option<f64>,
+    discards_per_minute: Option<f64>,
+    ecn_marked_per_second: Option<f64>,
+    cnp_sent_per_second: Option<f64>,
+}
+
+async fn target(
+    State(api): State<Api>,
+    caller: Result<Caller, Denied>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(d) => return refused(d),
+    };
+    if let Err(d) = api.access.require_read(&caller, &ns).await {
+        return refused(d);
+    }
+    let t = ObjectRef {
+        namespace: ns,
+        name,
+    };
+    match target_html(&api, &t, &caller) {
+        Some(Ok(html)) => Html(html).into_response(),
+        Some(Err(e)) => failed("target.html", &e),
+        None => message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            &format!("analytics holds no data of MonitorTarget {t}"),
+            false,
+        ),
+    }
+}
+
+/// The page of target `t` (`None` when analytics holds no data of it); access is the
+/// caller's business.
+pub fn target_html(api: &Api, t: &ObjectRef, caller: &Caller) -> Option<Result<String, String>> {
+    let now = Utc::now();
+    let (view, nodes) = {
+        let fleet = lock(&api.shared.fleet);
+        (fleet.view(t, now)?, fleet.nodes(t, now)?)
+    };
+    let loss = heatmap::svg(
+        &heatmap::matrix(&nodes, heatmap::Measure::Loss),
+        heatmap::Measure::Loss,
+    );
+    let rtt = heatmap::svg(
+        &heatmap::matrix(&nodes, heatmap::Measure::RttP99),
+        heatmap::Measure::RttP99,
+    );
+    let ports: Vec<PortRow> = nodes
+        .iter()
+        .flat_map(|n| {
+            n.latest.ports.iter().map(|p| PortRow {
+                node: n.node.clone(),
+                device: p.device.clone(),
+                port: p.port,
+                state: p.state.clone(),
+                phys_state: p.phys_state.clone(),
+                down: p.is_down(),
+                rate_gbps: p.rate_gbps,
+                errors_per_minute: p.errors_per_minute,
+                pause_percent: p.congestion.pause_percent,
+                discards_per_minute: p.congestion.discards_per_minute,
+                ecn_marked_per_second: p.congestion.ecn_marked_per_second,
+                cnp_sent_per_second: p.congestion.cnp_sent_per_second,
+            })
+        })
+        .collect();
+    let anomalies = anomaly_entries(&api.shared, Some(t), &Scope::All, 50);
+    let events = lock(&api.shared.events).latest(Some(t), 20);
+    let bands = |b: &[heatmap::Band]| b.iter().map(|b| (b.colour, b.label)).collect::<Vec<_>>();
+    Some(render(
+        "target.html",
+        context! {
+            title => format!("{}/{}", t.namespace, t.name),
+            refresh => REFRESH_SECONDS,
+            user => caller.name(),
+            signed_in => matches!(caller, Caller::User(_)),
+            view => ser(&view),
+            nodes => ser(&nodes),
+            heatmap_loss => Value::from_safe_string(loss),
+            heatmap_rtt => Value::from_safe_string(rtt),
+            loss_bands => ser(bands(&heatmap::LOSS_BANDS)),
+            rtt_bands => ser(bands(&heatmap::RTT_BANDS)),
+            ports => ser(&ports),
+            anomalies => ser(&anomalies),
+            events => ser(&events),
+        },
+    ))
+}
+
+/// One chart of the node page.
+#[derive(Debug, Serialize)]
+struct ChartBox {
+    series: &'static str,
+    title: &'static str,
+    unit: &'static str,
+    svg: Option<String>,
+}
+
+async fn node(
+    State(api): State<Api>,
+    caller: Result<Caller, Denied>,
+    Path((ns, name, node)): Path<(String, String, String)>,
+) -> Response {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(d) => return refused(d),
+    };
+    if let Err(d) = api.access.require_read(&caller, &ns).await {
+        return refused(d);
+    }
+    let t = ObjectRef {
+        namespace: ns,
+        name,
+    };
+    let now = Utc::now();
+    let (view, histories) = {
+        let fleet = lock(&api.shared.fleet);
+        let view = fleet
+            .nodes(&t, now)
+            .and_then(|ns| ns.into_iter().find(|n| n.node == node));
+        let histories: Vec<_> = chart::UNITS
+            .iter()
+            .map(|u| (u, fleet.history(&t, &node, u.series).unwrap_or_default()))
+            .collect();
+        (view, histories)
+    };
+    let Some(view) = view else {
+        return message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            &format!("analytics holds no data of node {node} in MonitorTarget {t}"),
+            false,
+        );
+    };
+    let charts: Vec<ChartBox> = histories
+        .iter()
+        .map(|(u, samples)| ChartBox {
+            series: u.series,
+            title: u.title,
+            unit: u.unit,
+            svg: chart::line_chart(u, samples, now),
+        })
+        .collect();
+    page(
+        StatusCode::OK,
+        "node.html",
+        context! {
+            title => format!("{} in {}/{}", node, t.namespace, t.name),
+            refresh => REFRESH_SECONDS,
+            user => caller.name(),
+            signed_in => matches!(caller, Caller::User(_)),
+            target => ser(&t),
+            node => ser(&view),
+            charts => ser(&charts),
+        },
+    )
+}
+
+/// One AlertRule of the alerts page.
+#[derive(Debug, Serialize)]
+struct AlertRow {
+    rule: ObjectRef,
+    target: ObjectRef,
+    metric: serde_json::Value,
+    op: String,
+    threshold: f64,
+    severity: serde_json::Value,
+    report: crate::evaluator::RuleReport,
+}
+
+async fn alerts(State(api): State<Api>, caller: Result<Caller, Denied>) -> Response {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(d) => return refused(d),
+    };
+    let scope = match scope(&api.shared, &api.access, &caller).await {
+        Ok(s) => s,
+        Err(d) => return refused(d),
+    };
+    let mut rows: Vec<AlertRow> = lock(&api.shared.evaluator)
+        .rules_with_reports()
+        .into_iter()
+        .filter(|(s, _)| scope.contains(&s.rule.namespace))
+        .map(|(s, report)| AlertRow {
+            rule: s.rule.clone(),
+            target: s.target.clone(),
+            metric: serde_json::to_value(s.metric).unwrap_or_default(),
+            op: format!("{:?}", s.op),
+            threshold: s.threshold,
+            severity: serde_json::to_value(s.severity).unwrap_or_default(),
+            report,
+        })
+        .collect();
+    // Firing first, then pending, then the rest.
+    rows.sort_by_key(|r| {
+        let rank = match r.report.state {
+            Some(RuleState::Firing) => 0,
+            Some(RuleState::Pending) => 1,
+            Some(RuleState::Suppressed) => 2,
+            _ => 3,
+        };
+        (rank, r.rule.clone())
+    });
+    let invalid: Vec<_> = lock(&api.shared.evaluator)
+        .snapshot()
+        .into_iter()
+        .filter(|r| r.error.is_some() && scope.contains(&r.rule.namespace))
+        .collect();
+    page(
+        StatusCode::OK,
+        "alerts.html",
+        context! {
+            title => "Alerts",
+            refresh => REFRESH_SECONDS,
+            user => caller.name(),
+            signed_in => matches!(caller, Caller::User(_)),
+            rows => ser(&rows),
+            invalid => ser(&invalid),
+        },
+    )
+}
+
+async fn analyses(State(api): State<Api>, caller: Result<Caller, Denied>) -> Response {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(d) => return refused(d),
+    };
+    let scope = match scope(&api.shared, &api.access, &caller).await {
+        Ok(s) => s,
+        Err(d) => return refused(d),
+    };
+    let list: Vec<serde_json::Value> = analyses_in(&api, &scope)
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "namespace": a.namespace(),
+                "name": a.name_any(),
+                "spec": a.spec,
+                "status": a.status,
+            })
+        })
+        .collect();
+    page(
+        StatusCode::OK,
+        "analyses.html",
+        context! {
+            title => "AI analyses",
+            refresh => REFRESH_SECONDS,
+            user => caller.name(),
+            signed_in => matches!(caller, Caller::User(_)),
+            available => api.analyses.is_some(),
+            analyses => ser(&list),
+        },
+    )
+}
+
+async fn login_form() -> Response {
+    message(
+        StatusCode::OK,
+        "Sign in",
+        "Paste a Kubernetes bearer token (e.g. from `kubectl create token NAME`). It is kept in an HttpOnly cookie for this site only.",
+        true,
+    )
+}
+
+/// The sign-in form's body.
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+/// Characters a token may have to be stored in a cookie unquoted (RFC 6265 cookie-octet,
+/// which JWTs' base64url and dots satisfy).
+fn cookie_safe(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 8192
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'))
+}
+
+async fn login(State(api): State<Api>, Form(f): Form<LoginForm>) -> Response {
+    let token = f.token.trim();
+    if !cookie_safe(token) {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Sign in",
+            "That is not a bearer token.",
+            true,
+        );
+    }
+    if let Err(d) = api.access.caller(Some(&format!("Bearer {token}"))).await {
+        return refused(d);
+    }
+    let mut r = Redirect::to("/ui/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=28800"
+    )) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn logout() -> Response {
+    let mut r = Redirect::to("/ui/login").into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "fabricwatch_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        ),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses() {
+        for (name, _) in TEMPLATES {
+            assert!(env().get_template(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn ages_read_naturally() {
+        let now = Utc::now();
+        assert_eq!(ago(now - chrono::Duration::seconds(5), now), "5 s ago");
+        assert_eq!(ago(now - chrono::Duration::minutes(5), now), "5 min ago");
+        assert_eq!(ago(now - chrono::Duration::hours(5), now), "5 h ago");
+        assert_eq!(ago(now + chrono::Duration::seconds(5), now), "0 s ago");
+    }
+
+    #[test]
+    fn only_cookie_safe_tokens_are_stored() {
+        assert!(cookie_safe("eyJhbGciOi.JSUzI1-NiIs_In.R5cCI6"));
+        assert!(!cookie_safe("a;b"));
+        assert!(!cookie_safe("a b"));
+        assert!(!cookie_safe(""));
+    }
+}
