@@ -216,4 +216,70 @@ async fn readers_see_only_their_namespaces() {
         .await
         .expect("send");
     assert_eq!(r.status().as_u16(), 200);
+
+    // The fleet view decides the same way: a sign-in form without a token, a refusal
+    // without permission, only namespace a for its reader.
+    let page = |path: &'static str, cookie: Option<&'static str>| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let mut rb = http.get(format!("{base}{path}"));
+            if let Some(c) = cookie {
+                rb = rb.header("cookie", c);
+            }
+            let r = rb.send().await.expect("send");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    let (s, body) = page("/ui/", None).await;
+    assert_eq!(s, 401);
+    assert!(body.contains(r#"action="/ui/login""#), "{body}");
+    let (s, body) = page("/ui/", Some("fabricwatch_token=nobody")).await;
+    assert_eq!(s, 403, "{body}");
+    let (s, body) = page("/ui/", Some("fabricwatch_token=reader-a")).await;
+    assert_eq!(s, 200);
+    assert!(body.contains(r#"data-target="a/fabric""#), "{body}");
+    assert!(!body.contains(r#"data-target="b/fabric""#), "{body}");
+    let (s, _) = page("/ui/targets/b/fabric", Some("fabricwatch_token=reader-a")).await;
+    assert_eq!(s, 403);
+    let (s, _) = page(
+        "/ui/targets/a/fabric/nodes/n1",
+        Some("fabricwatch_token=reader-a"),
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    // Signing in checks the token and stores it in an HttpOnly, same-site cookie.
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = no_redirect
+        .post(format!("{base}/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=forged")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = no_redirect
+        .post(format!("{base}/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=reader-a")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 303);
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cookie.starts_with("fabricwatch_token=reader-a;")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
 }
