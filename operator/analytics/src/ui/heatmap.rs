@@ -142,7 +142,7 @@ pub fn matrix(nodes: &[NodeView], measure: Measure) -> Matrix {
         .iter()
         .map(|n| (n.domain.as_deref().unwrap_or(""), n.node.as_str()))
         .collect();
-    order.sort();
+    order.sort_by_cached_key(|(d, n)| (natural(d), natural(n)));
     let index: BTreeMap<&str, usize> = order
         .iter()
         .enumerate()
@@ -177,6 +177,27 @@ pub fn matrix(nodes: &[NodeView], measure: Measure) -> Matrix {
         domains: order.iter().map(|(d, _)| d.to_string()).collect(),
         cells,
     }
+}
+
+/// Sort key that orders digit runs by value ("n2" before "n10"): each run left-padded to 20
+/// digits (u64's width).
+pub fn natural(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut digits = String::new();
+    for c in s.chars().chain(std::iter::once('\0')) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        if !digits.is_empty() {
+            out.push_str(&format!("{digits:0>20}"));
+            digits.clear();
+        }
+        if c != '\0' {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn escape(s: &str) -> String {
@@ -315,6 +336,13 @@ mod tests {
         assert!(svg.contains(r#"data-src="b1" data-dst="a1" data-value="12.000" data-band="3""#));
         assert!(svg.contains(">rack-b<"), "domain label");
         assert!(svg.contains("<title>b1 → a1: 12.00 % loss</title>"));
+    }
+
+    #[test]
+    fn numbers_in_names_sort_by_value() {
+        let mut v = vec!["n10", "n2", "rack-1-n1", "n1"];
+        v.sort_by_key(|s| natural(s));
+        assert_eq!(v, vec!["n1", "n2", "n10", "rack-1-n1"]);
     }
 
     #[test]
