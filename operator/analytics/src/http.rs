@@ -92,6 +92,8 @@ pub struct Api {
     pub access: Arc<Access>,
     /// AIAnalyses (their findings), when a Kubernetes API is there to watch them.
     pub analyses: Option<kube::runtime::reflector::Store<fabricwatch_crds::AIAnalysis>>,
+    /// AlertRules (their per-channel delivery results), when a Kubernetes API is there.
+    pub rules: Option<kube::runtime::reflector::Store<fabricwatch_crds::AlertRule>>,
 }
 
 impl Api {
@@ -101,7 +103,17 @@ impl Api {
             shared,
             access,
             analyses: None,
+            rules: None,
         }
+    }
+
+    /// Shows the per-channel delivery results of the AlertRules of `store` in the fleet view.
+    pub fn with_rules(
+        mut self,
+        store: Option<kube::runtime::reflector::Store<fabricwatch_crds::AlertRule>>,
+    ) -> Self {
+        self.rules = store;
+        self
     }
 
     /// Shows the AIAnalyses of `store` in the fleet view.

@@ -330,7 +330,9 @@ async fn run_inner(args: Args, external: Option<mpsc::Sender<Trigger>>) -> anyho
         }
     }
     let ready = Readiness::default();
-    let api = http::Api::new(shared.clone(), access).with_analyses(analyses);
+    let api = http::Api::new(shared.clone(), access)
+        .with_analyses(analyses)
+        .with_rules(stores.as_ref().map(|s| s.rules.clone()));
     let app = api
         .clone()
         .router()
