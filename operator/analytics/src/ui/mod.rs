@@ -742,6 +742,7 @@ mod tests {
             cooldown: Duration::zero(),
             repeat_interval: None,
             maintenance: vec![],
+            silence: None,
             annotations: Default::default(),
             analysis_ref: None,
         };
