@@ -94,6 +94,8 @@ pub struct Api {
     pub analyses: Option<kube::runtime::reflector::Store<fabricwatch_crds::AIAnalysis>>,
     /// AlertRules (their per-channel delivery results), when a Kubernetes API is there.
     pub rules: Option<kube::runtime::reflector::Store<fabricwatch_crds::AlertRule>>,
+    /// Writes AlertRules' `spec.silence` for the fleet view's silence action.
+    pub silencer: Option<Arc<dyn crate::ui::silence::RuleSilencer>>,
 }
 
 impl Api {
@@ -104,7 +106,17 @@ impl Api {
             access,
             analyses: None,
             rules: None,
+            silencer: None,
         }
+    }
+
+    /// Lets the fleet view's silence action write AlertRules through `silencer`.
+    pub fn with_silencer(
+        mut self,
+        silencer: Option<Arc<dyn crate::ui::silence::RuleSilencer>>,
+    ) -> Self {
+        self.silencer = silencer;
+        self
     }
 
     /// Shows the per-channel delivery results of the AlertRules of `store` in the fleet view.

@@ -332,7 +332,11 @@ async fn run_inner(args: Args, external: Option<mpsc::Sender<Trigger>>) -> anyho
     let ready = Readiness::default();
     let api = http::Api::new(shared.clone(), access)
         .with_analyses(analyses)
-        .with_rules(stores.as_ref().map(|s| s.rules.clone()));
+        .with_rules(stores.as_ref().map(|s| s.rules.clone()))
+        .with_silencer(client.as_ref().map(|c| {
+            Arc::new(ui::silence::KubeSilencer::new(c.clone()))
+                as Arc<dyn ui::silence::RuleSilencer>
+        }));
     let app = api
         .clone()
         .router()

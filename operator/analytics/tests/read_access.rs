@@ -14,10 +14,11 @@ use fabricwatch_analytics::{
     authz::{Access, AccessReviewer, Attributes, DecisionCache, ReviewFuture},
     evaluator::Evaluator,
     fleet::{Fleet, Settings},
-    http::router,
+    http::Api,
     metrics::Metrics,
     policy::AgentPolicy,
     state::{EventLog, OpenCatalog, Shared},
+    ui::silence::{RuleSilencer, SilenceFuture, SilenceRequest},
 };
 use fabricwatch_common::{
     auth::{AuthError, AuthFuture, Authenticator, Identity},
@@ -42,16 +43,45 @@ impl Authenticator for Tokens {
     }
 }
 
-/// `reader-a` may get monitortargets in `a`; nobody else may read anything.
+/// `reader-a` may get monitortargets in `a`; `editor-a` too, and update alertrules there;
+/// nobody else may read anything.
 struct Rbac;
 
 impl AccessReviewer for Rbac {
     fn allowed<'a>(&'a self, who: &'a Identity, what: &'a Attributes) -> ReviewFuture<'a> {
         Box::pin(async move {
-            Ok(who.username == "reader-a"
-                && what.verb == "get"
-                && what.resource == "monitortargets"
-                && what.namespace.as_deref() == Some("a"))
+            let in_a = what.namespace.as_deref() == Some("a");
+            Ok(
+                match (
+                    who.username.as_str(),
+                    what.verb.as_str(),
+                    what.resource.as_str(),
+                ) {
+                    ("reader-a" | "editor-a", "get", "monitortargets") => in_a,
+                    ("editor-a", "update", "alertrules") => in_a,
+                    _ => false,
+                },
+            )
+        })
+    }
+}
+
+/// Records the silences the fleet view writes.
+#[derive(Default)]
+struct Silences(Mutex<Vec<(ObjectRef, Option<SilenceRequest>)>>);
+
+impl RuleSilencer for Silences {
+    fn set<'a>(
+        &'a self,
+        rule: &'a ObjectRef,
+        silence: Option<SilenceRequest>,
+    ) -> SilenceFuture<'a> {
+        Box::pin(async move {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((rule.clone(), silence));
+            Ok(())
         })
     }
 }
@@ -65,12 +95,17 @@ fn user(name: &str) -> Identity {
 }
 
 async fn start() -> String {
+    start_with(None).await
+}
+
+async fn start_with(silencer: Option<Arc<Silences>>) -> String {
     let metrics = Metrics::new().expect("metrics");
     let tokens = Arc::new(Tokens(HashMap::from([
         ("agent-a", user("system:serviceaccount:a:fabric-agent")),
         ("agent-b", user("system:serviceaccount:b:fabric-agent")),
         ("reader-a", user("reader-a")),
         ("nobody", user("nobody")),
+        ("editor-a", user("editor-a")),
     ])));
     let shared = Arc::new(Shared {
         fleet: Mutex::new(Fleet::new(Settings::default())),
@@ -88,7 +123,10 @@ async fn start() -> String {
         Arc::new(Rbac),
         DecisionCache::new(std::time::Duration::from_secs(10), 100),
     ));
-    let app = router(shared, access).merge(ops_router(metrics.registry, Readiness::default()));
+    let app = Api::new(shared, access)
+        .with_silencer(silencer.map(|s| s as Arc<dyn RuleSilencer>))
+        .router()
+        .merge(ops_router(metrics.registry, Readiness::default()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -282,4 +320,92 @@ async fn readers_see_only_their_namespaces() {
             && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+}
+
+#[tokio::test]
+async fn silencing_needs_update_on_the_alert_rule() {
+    let silences = Arc::new(Silences::default());
+    let base = start_with(Some(silences.clone())).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let post = |path: &str, token: Option<&str>, body: &str, site: Option<&str>| {
+        let mut rb = http
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_string());
+        if let Some(t) = token {
+            rb = rb.header("cookie", format!("fabricwatch_token={t}"));
+        }
+        if let Some(s) = site {
+            rb = rb.header("sec-fetch-site", s);
+        }
+        async move { rb.send().await.expect("send").status().as_u16() }
+    };
+    let path = "/ui/alerts/a/loss/silence";
+    assert_eq!(post(path, None, "hours=1", None).await, 401);
+    assert_eq!(
+        post(path, Some("reader-a"), "hours=1", None).await,
+        403,
+        "get is not update"
+    );
+    assert_eq!(
+        post(
+            "/ui/alerts/b/loss/silence",
+            Some("editor-a"),
+            "hours=1",
+            None
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        post(path, Some("editor-a"), "hours=1", Some("cross-site")).await,
+        403
+    );
+    assert_eq!(post(path, Some("editor-a"), "hours=0", None).await, 400);
+    assert_eq!(post(path, Some("editor-a"), "hours=500", None).await, 400);
+    assert!(
+        silences.0.lock().expect("lock").is_empty(),
+        "nothing written yet"
+    );
+
+    let before = Utc::now();
+    assert_eq!(
+        post(
+            path,
+            Some("editor-a"),
+            "hours=4&node=n3",
+            Some("same-origin")
+        )
+        .await,
+        303
+    );
+    assert_eq!(post(path, Some("editor-a"), "lift=1", None).await, 303);
+    let written = silences.0.lock().expect("lock").clone();
+    assert_eq!(written.len(), 2);
+    let rule = ObjectRef {
+        namespace: "a".into(),
+        name: "loss".into(),
+    };
+    assert_eq!(written[0].0, rule);
+    let s = written[0].1.clone().expect("a silence");
+    assert_eq!(s.by, "editor-a", "who is recorded");
+    assert_eq!(s.node.as_deref(), Some("n3"));
+    let hours = (s.until - before).num_seconds() as f64 / 3600.0;
+    assert!((3.99..=4.01).contains(&hours), "{hours}");
+    assert_eq!(written[1], (rule, None), "lifted");
+
+    // Without a Kubernetes API there is nothing to write to.
+    let local = start().await;
+    let r = reqwest::Client::new()
+        .post(format!("{local}{path}"))
+        .header("cookie", "fabricwatch_token=editor-a")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("hours=1")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 503);
 }

@@ -8,6 +8,7 @@
 //! | `GET /ui/targets/{ns}/{name}/nodes/{node}` | the node's history charts (units on the axes), findings, peers |
 //! | `GET /ui/alerts` | AlertRules: state, value, since, firing series |
 //! | `GET /ui/analyses` | AIAnalyses: findings with severity, evidence, recommendation; cost today |
+//! | `POST /ui/alerts/{ns}/{name}/silence` | sets (`hours`, optional `node`) or lifts (`lift`) the AlertRule's `spec.silence`; needs `update` on it |
 //! | `GET/POST /ui/login`, `POST /ui/logout` | stores / clears the bearer token in an `HttpOnly; SameSite=Strict` cookie |
 //! | `GET /ui/style.css` | the one stylesheet |
 //!
@@ -18,6 +19,7 @@
 
 pub mod chart;
 pub mod heatmap;
+pub mod silence;
 
 use std::{collections::BTreeMap, sync::OnceLock};
 
@@ -169,6 +171,10 @@ pub fn routes() -> Router<Api> {
         .route("/ui/login", get(login_form).post(login))
         .route("/ui/logout", axum::routing::post(logout))
         .route("/ui/alerts", get(alerts))
+        .route(
+            "/ui/alerts/{ns}/{name}/silence",
+            axum::routing::post(silence_rule),
+        )
         .route("/ui/analyses", get(analyses))
         .route("/ui/targets/{ns}/{name}", get(target))
         .route("/ui/targets/{ns}/{name}/nodes/{node}", get(node))
@@ -500,6 +506,12 @@ struct AlertRow {
     report: crate::evaluator::RuleReport,
     /// `status.notifications` of the AlertRule (delivery per channel), when known.
     deliveries: serde_json::Value,
+    /// `spec.silence.until` while it lasts.
+    silenced_until: Option<String>,
+    /// `spec.silence.node`.
+    silenced_node: Option<String>,
+    /// `spec.silence.by`.
+    silenced_by: Option<String>,
 }
 
 async fn alerts(State(api): State<Api>, caller: Result<Caller, Denied>) -> Response {
@@ -542,6 +554,13 @@ pub fn alerts_html(api: &Api, scope: &Scope, caller: &Caller) -> Result<String, 
         .filter(|(s, _)| scope.contains(&s.rule.namespace))
         .map(|(s, report)| AlertRow {
             deliveries: deliveries(&s.rule),
+            silenced_until: s
+                .silence
+                .as_ref()
+                .filter(|w| w.until > Utc::now())
+                .map(|w| w.until.to_rfc3339()),
+            silenced_node: s.silence.as_ref().and_then(|w| w.node.clone()),
+            silenced_by: s.silence.as_ref().and_then(|w| w.by.clone()),
             rule: s.rule.clone(),
             target: s.target.clone(),
             metric: serde_json::to_value(s.metric).unwrap_or_default(),
@@ -556,7 +575,7 @@ pub fn alerts_html(api: &Api, scope: &Scope, caller: &Caller) -> Result<String, 
         let rank = match r.report.state {
             Some(RuleState::Firing) => 0,
             Some(RuleState::Pending) => 1,
-            Some(RuleState::Suppressed) => 2,
+            Some(RuleState::Suppressed) | Some(RuleState::Silenced) => 2,
             _ => 3,
         };
         (rank, r.rule.clone())
@@ -575,6 +594,7 @@ pub fn alerts_html(api: &Api, scope: &Scope, caller: &Caller) -> Result<String, 
             signed_in => matches!(caller, Caller::User(_)),
             rows => ser(&rows),
             invalid => ser(&invalid),
+            can_silence => api.silencer.is_some(),
         },
     )
 }
@@ -621,6 +641,99 @@ pub fn analyses_html(api: &Api, scope: &Scope, caller: &Caller) -> Result<String
             analyses => ser(&list),
         },
     )
+}
+
+/// The silence form's body: `hours` (0 < h ≤ [`silence::MAX_HOURS`]) and optional `node`, or
+/// `lift` to remove the silence.
+#[derive(Debug, Deserialize)]
+struct SilenceForm {
+    hours: Option<f64>,
+    node: Option<String>,
+    lift: Option<String>,
+}
+
+async fn silence_rule(
+    State(api): State<Api>,
+    caller: Result<Caller, Denied>,
+    headers: header::HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+    Form(f): Form<SilenceForm>,
+) -> Response {
+    // A form posted by another site (the loopback listener has no cookie to protect it).
+    if headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v != "same-origin" && v != "none")
+    {
+        return message(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "The silence form must be sent from the fleet view itself.",
+            false,
+        );
+    }
+    let caller = match caller {
+        Ok(c) => c,
+        Err(d) => return refused(d),
+    };
+    let what = crate::authz::Attributes {
+        verb: "update".into(),
+        resource: "alertrules".into(),
+        namespace: Some(ns.clone()),
+        name: Some(name.clone()),
+    };
+    if let Err(d) = api.access.require(&caller, &what).await {
+        return refused(d);
+    }
+    let Some(silencer) = &api.silencer else {
+        return message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Cannot silence",
+            "Silencing writes the AlertRule: it needs the Kubernetes API (this analytics runs without one).",
+            false,
+        );
+    };
+    let rule = ObjectRef {
+        namespace: ns,
+        name,
+    };
+    let request = if f.lift.is_some() {
+        None
+    } else {
+        let hours = f.hours.unwrap_or(0.0);
+        if !(hours > 0.0 && hours <= silence::MAX_HOURS) {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Cannot silence",
+                &format!(
+                    "hours must be more than 0 and at most {}",
+                    silence::MAX_HOURS
+                ),
+                false,
+            );
+        }
+        let node = f
+            .node
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty());
+        if node.as_ref().is_some_and(|n| n.len() > 253) {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Cannot silence",
+                "node name too long",
+                false,
+            );
+        }
+        Some(silence::SilenceRequest {
+            until: Utc::now() + chrono::Duration::seconds((hours * 3600.0).round() as i64),
+            node,
+            by: caller.name().chars().take(256).collect(),
+        })
+    };
+    match silencer.set(&rule, request).await {
+        Ok(()) => Redirect::to("/ui/alerts").into_response(),
+        Err(e) => message(StatusCode::BAD_GATEWAY, "Cannot silence", &e, false),
+    }
 }
 
 async fn login_form() -> Response {
@@ -812,6 +925,27 @@ mod tests {
         assert!(
             row.contains("oncall-slack: Sent (HTTP 200)"),
             "delivery: {row}"
+        );
+        assert!(
+            !row.contains("/silence"),
+            "no silence form without a Kubernetes API"
+        );
+        struct Noop;
+        impl silence::RuleSilencer for Noop {
+            fn set<'a>(
+                &'a self,
+                _: &'a ObjectRef,
+                _: Option<silence::SilenceRequest>,
+            ) -> silence::SilenceFuture<'a> {
+                Box::pin(async { Ok(()) })
+            }
+        }
+        let api = api.with_silencer(Some(Arc::new(Noop)));
+        let html = alerts_html(&api, &Scope::All, &Caller::Trusted).expect("render");
+        assert!(
+            html.contains(r#"action="/ui/alerts/ns/loss/silence""#)
+                && html.contains(">Silence</button>"),
+            "{html}"
         );
         // Outside the caller's scope, nothing.
         let none = alerts_html(
