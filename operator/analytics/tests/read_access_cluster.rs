@@ -16,16 +16,18 @@ use fabricwatch_analytics::{
     authz::{Access, DecisionCache, SubjectAccessReviewer},
     evaluator::Evaluator,
     fleet::{Fleet, Settings},
-    http::router,
+    http::Api as AnalyticsApi,
     k8s::Stores,
     metrics::Metrics,
     policy::AgentPolicy,
     state::{Catalog, EventLog, Shared},
+    ui::silence::KubeSilencer,
 };
 use fabricwatch_common::{
     auth::TokenReviewAuthenticator,
     serve::{ops_router, Readiness},
 };
+use fabricwatch_crds::AlertRule;
 use fabricwatch_proto::{
     report::{AgentReport, PeerReport, REPORT_PATH},
     ObjectRef,
@@ -118,8 +120,17 @@ async fn readers_need_rbac_on_the_namespace() -> Result<()> {
          rules: [{{apiGroups: [fabricwatch.io], resources: [monitortargets], verbs: [get]}}]\n---\n\
          apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: fabricwatch-reader}}\n\
          roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: fabricwatch-reader}}\n\
-         subjects: [{{kind: ServiceAccount, name: reader, namespace: {}}}]\n",
-        a.name()
+         subjects: [{{kind: ServiceAccount, name: reader, namespace: {ns}}}]\n---\n\
+         apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: editor}}\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: fabricwatch-editor}}\n\
+         rules: [{{apiGroups: [fabricwatch.io], resources: [monitortargets], verbs: [get]}}, \
+                 {{apiGroups: [fabricwatch.io], resources: [alertrules], verbs: [get, update]}}]\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: fabricwatch-editor}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: fabricwatch-editor}}\n\
+         subjects: [{{kind: ServiceAccount, name: editor, namespace: {ns}}}]\n---\n\
+         apiVersion: fabricwatch.io/v1alpha1\nkind: AlertRule\nmetadata: {{name: loss}}\n\
+         spec: {{targetRef: {{name: fabric}}, metric: ping_loss_percent, operator: gt, threshold: 5}}\n",
+        ns = a.name()
     ))
     .await?;
 
@@ -146,7 +157,10 @@ async fn readers_need_rbac_on_the_namespace() -> Result<()> {
         // No caching: each request below is decided by the API server.
         DecisionCache::new(Duration::ZERO, 1),
     ));
-    let app = router(shared, access).merge(ops_router(metrics.registry, Readiness::default()));
+    let app = AnalyticsApi::new(shared, access)
+        .with_silencer(Some(Arc::new(KubeSilencer::new(client.clone()))))
+        .router()
+        .merge(ops_router(metrics.registry, Readiness::default()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -234,6 +248,47 @@ async fn readers_need_rbac_on_the_namespace() -> Result<()> {
     let agent = token(&a, "fabric-agent", Some(AUDIENCE)).await?;
     let (s, body) = get(&base, "/api/v1/targets", Some(&agent)).await?;
     ensure!(s == 401, "agent token as reader: {s} {body}");
+
+    // The fleet view's silence action: the reader (get only) is refused, the editor (update
+    // on alertrules) writes spec.silence with its own name.
+    let silence = |token: String| {
+        let base = base.clone();
+        let path = format!("/ui/alerts/{}/loss/silence", a.name());
+        async move {
+            let r = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?
+                .post(format!("{base}{path}"))
+                .header("cookie", format!("fabricwatch_token={token}"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("hours=2&node=n1")
+                .send()
+                .await?;
+            anyhow::Ok(r.status().as_u16())
+        }
+    };
+    let s = silence(reader.clone()).await?;
+    ensure!(s == 403, "reader may not silence: {s}");
+    let editor = token(&a, "editor", None).await?;
+    eventually("the editor's Role to apply", SETTLE, || {
+        let silence = &silence;
+        let editor = editor.clone();
+        async move {
+            let s = silence(editor).await?;
+            ensure!(s == 303, "editor silences: {s}");
+            Ok(())
+        }
+    })
+    .await?;
+    let rules: Api<AlertRule> = a.api();
+    let written = rules.get("loss").await?;
+    let w = written.spec.silence.context("spec.silence written")?;
+    ensure!(
+        w.by.as_deref() == Some(format!("system:serviceaccount:{}:editor", a.name()).as_str()),
+        "by: {:?}",
+        w.by
+    );
+    ensure!(w.node.as_deref() == Some("n1"), "node: {:?}", w.node);
 
     a.cleanup().await?;
     b.cleanup().await
