@@ -33,6 +33,9 @@ pub struct Identity {
     pub pod_uid: Option<String>,
     /// Node of that pod (Kubernetes ≥ 1.30).
     pub node_name: Option<String>,
+    /// Every extra attribute the API server returned (the keys above included), passed on
+    /// unchanged in SubjectAccessReviews: authorizers may decide on them (e.g. scopes).
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Identity {
@@ -216,6 +219,7 @@ mod tokenreview {
             pod_name: first(EXTRA_POD_NAME),
             pod_uid: first(EXTRA_POD_UID),
             node_name: first(EXTRA_NODE_NAME),
+            extra,
         })
     }
 

@@ -39,7 +39,7 @@ pub const MAX_FIRING: usize = 50;
         name = "State",
         type_ = "string",
         json_path = ".status.state",
-        description = "Inactive, Pending, Firing or Suppressed"
+        description = "Inactive, Pending, Firing, Suppressed or Silenced"
     ),
     printcolumn(name = "Severity", type_ = "string", json_path = ".spec.severity"),
     printcolumn(
@@ -53,6 +53,12 @@ pub const MAX_FIRING: usize = 50;
         type_ = "date",
         json_path = ".status.activeSince",
         description = "When the current Pending/Firing episode began"
+    ),
+    printcolumn(
+        name = "Silenced-Until",
+        type_ = "date",
+        json_path = ".spec.silence.until",
+        description = "End of the ad-hoc silence (spec.silence)"
     ),
     printcolumn(
         name = "Age",
@@ -98,6 +104,14 @@ pub struct AlertRuleSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub maintenance_windows: Vec<MaintenanceWindow>,
+    /// Ad-hoc silence: until `until`, no Firing notification of this rule (or of one node of
+    /// it) leaves on any channel, and the rule shows `Silenced`. After `until` a still-firing
+    /// alert is notified; resolves of alerts notified before the silence still notify. A spec
+    /// field rather than an annotation because it is desired state with an end: declared,
+    /// reviewed and kept by GitOps like the rest of the rule, it survives restarts with the
+    /// object, and nothing needs to clear it when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence: Option<Silence>,
     /// Damping of alerts that flip between firing and resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flap_damping: Option<FlapDamping>,
@@ -317,6 +331,22 @@ pub struct MaintenanceWindow {
     pub duration: Duration,
 }
 
+/// An ad-hoc silence of an AlertRule (see `AlertRuleSpec::silence`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Silence {
+    /// End of the silence (RFC 3339). A time in the past silences nothing.
+    pub until: Time,
+    /// Only this node's alerts are silenced; absent: the whole rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub node: Option<String>,
+    /// Who silenced the rule and why (free text; the fleet view records the signed-in user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub by: Option<String>,
+}
+
 /// Flap damping: holds an alert Firing until the condition stayed false for `resolveFor`,
 /// and suppresses notifications after `maxTransitions` state changes within `window`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -366,6 +396,8 @@ pub enum AlertState {
     Firing,
     /// Firing, but inside a maintenance window or damped: not notified.
     Suppressed,
+    /// Silenced by `spec.silence` (the whole rule, or every firing node of it): not notified.
+    Silenced,
 }
 
 /// Observed state: the operator writes `observedGeneration` and the Accepted condition,

@@ -501,7 +501,10 @@ fn main() -> anyhow::Result<()> {
                 max_body_bytes: 1 << 20,
                 triggers: None,
             });
-            let app = router(shared.clone());
+            let app = router(
+                shared.clone(),
+                std::sync::Arc::new(fabricwatch_analytics::authz::Access::open()),
+            );
             let listener = server.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
             let base = format!("http://{}", listener.local_addr()?);
             let srv = server.spawn(async move { axum::serve(listener, app).await });

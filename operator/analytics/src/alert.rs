@@ -99,11 +99,41 @@ pub struct RuleSpec {
     pub repeat_interval: Option<Duration>,
     /// Recurring maintenance windows.
     pub maintenance: Vec<MaintenanceWindow>,
+    /// Ad-hoc silence (`spec.silence`).
+    pub silence: Option<SilenceWindow>,
     /// Annotation templates; `{{ node }}`, `{{ device }}`, `{{ port }}`, `{{ peer }}`,
     /// `{{ value }}`, `{{ threshold }}`, `{{ target }}`, `{{ metric }}` are replaced.
     pub annotations: BTreeMap<String, String>,
     /// AIAnalysis to run when a series starts firing.
     pub analysis_ref: Option<ObjectRef>,
+}
+
+/// An ad-hoc silence: until `until`, no Firing notification of the rule, or of the series of
+/// node `node` only, is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SilenceWindow {
+    /// End of the silence.
+    pub until: DateTime<Utc>,
+    /// Only this node's series; `None`: every series.
+    pub node: Option<String>,
+    /// Who silenced and why (free text).
+    pub by: Option<String>,
+}
+
+impl SilenceWindow {
+    /// Whether the silence covers series `key` at `now`.
+    pub fn covers(&self, key: &SeriesKey, now: DateTime<Utc>) -> bool {
+        now < self.until
+            && self
+                .node
+                .as_ref()
+                .is_none_or(|n| key.node.as_ref() == Some(n))
+    }
+
+    /// Whether the silence covers the whole rule at `now`.
+    pub fn whole_rule(&self, now: DateTime<Utc>) -> bool {
+        now < self.until && self.node.is_none()
+    }
 }
 
 /// State of a rule as shown in AlertRule status.
@@ -116,8 +146,10 @@ pub enum RuleState {
     Pending,
     /// Some series fires.
     Firing,
-    /// A maintenance window is active.
+    /// A maintenance window is active (or the rule is flapping).
     Suppressed,
+    /// `spec.silence` covers the whole rule, or every firing series.
+    Silenced,
 }
 
 impl RuleState {
@@ -128,6 +160,7 @@ impl RuleState {
             RuleState::Pending => "Pending",
             RuleState::Firing => "Firing",
             RuleState::Suppressed => "Suppressed",
+            RuleState::Silenced => "Silenced",
         }
     }
 }
@@ -409,7 +442,9 @@ impl RuleEngine {
                     .map(|r| (now - since).num_milliseconds() / r.num_milliseconds().max(1))
                     .unwrap_or(0);
                 let cooled = s.last_notified.is_none_or(|t| now - t >= spec.cooldown);
-                if !suppressed && !is_flapping && cooled && s.sent_index != Some(index) {
+                let silenced = spec.silence.as_ref().is_some_and(|w| w.covers(key, now));
+                if !suppressed && !silenced && !is_flapping && cooled && s.sent_index != Some(index)
+                {
                     events.push(AlertEvent::Firing {
                         key: key.clone(),
                         value: s.value,
@@ -431,10 +466,15 @@ impl RuleEngine {
                 || s.phase != Phase::Inactive
                 || s.last_notified.is_some_and(|t| now - t < keep_for)
         });
-        self.summarize(suppressed || flapping, events)
+        self.summarize(suppressed || flapping, now, events)
     }
 
-    fn summarize(&self, suppressed: bool, events: Vec<AlertEvent>) -> Evaluation {
+    fn summarize(
+        &self,
+        suppressed: bool,
+        now: DateTime<Utc>,
+        events: Vec<AlertEvent>,
+    ) -> Evaluation {
         let firing: Vec<FiringSeries> = self
             .series
             .iter()
@@ -455,8 +495,13 @@ impl RuleEngine {
                 _ => None,
             })
             .min();
+        let silence = self.spec.silence.as_ref();
+        let all_firing_silenced = !firing.is_empty()
+            && silence.is_some_and(|w| firing.iter().all(|f| w.covers(&f.key, now)));
         let state = if suppressed {
             RuleState::Suppressed
+        } else if silence.is_some_and(|w| w.whole_rule(now)) || all_firing_silenced {
+            RuleState::Silenced
         } else if !firing.is_empty() {
             RuleState::Firing
         } else if pending_since.is_some() {
@@ -663,6 +708,7 @@ mod tests {
             cooldown: Duration::zero(),
             repeat_interval: None,
             maintenance: vec![],
+            silence: None,
             annotations: BTreeMap::from([(
                 "summary".into(),
                 "loss {{ value }}% on {{node}}".into(),
@@ -905,6 +951,64 @@ mod tests {
         // duration pattern) is active, not a panic.
         let endless = MaintenanceWindow::parse("0 0 * * *", 9.0e15).expect("cron");
         assert!(endless.active(midnight));
+    }
+
+    #[test]
+    fn silence_holds_back_firing_until_it_ends() {
+        let mut e = RuleEngine::new(RuleSpec {
+            silence: Some(SilenceWindow {
+                until: t(100),
+                node: None,
+                by: Some("alice".into()),
+            }),
+            ..fire_now()
+        });
+        let r = e.evaluate(&vals(&[("a", 9.0)]), t(0));
+        assert_eq!(r.state, RuleState::Silenced);
+        assert!(r.events.is_empty(), "nothing leaves during the silence");
+        assert_eq!(r.firing.len(), 1, "still evaluated");
+        let r = e.evaluate(&vals(&[("a", 9.0)]), t(99));
+        assert!(r.events.is_empty());
+        // The silence is over and the alert still fires: it is notified, with its real start.
+        let r = e.evaluate(&vals(&[("a", 9.0)]), t(100));
+        assert_eq!(r.state, RuleState::Firing);
+        assert!(
+            matches!(r.events.as_slice(), [AlertEvent::Firing { starts_at, .. }] if *starts_at == t(0))
+        );
+    }
+
+    #[test]
+    fn silence_of_one_node_leaves_the_others_notified() {
+        let mut e = RuleEngine::new(RuleSpec {
+            silence: Some(SilenceWindow {
+                until: t(100),
+                node: Some("a".into()),
+                by: None,
+            }),
+            ..fire_now()
+        });
+        let r = e.evaluate(&vals(&[("a", 9.0), ("b", 9.0)]), t(0));
+        assert_eq!(r.state, RuleState::Firing, "b fires unsilenced");
+        let notified: Vec<_> = r
+            .events
+            .iter()
+            .map(|ev| match ev {
+                AlertEvent::Firing { key, .. } | AlertEvent::Resolved { key, .. } => {
+                    key.node.clone()
+                }
+            })
+            .collect();
+        assert_eq!(notified, vec![Some("b".to_string())]);
+        // Only the silenced node fires: the rule shows Silenced.
+        let r = e.evaluate(&vals(&[("a", 9.0), ("b", 1.0)]), t(10));
+        assert_eq!(r.state, RuleState::Silenced);
+        // b was notified, so its resolve is too; a (never notified) resolves silently.
+        assert!(
+            matches!(r.events.as_slice(), [AlertEvent::Resolved { key, .. }] if key.node.as_deref() == Some("b"))
+        );
+        let r = e.evaluate(&vals(&[("a", 1.0), ("b", 1.0)]), t(20));
+        assert!(r.events.is_empty(), "{:?}", r.events);
+        assert_eq!(r.state, RuleState::Inactive);
     }
 
     #[test]

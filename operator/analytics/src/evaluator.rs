@@ -232,6 +232,7 @@ mod tests {
             cooldown: Duration::zero(),
             repeat_interval: None,
             maintenance: vec![],
+            silence: None,
             annotations: Default::default(),
             analysis_ref: analysis.then(|| ObjectRef {
                 namespace: "ns".into(),

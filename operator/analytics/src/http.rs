@@ -10,13 +10,21 @@
 //! | `GET /api/v1/alerts` | every AlertRule's last evaluation |
 //! | `GET /api/v1/events?namespace=&name=&limit=` | latest events, newest first |
 //! | `GET /api/v1/anomalies?namespace=&name=&limit=` | anomaly episodes, newest first: namespace, target, node, series, score, since, ended |
+//!
+//! Every `GET` answers only about namespaces the caller may read ([`crate::authz`]): a
+//! bearer token (header, or the `fabricwatch_token` cookie the fleet view sets) reviewed with
+//! TokenReview and SubjectAccessReview; 401 without a valid token, 403 without permission.
+//! Lists are filtered to the readable namespaces. Ingest authenticates agents on its own
+//! ([`crate::policy`]); `/metrics` and health are merged in unauthenticated by the caller.
 
 use std::{sync::Arc, time::Instant};
 
+use std::collections::BTreeSet;
+
 use axum::{
     body::Body,
-    extract::{Path, Query, State},
-    http::{header, Request, StatusCode},
+    extract::{FromRef, FromRequestParts, Path, Query, State},
+    http::{header, request::Parts, Request, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
@@ -30,6 +38,7 @@ use fabricwatch_proto::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    authz::{Access, Caller, Denied, Scope},
     policy::authorize,
     state::{lock, Shared},
     trigger::Trigger,
@@ -74,10 +83,127 @@ fn fail(shared: &Shared, status: StatusCode, reason: &str, error: String) -> Res
     r
 }
 
-/// The router of analytics' own API (merge it with `fabricwatch_common::serve::ops_router`).
-pub fn router(shared: Arc<Shared>) -> Router {
+/// State of analytics' routes: the process state and the access decisions of this listener.
+#[derive(Clone)]
+pub struct Api {
+    /// Process state.
+    pub shared: Arc<Shared>,
+    /// Who may read what.
+    pub access: Arc<Access>,
+    /// AIAnalyses (their findings), when a Kubernetes API is there to watch them.
+    pub analyses: Option<kube::runtime::reflector::Store<fabricwatch_crds::AIAnalysis>>,
+    /// AlertRules (their per-channel delivery results), when a Kubernetes API is there.
+    pub rules: Option<kube::runtime::reflector::Store<fabricwatch_crds::AlertRule>>,
+    /// Writes AlertRules' `spec.silence` for the fleet view's silence action.
+    pub silencer: Option<Arc<dyn crate::ui::silence::RuleSilencer>>,
+}
+
+impl Api {
+    /// State of a listener deciding with `access`, without AIAnalyses.
+    pub fn new(shared: Arc<Shared>, access: Arc<Access>) -> Self {
+        Self {
+            shared,
+            access,
+            analyses: None,
+            rules: None,
+            silencer: None,
+        }
+    }
+
+    /// Lets the fleet view's silence action write AlertRules through `silencer`.
+    pub fn with_silencer(
+        mut self,
+        silencer: Option<Arc<dyn crate::ui::silence::RuleSilencer>>,
+    ) -> Self {
+        self.silencer = silencer;
+        self
+    }
+
+    /// Shows the per-channel delivery results of the AlertRules of `store` in the fleet view.
+    pub fn with_rules(
+        mut self,
+        store: Option<kube::runtime::reflector::Store<fabricwatch_crds::AlertRule>>,
+    ) -> Self {
+        self.rules = store;
+        self
+    }
+
+    /// Shows the AIAnalyses of `store` in the fleet view.
+    pub fn with_analyses(
+        mut self,
+        store: Option<kube::runtime::reflector::Store<fabricwatch_crds::AIAnalysis>>,
+    ) -> Self {
+        self.analyses = store;
+        self
+    }
+
+    /// Ingest, the read API and the fleet view.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route(REPORT_PATH, post(ingest))
+            .merge(read_router())
+            .merge(crate::ui::routes())
+            .with_state(self)
+    }
+
+    /// The read API and the fleet view for a trusted listener (`--ui-listen` on loopback):
+    /// every caller reads everything; no ingest.
+    pub fn trusted_router(self) -> Router {
+        read_router().merge(crate::ui::routes()).with_state(Api {
+            access: Arc::new(Access::open()),
+            ..self
+        })
+    }
+}
+
+impl FromRef<Api> for Arc<Shared> {
+    fn from_ref(api: &Api) -> Self {
+        api.shared.clone()
+    }
+}
+
+/// Cookie the fleet view stores a bearer token in (browsers send no `Authorization` header
+/// on navigation). `HttpOnly; SameSite=Strict`, so scripts and other sites cannot use it.
+pub const TOKEN_COOKIE: &str = "fabricwatch_token";
+
+/// The bearer credential of a request: the `Authorization` header, else the
+/// [`TOKEN_COOKIE`] cookie as `Bearer <value>`.
+pub fn credential(headers: &header::HeaderMap) -> Option<String> {
+    if let Some(h) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return Some(h.to_string());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, v)| *k == TOKEN_COOKIE && !v.is_empty())
+        .map(|(_, v)| format!("Bearer {v}"))
+}
+
+impl FromRequestParts<Api> for Caller {
+    type Rejection = Denied;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, Denied> {
+        api.access
+            .caller(credential(&parts.headers).as_deref())
+            .await
+    }
+}
+
+/// The router of analytics' own API (merge it with `fabricwatch_common::serve::ops_router`):
+/// ingest plus the read API and fleet view, the latter answering as `access` decides.
+pub fn router(shared: Arc<Shared>, access: Arc<Access>) -> Router {
+    Api::new(shared, access).router()
+}
+
+/// The read API's routes alone (also served on the `--ui-listen` listener).
+pub fn read_router() -> Router<Api> {
     Router::new()
-        .route(REPORT_PATH, post(ingest))
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/targets/{ns}/{name}", get(target))
         .route("/api/v1/targets/{ns}/{name}/nodes", get(nodes))
@@ -88,7 +214,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/events", get(events))
         .route("/api/v1/anomalies", get(anomalies))
-        .with_state(shared)
 }
 
 /// Checks a report's content beyond its JSON shape.
@@ -335,50 +460,102 @@ fn not_found(what: String) -> Response {
         .into_response()
 }
 
-async fn targets(State(shared): State<Arc<Shared>>) -> Response {
+/// Namespaces that hold targets, alerts or events: the candidates of a list's filter.
+pub fn data_namespaces(shared: &Shared) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = lock(&shared.fleet)
+        .targets()
+        .map(|t| t.namespace.clone())
+        .collect();
+    out.extend(
+        lock(&shared.evaluator)
+            .snapshot()
+            .into_iter()
+            .map(|r| r.rule.namespace),
+    );
+    out.extend(
+        lock(&shared.events)
+            .latest(None, usize::MAX)
+            .into_iter()
+            .map(|e| e.object.namespace),
+    );
+    out
+}
+
+/// The caller's readable namespaces among those holding data.
+///
+/// # Errors
+/// As [`Access::readable`].
+pub async fn scope(shared: &Shared, access: &Access, caller: &Caller) -> Result<Scope, Denied> {
+    if access.is_open() {
+        return Ok(Scope::All);
+    }
+    access.readable(caller, data_namespaces(shared)).await
+}
+
+async fn targets(State(api): State<Api>, caller: Caller) -> Response {
+    let scope = match scope(&api.shared, &api.access, &caller).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
     let now = Utc::now();
-    let fleet = lock(&shared.fleet);
-    let views: Vec<_> = fleet.targets().filter_map(|t| fleet.view(t, now)).collect();
+    let fleet = lock(&api.shared.fleet);
+    let views: Vec<_> = fleet
+        .targets()
+        .filter(|t| scope.contains(&t.namespace))
+        .filter_map(|t| fleet.view(t, now))
+        .collect();
     Json(views).into_response()
 }
 
 async fn target(
-    State(shared): State<Arc<Shared>>,
+    State(api): State<Api>,
+    caller: Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> Response {
+    if let Err(e) = api.access.require_read(&caller, &ns).await {
+        return e.into_response();
+    }
     let t = ObjectRef {
         namespace: ns,
         name,
     };
-    match lock(&shared.fleet).view(&t, Utc::now()) {
+    match lock(&api.shared.fleet).view(&t, Utc::now()) {
         Some(v) => Json(v).into_response(),
         None => not_found(format!("target {t}")),
     }
 }
 
 async fn nodes(
-    State(shared): State<Arc<Shared>>,
+    State(api): State<Api>,
+    caller: Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> Response {
+    if let Err(e) = api.access.require_read(&caller, &ns).await {
+        return e.into_response();
+    }
     let t = ObjectRef {
         namespace: ns,
         name,
     };
-    match lock(&shared.fleet).nodes(&t, Utc::now()) {
+    match lock(&api.shared.fleet).nodes(&t, Utc::now()) {
         Some(v) => Json(v).into_response(),
         None => not_found(format!("target {t}")),
     }
 }
 
 async fn history(
-    State(shared): State<Arc<Shared>>,
+    State(api): State<Api>,
+    caller: Caller,
     Path((ns, name, node, series)): Path<(String, String, String, String)>,
 ) -> Response {
+    if let Err(e) = api.access.require_read(&caller, &ns).await {
+        return e.into_response();
+    }
     let t = ObjectRef {
         namespace: ns,
         name,
     };
-    match lock(&shared.fleet).history(&t, &node, &series) {
+    match lock(&api.shared.fleet).history(&t, &node, &series) {
         Some(v) => Json(v).into_response(),
         None => not_found(format!(
             "series {series} of node {node} in target {t} (series: {:?})",
@@ -387,8 +564,17 @@ async fn history(
     }
 }
 
-async fn alerts(State(shared): State<Arc<Shared>>) -> Response {
-    Json(lock(&shared.evaluator).snapshot()).into_response()
+async fn alerts(State(api): State<Api>, caller: Caller) -> Response {
+    let scope = match scope(&api.shared, &api.access, &caller).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let list: Vec<_> = lock(&api.shared.evaluator)
+        .snapshot()
+        .into_iter()
+        .filter(|r| scope.contains(&r.rule.namespace))
+        .collect();
+    Json(list).into_response()
 }
 
 /// Query of `/api/v1/events`.
@@ -399,39 +585,90 @@ struct EventQuery {
     limit: Option<usize>,
 }
 
-async fn events(State(shared): State<Arc<Shared>>, Query(q): Query<EventQuery>) -> Response {
+/// The scope a namespaced-or-not query may see: the asked namespace when given (403 when not
+/// readable), else the caller's readable namespaces.
+async fn query_scope(api: &Api, caller: &Caller, q: &EventQuery) -> Result<Scope, Denied> {
+    match &q.namespace {
+        Some(ns) => {
+            api.access.require_read(caller, ns).await?;
+            Ok(Scope::Only(BTreeSet::from([ns.clone()])))
+        }
+        None => scope(&api.shared, &api.access, caller).await,
+    }
+}
+
+async fn events(State(api): State<Api>, caller: Caller, Query(q): Query<EventQuery>) -> Response {
+    let scope = match query_scope(&api, &caller, &q).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let limit = q.limit.unwrap_or(100).min(1000);
     let object = match (q.namespace, q.name) {
         (Some(namespace), Some(name)) => Some(ObjectRef { namespace, name }),
         _ => None,
     };
-    Json(lock(&shared.events).latest(object.as_ref(), q.limit.unwrap_or(100).min(1000)))
-        .into_response()
+    let list: Vec<_> = lock(&api.shared.events)
+        .latest(object.as_ref(), usize::MAX)
+        .into_iter()
+        .filter(|e| scope.contains(&e.object.namespace))
+        .take(limit)
+        .collect();
+    Json(list).into_response()
 }
 
 /// One entry of `/api/v1/anomalies`.
 #[derive(Debug, Serialize)]
-struct AnomalyEntry {
-    namespace: String,
-    target: String,
+pub struct AnomalyEntry {
+    /// Namespace of the MonitorTarget.
+    pub namespace: String,
+    /// Name of the MonitorTarget.
+    pub target: String,
+    /// The episode.
     #[serde(flatten)]
-    record: crate::anomaly::log::AnomalyRecord,
+    pub record: crate::anomaly::log::AnomalyRecord,
 }
 
-/// Same query as `/api/v1/events` (default limit 100, at most 1,000).
-async fn anomalies(State(shared): State<Arc<Shared>>, Query(q): Query<EventQuery>) -> Response {
-    let object = match (q.namespace, q.name) {
-        (Some(namespace), Some(name)) => Some(ObjectRef { namespace, name }),
-        _ => None,
-    };
-    let list: Vec<AnomalyEntry> = lock(&shared.fleet)
-        .anomalies(object.as_ref(), q.limit.unwrap_or(100).min(1000))
+/// Anomaly episodes of `object` (all targets when `None`) in `scope`, newest first, at most
+/// `limit`.
+pub fn anomaly_entries(
+    shared: &Shared,
+    object: Option<&ObjectRef>,
+    scope: &Scope,
+    limit: usize,
+) -> Vec<AnomalyEntry> {
+    lock(&shared.fleet)
+        .anomalies(object, usize::MAX)
         .into_iter()
+        .filter(|(t, _)| scope.contains(&t.namespace))
+        .take(limit)
         .map(|(t, record)| AnomalyEntry {
             namespace: t.namespace,
             target: t.name,
             record,
         })
-        .collect();
+        .collect()
+}
+
+/// Same query as `/api/v1/events` (default limit 100, at most 1,000).
+async fn anomalies(
+    State(api): State<Api>,
+    caller: Caller,
+    Query(q): Query<EventQuery>,
+) -> Response {
+    let scope = match query_scope(&api, &caller, &q).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let object = match (q.namespace.clone(), q.name.clone()) {
+        (Some(namespace), Some(name)) => Some(ObjectRef { namespace, name }),
+        _ => None,
+    };
+    let list = anomaly_entries(
+        &api.shared,
+        object.as_ref(),
+        &scope,
+        q.limit.unwrap_or(100).min(1000),
+    );
     Json(list).into_response()
 }
 

@@ -421,6 +421,7 @@ pub fn rule_status(r: &RuleReport, prev: &[Condition], now: DateTime<Utc>) -> Al
             RuleState::Pending => AlertState::Pending,
             RuleState::Firing => AlertState::Firing,
             RuleState::Suppressed => AlertState::Suppressed,
+            RuleState::Silenced => AlertState::Silenced,
         }),
         active_since: r.active_since.map(to_time),
         last_evaluation_time: Some(to_time(r.evaluated_at)),

@@ -3,6 +3,7 @@
 pub mod aianalysis;
 pub mod alert;
 pub mod anomaly;
+pub mod authz;
 pub mod congestion;
 pub mod consistency;
 pub mod derive;
@@ -23,6 +24,7 @@ pub mod score;
 pub mod state;
 pub mod stats;
 pub mod trigger;
+pub mod ui;
 pub mod window;
 
 use std::{sync::Arc, time::Duration};
@@ -55,10 +57,30 @@ pub struct Args {
         default_value = "0.0.0.0:8080"
     )]
     pub listen: std::net::SocketAddr,
-    /// Accept reports without a token. For local runs only: anyone who can reach the port
-    /// can then feed analytics.
+    /// Accept reports without a token and answer the read API and fleet view to anyone.
+    /// Only together with --without-kubernetes (local runs and tests): anyone who can reach
+    /// the port can then feed analytics and read everything it holds.
     #[arg(long, env = "FABRICWATCH_ANALYTICS_INSECURE_SKIP_AUTH")]
     pub insecure_skip_auth: bool,
+    /// Second listener serving the fleet view (`/ui/`) and the read API to every caller
+    /// without a token: it must be a loopback address (e.g. `127.0.0.1:8081`), so that only
+    /// `kubectl port-forward` reaches it, and port-forward's own RBAC (`create` on
+    /// `pods/portforward` in analytics' namespace) is the access check.
+    #[arg(long, env = "FABRICWATCH_ANALYTICS_UI_LISTEN")]
+    pub ui_listen: Option<std::net::SocketAddr>,
+    /// Audiences a reader's token may be issued for (repeatable; empty: the API server's
+    /// default audience, which `kubectl create token` and in-cluster ServiceAccount tokens
+    /// have).
+    #[arg(
+        long = "read-audience",
+        env = "FABRICWATCH_ANALYTICS_READ_AUDIENCES",
+        value_delimiter = ','
+    )]
+    pub read_audiences: Vec<String>,
+    /// How long a read-permission decision (SubjectAccessReview) is reused: a revoked
+    /// RoleBinding takes effect within this time.
+    #[arg(long, env = "FABRICWATCH_ANALYTICS_ACCESS_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub access_cache_ttl: Duration,
     /// Run without a Kubernetes API: every target is accepted with default thresholds, no
     /// AlertRules are evaluated and no status is written (implies nothing about auth; combine
     /// with --insecure-skip-auth for a fully local run).
@@ -174,6 +196,31 @@ async fn run_inner(args: Args, external: Option<mpsc::Sender<Trigger>>) -> anyho
         Some(c) => Some(k8s::Stores::start(c.clone()).await?),
         None => None,
     };
+    if args.insecure_skip_auth && !args.without_kubernetes {
+        anyhow::bail!("--insecure-skip-auth is only for local runs with --without-kubernetes: in a cluster, readers and agents authenticate with tokens");
+    }
+    if let Some(ui) = args.ui_listen {
+        if !ui.ip().is_loopback() && !args.insecure_skip_auth {
+            anyhow::bail!("--ui-listen {ui} must be a loopback address: it answers without a token, so only kubectl port-forward may reach it");
+        }
+    }
+    let access = Arc::new(match &client {
+        Some(c) if !args.insecure_skip_auth => authz::Access::checked(
+            Arc::new(
+                TokenReviewAuthenticator::new(c.clone(), args.read_audiences.clone())
+                    .with_ttl(args.token_cache_ttl, Duration::from_secs(5)),
+            ),
+            Arc::new(authz::SubjectAccessReviewer::new(c.clone())),
+            authz::DecisionCache::new(args.access_cache_ttl, authz::DEFAULT_DECISION_ENTRIES),
+        ),
+        _ => {
+            tracing::warn!(
+                "--insecure-skip-auth: the read API and fleet view answer anyone reaching {}",
+                args.listen
+            );
+            authz::Access::open()
+        }
+    });
     let auth: Option<Arc<dyn Authenticator>> = if args.insecure_skip_auth {
         tracing::warn!("--insecure-skip-auth: agent reports are NOT authenticated; anyone reaching {} can feed analytics", args.listen);
         None
@@ -258,10 +305,11 @@ async fn run_inner(args: Args, external: Option<mpsc::Sender<Trigger>>) -> anyho
         )),
         _ => None,
     };
+    let mut analyses = None;
     if let Some(mut rx) = own_rx {
         match (&client, &stores) {
             (Some(c), Some(s)) => {
-                aianalysis::start(
+                let runner = aianalysis::start(
                     c.clone(),
                     shared.clone(),
                     s.clone(),
@@ -270,6 +318,7 @@ async fn run_inner(args: Args, external: Option<mpsc::Sender<Trigger>>) -> anyho
                     aianalysis::RunnerConfig::default(),
                 )
                 .await?;
+                analyses = Some(runner.analyses());
             }
             _ => {
                 tokio::spawn(async move {
@@ -281,8 +330,33 @@ async fn run_inner(args: Args, external: Option<mpsc::Sender<Trigger>>) -> anyho
         }
     }
     let ready = Readiness::default();
-    let app =
-        http::router(shared.clone()).merge(ops_router(metrics.registry.clone(), ready.clone()));
+    let api = http::Api::new(shared.clone(), access)
+        .with_analyses(analyses)
+        .with_rules(stores.as_ref().map(|s| s.rules.clone()))
+        .with_silencer(client.as_ref().map(|c| {
+            Arc::new(ui::silence::KubeSilencer::new(c.clone()))
+                as Arc<dyn ui::silence::RuleSilencer>
+        }));
+    let app = api
+        .clone()
+        .router()
+        .merge(ops_router(metrics.registry.clone(), ready.clone()));
+    if let Some(addr) = args.ui_listen {
+        // Bound here, so a taken address fails the start instead of a background task.
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("--ui-listen: cannot listen on {addr}: {e}"))?;
+        tracing::info!(%addr, "serving the fleet view and read API without tokens (loopback)");
+        let trusted = api.trusted_router();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, trusted)
+                .with_graceful_shutdown(shutdown::signal())
+                .await;
+            if let Err(e) = served {
+                tracing::error!("--ui-listen {addr}: {e}");
+            }
+        });
+    }
     tokio::spawn(cycle_loop(
         shared.clone(),
         stores,

@@ -10,7 +10,7 @@ use fabricwatch_crds::{
 use fabricwatch_proto::ObjectRef;
 
 use crate::{
-    alert::{FiringSeries, MaintenanceWindow, RuleSpec, SeriesKey},
+    alert::{FiringSeries, MaintenanceWindow, RuleSpec, SeriesKey, SilenceWindow},
     fleet::TargetConfig,
 };
 
@@ -114,6 +114,14 @@ pub fn rule_spec(rule: &AlertRule) -> Result<RuleSpec, String> {
         cooldown: dur(&s.cooldown, "spec.cooldown")?,
         repeat_interval: Some(dur(&s.repeat_interval, "spec.repeatInterval")?),
         maintenance,
+        silence: match &s.silence {
+            None => None,
+            Some(w) => Some(SilenceWindow {
+                until: from_time(&w.until).ok_or("spec.silence.until is out of range")?,
+                node: w.node.clone(),
+                by: w.by.clone(),
+            }),
+        },
         annotations,
     })
 }
@@ -222,6 +230,23 @@ mod tests {
         assert_eq!(s.maintenance.len(), 1);
         assert_eq!(s.annotations["summary"], "loss on {{ node }}");
         assert!(accepted(&r));
+    }
+
+    #[test]
+    fn silence_is_read_from_the_spec() {
+        let r = rule(
+            "targetRef: {name: fabric}\nmetric: ping_loss_percent\noperator: gt\nthreshold: 5\n\
+             silence: {until: '2026-12-06T20:00:00Z', node: n3, by: 'alice: cable swap'}\n",
+        );
+        let s = rule_spec(&r).expect("valid");
+        let w = s.silence.expect("silence");
+        assert_eq!(w.until.to_rfc3339(), "2026-12-06T20:00:00+00:00");
+        assert_eq!(w.node.as_deref(), Some("n3"));
+        assert_eq!(w.by.as_deref(), Some("alice: cable swap"));
+        let none = rule(
+            "targetRef: {name: fabric}\nmetric: ping_loss_percent\noperator: gt\nthreshold: 5\n",
+        );
+        assert_eq!(rule_spec(&none).expect("valid").silence, None);
     }
 
     #[test]

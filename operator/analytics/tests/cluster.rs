@@ -163,7 +163,16 @@ async fn real_tokens_are_reviewed_through_the_ingest_endpoint() -> Result<()> {
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, router(shared)).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router(
+                shared,
+                std::sync::Arc::new(fabricwatch_analytics::authz::Access::open()),
+            ),
+        )
+        .await
+    });
     // The MonitorTarget may reach the store a moment after the list.
     eventually("the watch to catch up", SETTLE, || {
         let stores = stores.clone();

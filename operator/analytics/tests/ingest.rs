@@ -80,8 +80,11 @@ async fn start_with(config: TargetConfig) -> (String, Arc<Shared>) {
         max_body_bytes: 64 * 1024,
         triggers: None,
     });
-    let app =
-        router(shared.clone()).merge(ops_router(metrics.registry.clone(), Readiness::default()));
+    let app = router(
+        shared.clone(),
+        std::sync::Arc::new(fabricwatch_analytics::authz::Access::open()),
+    )
+    .merge(ops_router(metrics.registry.clone(), Readiness::default()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -170,9 +170,15 @@ struct Ctx {
 #[derive(Debug)]
 pub struct RunnerHandle {
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    analyses: Store<AIAnalysis>,
 }
 
 impl RunnerHandle {
+    /// The runner's AIAnalysis store (the fleet view shows their findings).
+    pub fn analyses(&self) -> Store<AIAnalysis> {
+        self.analyses.clone()
+    }
+
     /// Aborts the watch and the trigger loop (a run in progress finishes on its own).
     pub fn stop(self) {
         self.tasks.iter().for_each(tokio::task::JoinHandle::abort);
@@ -233,9 +239,11 @@ pub async fn start(
         recorder,
         analyses: reader.clone(),
     };
+    let reader_for_ui = reader.clone();
     let main = tokio::spawn(run_loop(ctx, reader, triggers, config));
     Ok(RunnerHandle {
         tasks: vec![watch, main],
+        analyses: reader_for_ui,
     })
 }
 

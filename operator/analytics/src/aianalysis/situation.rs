@@ -337,6 +337,7 @@ mod tests {
             cooldown: chrono::Duration::zero(),
             repeat_interval: None,
             maintenance: vec![],
+            silence: None,
             annotations: Default::default(),
             analysis_ref: None,
         };
