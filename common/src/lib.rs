@@ -6,6 +6,8 @@ pub mod error;
 pub mod kube_client;
 pub mod serve;
 pub mod shutdown;
+#[cfg(feature = "kube-client")]
+pub mod status_patch;
 pub mod telemetry;
 
 pub use error::error_chain;
