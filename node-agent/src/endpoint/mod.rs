@@ -25,7 +25,10 @@ use fabricwatch_proto::{
 };
 use tokio::{net::TcpStream, sync::watch};
 
-use crate::health::{grade, Problem};
+use crate::{
+    agent::{Assembly, Fold},
+    health::{grade, Problem},
+};
 
 /// Where the DNS probe finds the default resolver.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -303,6 +306,17 @@ impl EndpointProber {
             .iter()
             .filter_map(|n| m.get(n).cloned())
             .collect()
+    }
+}
+
+/// The latest result of each endpoint (probed by their own tasks, not in the collection):
+/// the report's `endpoints` and their problems; probe failures are the endpoints' state,
+/// not collector errors.
+impl Fold for Vec<EndpointReport> {
+    fn fold_into(self, a: &mut Assembly<'_>) {
+        a.problems
+            .extend(classify(&self, &a.config.thresholds, Utc::now()));
+        a.report.endpoints = self;
     }
 }
 

@@ -23,6 +23,11 @@ use fabricwatch_proto::{
 };
 use procfs::{FromBufRead, FromBufReadSI, FromRead};
 
+use crate::{
+    agent::{Assembly, Fold},
+    health::{self, CollectorResult},
+};
+
 /// Cumulative disk IO of one block device (from `/proc/diskstats`, sectors of 512 bytes per
 /// `Documentation/admin-guide/iostats.rst`).
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
@@ -79,6 +84,34 @@ pub struct HostOutcome {
     pub netdevs: Vec<NetdevTotals>,
     /// Non-fatal problems: (subject, message).
     pub errors: Vec<(String, String)>,
+}
+
+impl Fold for HostOutcome {
+    /// Failed without a report (`/proc/stat` or `/proc/meminfo` unreadable), Partial when
+    /// some other file was.
+    fn fold_into(self, a: &mut Assembly<'_>) {
+        let HostOutcome {
+            report,
+            disks,
+            netdevs,
+            errors,
+        } = self;
+        a.results.push(match (&report, errors.is_empty()) {
+            (None, _) => CollectorResult::Failed,
+            (Some(_), false) => CollectorResult::Partial,
+            (Some(_), true) => CollectorResult::Ok,
+        });
+        for (subject, message) in errors {
+            a.error("host", "read", subject, message);
+        }
+        if let Some(h) = &report {
+            a.problems
+                .extend(health::classify_host(h, &a.config.thresholds));
+        }
+        a.report.host = report;
+        a.snapshot.disks = disks;
+        a.snapshot.netdevs = netdevs;
+    }
 }
 
 #[derive(Clone, Debug, Default)]

@@ -24,6 +24,11 @@ use std::{
 use fabricwatch_proto::report::{Peer, PeerReport, ProbeProtocol};
 use rand::Rng;
 
+use crate::{
+    agent::{Assembly, Fold},
+    health::{self, CollectorResult},
+};
+
 pub use stats::{PeerKey, ProbeOutcome};
 
 /// A target to probe: its identity and the host text to resolve (IP, `IP:port`, hostname).
@@ -89,6 +94,53 @@ pub struct PingOutcome {
     pub reports: Vec<PeerReport>,
     /// Set when probing could not start at all (no ICMP socket).
     pub setup_error: Option<String>,
+}
+
+impl Fold for PingOutcome {
+    /// Failed without a socket; Partial when a peer failed with an error other than a
+    /// timeout (a lost probe is what ping measures, not a fault of the agent).
+    fn fold_into(self, a: &mut Assembly<'_>) {
+        let PingOutcome {
+            reports,
+            setup_error,
+        } = self;
+        let mut result = CollectorResult::Ok;
+        if let Some(e) = setup_error {
+            a.error("ping", "setup", "socket".into(), e);
+            result = CollectorResult::Failed;
+        }
+        for r in &reports {
+            let t = a.ping_totals.entry(r.peer.clone()).or_default();
+            t.sent += u64::from(r.sent);
+            t.received += u64::from(r.received);
+            if let Some(e) = &r.last_error {
+                let kind = error_kind(e);
+                a.error("ping", kind, r.peer.clone(), e.clone());
+                if kind != "timeout" && result == CollectorResult::Ok {
+                    result = CollectorResult::Partial;
+                }
+            }
+        }
+        let live: HashSet<&String> = reports.iter().map(|r| &r.peer).collect();
+        a.ping_totals.retain(|k, _| live.contains(k));
+        a.problems
+            .extend(health::classify_ping(&reports, &a.config.thresholds));
+        a.results.push(result);
+        a.report.ping = reports;
+    }
+}
+
+/// Bounded `kind` label for a ping error text.
+pub fn error_kind(e: &str) -> &'static str {
+    if e == "timeout" {
+        "timeout"
+    } else if e.contains("unreachable") {
+        "unreachable"
+    } else if e.starts_with("cannot resolve") || e.contains("resolves to no address") {
+        "resolve"
+    } else {
+        "probe_error"
+    }
 }
 
 /// Stateful ping collector: the ICMP socket (opened on first use) and each peer's jitter.

@@ -22,8 +22,13 @@ use fabricwatch_proto::{
     report::{PortIdentity, RdmaPortReport},
 };
 
-use crate::ethtool::{EthtoolCollector, EthtoolError, NetdevView};
+use crate::{
+    agent::{Assembly, Fold},
+    ethtool::{EthtoolCollector, EthtoolError, NetdevView},
+    health::{self, CollectorResult},
+};
 
+use parse::BadValue;
 pub use sysfs::{FileError, FileErrorKind, PortSample, ReadMode};
 
 /// `port_rcv_data` / `port_xmit_data` count 4-octet words (IBA spec vol. 1, §16.1.3.5,
@@ -235,6 +240,71 @@ pub struct RdmaOutcome {
     pub fatal: Option<FileError>,
     /// Netdevs whose Ethernet statistics or DCQCN settings were (partly) skipped.
     pub ethtool_errors: Vec<EthtoolError>,
+}
+
+impl RdmaOutcome {
+    /// How the collection fared. `N/A (no PMA)` is how devices without a PMA (iWARP) say
+    /// "unsupported": it is counted and reported but does not degrade the agent; every
+    /// other skipped file does. Likewise a netdev whose driver has no statistics, or that
+    /// is gone (a RoCE port whose netdev was renamed or removed since sysfs was read), is
+    /// counted but does not degrade it.
+    pub fn result(&self) -> CollectorResult {
+        if self.fatal.is_some() {
+            CollectorResult::Failed
+        } else if self
+            .errors
+            .iter()
+            .any(|e| e.kind != FileErrorKind::Bad(BadValue::NotAvailable))
+            || self
+                .ethtool_errors
+                .iter()
+                .any(|e| !matches!(e.kind, "unsupported" | "not_found"))
+        {
+            CollectorResult::Partial
+        } else {
+            CollectorResult::Ok
+        }
+    }
+}
+
+impl Fold for RdmaOutcome {
+    /// Skipped sysfs files under `rdma`, skipped Ethernet statistics under `ethtool`.
+    fn fold_into(self, a: &mut Assembly<'_>) {
+        a.results.push(self.result());
+        if let Some(f) = &self.fatal {
+            a.error(
+                "rdma",
+                f.kind.as_str(),
+                f.path.display().to_string(),
+                f.message.clone(),
+            );
+        }
+        for e in &self.errors {
+            a.error(
+                "rdma",
+                e.kind.as_str(),
+                e.path.display().to_string(),
+                format!("{}: {}", e.kind.as_str(), e.message),
+            );
+        }
+        for e in &self.ethtool_errors {
+            a.error(
+                "ethtool",
+                e.kind,
+                e.subject.clone(),
+                format!("{}: {}", e.kind, e.message),
+            );
+        }
+        let wire: Vec<_> = self
+            .ports
+            .iter()
+            .map(|p| (p.to_report(), p.error_rate()))
+            .collect();
+        a.problems
+            .extend(health::classify_rdma(&wire, &a.config.thresholds));
+        a.report.rdma = wire.into_iter().map(|(r, _)| r).collect();
+        a.snapshot.rdma_ports = self.ports;
+    }
 }
 
 /// Stateful rdma collector (keeps counter history and open files between collections).
