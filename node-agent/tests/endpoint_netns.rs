@@ -5,10 +5,10 @@
 //! (expired, expiring, wrong name) and by `tc netem` on the link. Needs root, iproute2,
 //! tc and dnsmasq; skips (with the reason printed) otherwise.
 
+mod support;
+
 use std::{
-    fs::File,
     net::IpAddr,
-    os::fd::AsRawFd,
     process::{Child, Command},
     sync::Arc,
     time::{Duration, Instant},
@@ -19,46 +19,15 @@ use fabricwatch_proto::endpoint::{
     DnsProbe, DnsRecordType, EndpointConfig, EndpointReport, EndpointState, HttpMethod, HttpProbe,
     TcpProbe, TlsConfig,
 };
+use support::{enter, skip_reason, VethPair};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpListener,
 };
 
-fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root".into());
-    }
-    for tool in ["ip", "tc", "dnsmasq"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !found {
-            return Some(format!("{tool} not installed"));
-        }
-    }
-    None
-}
-
-fn sh(cmd: &str) -> Result<String, String> {
-    let out = Command::new("sh")
-        .args(["-c", cmd])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!("{cmd}: {}", String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
 /// Client and server namespaces; removed on drop (also when the test fails).
 struct Net {
-    client: String,
-    server: String,
-    net: u8,
+    pair: VethPair,
     dnsmasq: Option<Child>,
 }
 
@@ -66,56 +35,39 @@ impl Net {
     fn new() -> Self {
         let pid = std::process::id();
         let net = u8::try_from(20 + pid % 200).unwrap_or(20);
-        let n = Net {
-            client: format!("probes-c-{pid}"),
-            server: format!("probes-s-{pid}"),
-            net,
+        Net {
+            pair: VethPair::new(
+                format!("probes-c-{pid}"),
+                format!("probes-s-{pid}"),
+                &format!("prbc{pid}"),
+                &format!("prbs{pid}"),
+                format!("10.198.{net}"),
+            ),
             dnsmasq: None,
-        };
-        n.cleanup();
-        let (c, s) = (&n.client, &n.server);
-        sh(&format!(
-            "set -e
-             ip netns add {c}; ip netns add {s}
-             ip link add prbc{pid} netns {c} type veth peer name prbs{pid} netns {s}
-             ip -n {c} addr add 10.198.{net}.1/30 dev prbc{pid}
-             ip -n {s} addr add 10.198.{net}.2/30 dev prbs{pid}
-             ip -n {c} link set lo up; ip -n {s} link set lo up
-             ip -n {c} link set prbc{pid} up; ip -n {s} link set prbs{pid} up"
-        ))
-        .expect("netns setup");
-        n
+        }
+    }
+
+    fn client(&self) -> &str {
+        &self.pair.a
+    }
+
+    fn server(&self) -> &str {
+        &self.pair.b
     }
 
     fn server_ip(&self) -> IpAddr {
-        format!("10.198.{}.2", self.net).parse().expect("ip")
-    }
-
-    fn cleanup(&self) {
-        let _ = sh(&format!(
-            "ip netns del {} 2>/dev/null; ip netns del {} 2>/dev/null; true",
-            self.client, self.server
-        ));
+        self.pair.addr_b().parse().expect("ip")
     }
 }
 
 impl Drop for Net {
+    // dnsmasq runs in the server namespace: stopped before `pair` deletes it.
     fn drop(&mut self) {
         if let Some(mut d) = self.dnsmasq.take() {
             let _ = d.kill();
             let _ = d.wait();
         }
-        self.cleanup();
     }
-}
-
-/// Moves the calling thread into network namespace `ns`.
-fn enter(ns: &str) {
-    let f = File::open(format!("/run/netns/{ns}")).expect("open netns");
-    // SAFETY: fd is a valid namespace file descriptor for the duration of the call;
-    // setns only changes this thread's network namespace.
-    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns {ns}: {}", std::io::Error::last_os_error());
 }
 
 /// Certificates of the test: a CA, and leaf certificates for `probes.test` (and the
@@ -450,7 +402,7 @@ fn run_cases(client_ns: &str, cases: Vec<Case>) -> Vec<String> {
 
 #[test]
 fn endpoint_probes_against_real_servers() {
-    if let Some(r) = skip_reason() {
+    if let Some(r) = skip_reason(&["ip", "tc", "dnsmasq"]) {
         eprintln!("skipping endpoint netns test: {r}");
         return;
     }
@@ -458,7 +410,7 @@ fn endpoint_probes_against_real_servers() {
     let ip = net.server_ip();
     let pki = Arc::new(Pki::new(ip));
     {
-        let (server_ns, pki) = (net.server.clone(), pki.clone());
+        let (server_ns, pki) = (net.server().to_string(), pki.clone());
         std::thread::spawn(move || {
             enter(&server_ns);
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -481,7 +433,7 @@ fn endpoint_probes_against_real_servers() {
         .args([
             "netns",
             "exec",
-            &net.server,
+            net.server(),
             "dnsmasq",
             "--keep-in-foreground",
         ])
@@ -852,7 +804,7 @@ fn endpoint_probes_against_real_servers() {
             Some("timeout after 300ms (in resolve)"),
         ),
     ];
-    let mut failures = run_cases(&net.client, std::mem::take(&mut cases));
+    let mut failures = run_cases(net.client(), std::mem::take(&mut cases));
 
     // A slow resolver: a UDP relay in the server namespace (port 5300) that holds each
     // query 60 ms before passing it to dnsmasq (the kernel here has no netem qdisc).
@@ -876,7 +828,7 @@ fn endpoint_probes_against_real_servers() {
             None,
         )
     }];
-    failures.extend(run_cases(&net.client, slow));
+    failures.extend(run_cases(net.client(), slow));
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

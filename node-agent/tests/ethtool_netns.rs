@@ -2,38 +2,14 @@
 //! own (veth has driver statistics: `peer_ifindex`, per-queue XDP counters). Needs root
 //! and iproute2; skips (with the reason printed) otherwise.
 
-use std::{fs::File, os::fd::AsRawFd, process::Command};
+mod support;
 
 use fabricwatch_agent::ethtool::{
     ioctl::{EthtoolSocket, StatsError},
     EthtoolCollector,
 };
 use fabricwatch_proto::agent_config::EthtoolConfig;
-
-fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root".into());
-    }
-    let found = Command::new("sh")
-        .args(["-c", "command -v ip"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    (!found).then(|| "ip not installed".into())
-}
-
-fn sh(cmd: &str) -> Result<String, String> {
-    let out = Command::new("sh")
-        .args(["-c", cmd])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!("{cmd}: {}", String::from_utf8_lossy(&out.stderr)))
-    }
-}
+use support::{enter, sh, skip_reason};
 
 /// Namespace `fwet<tag>-<pid>` with veth `fwetA` ↔ `fwetB`; removed on drop.
 struct Ns(String);
@@ -53,12 +29,9 @@ impl Ns {
     /// An ethtool socket created inside the namespace (a socket keeps the namespace it was
     /// made in; the thread that entered it ends).
     fn socket(&self) -> EthtoolSocket {
-        let path = format!("/run/netns/{}", self.0);
+        let ns = self.0.clone();
         std::thread::spawn(move || {
-            let f = File::open(&path).expect("open netns");
-            // SAFETY: setns on an owned, open namespace file; affects this thread only.
-            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            enter(&ns);
             EthtoolSocket::open().expect("socket")
         })
         .join()
@@ -85,7 +58,7 @@ impl Drop for Ns {
 
 #[test]
 fn veth_statistics_come_through_the_ioctl() {
-    if let Some(r) = skip_reason() {
+    if let Some(r) = skip_reason(&["ip"]) {
         eprintln!("skipping netns test: {r}");
         return;
     }
@@ -120,17 +93,14 @@ fn veth_statistics_come_through_the_ioctl() {
 
 #[test]
 fn the_collector_reads_the_kernel_and_exports_nothing_for_veth() {
-    if let Some(r) = skip_reason() {
+    if let Some(r) = skip_reason(&["ip"]) {
         eprintln!("skipping netns test: {r}");
         return;
     }
     let ns = Ns::new("b");
     let name = ns.0.clone();
     let (views, errors) = std::thread::spawn(move || {
-        let f = File::open(format!("/run/netns/{name}")).expect("open netns");
-        // SAFETY: as in `Ns::socket`.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0);
+        enter(&name);
         let mut c = EthtoolCollector::new(&EthtoolConfig::default());
         c.collect(
             std::path::Path::new("/nonexistent"),

@@ -1,105 +1,48 @@
 //! Real ICMP probing between two network namespaces joined by a veth pair. Needs root,
 //! iproute2 and iptables; skips (with the reason printed) otherwise.
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+mod support;
+
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::{sh, skip_reason, VethPair};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_fabricwatch-agent");
 
-fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root".into());
-    }
-    for tool in ["ip", "iptables"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !found {
-            return Some(format!("{tool} not installed"));
-        }
-    }
-    None
-}
-
-fn sh(cmd: &str) -> Result<String, String> {
-    let out = Command::new("sh")
-        .args(["-c", cmd])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!("{cmd}: {}", String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
-/// Two namespaces `fwag-<tag>a` / `fwag-<tag>b` with 10.199.<net>.1 and .2 on a veth pair;
+/// Namespaces `fwag-<tag>a` / `fwag-<tag>b` with 10.199.<net>.1 and .2 on a veth pair;
 /// removed on drop (even when the test fails).
-struct Pair {
-    a: String,
-    b: String,
-    net: u8,
-}
+struct Pair(VethPair);
 
 impl Pair {
     fn new(tag: &str, net: u8) -> Self {
-        let p = Pair {
-            a: format!("fwag-{tag}a-{}", std::process::id()),
-            b: format!("fwag-{tag}b-{}", std::process::id()),
-            net,
-        };
-        p.cleanup();
-        let (a, b) = (&p.a, &p.b);
-        let script = format!(
-            "set -e
-             ip netns add {a}; ip netns add {b}
-             ip link add fwag{tag}va netns {a} type veth peer name fwag{tag}vb netns {b}
-             ip -n {a} addr add 10.199.{net}.1/30 dev fwag{tag}va
-             ip -n {b} addr add 10.199.{net}.2/30 dev fwag{tag}vb
-             ip -n {a} link set lo up; ip -n {b} link set lo up
-             ip -n {a} link set fwag{tag}va up; ip -n {b} link set fwag{tag}vb up"
-        );
-        sh(&script).expect("netns setup");
-        p
+        let pid = std::process::id();
+        Pair(VethPair::new(
+            format!("fwag-{tag}a-{pid}"),
+            format!("fwag-{tag}b-{pid}"),
+            &format!("fwag{tag}va"),
+            &format!("fwag{tag}vb"),
+            format!("10.199.{net}"),
+        ))
     }
 
     fn peer(&self) -> String {
-        format!("10.199.{}.2", self.net)
+        self.0.addr_b()
     }
 
     fn probe(&self, args: &str) -> Value {
         let out = sh(&format!(
             "ip netns exec {} {AGENT} --log-format json probe {args}",
-            self.a
+            self.0.a
         ))
         .expect("probe");
         serde_json::from_str(&out).expect("json")
-    }
-
-    fn cleanup(&self) {
-        let _ = sh(&format!(
-            "ip netns del {} 2>/dev/null; ip netns del {} 2>/dev/null; true",
-            self.a, self.b
-        ));
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        self.cleanup();
     }
 }
 
 #[test]
 fn rtt_measured_for_real_over_raw_and_datagram_sockets() {
-    if let Some(r) = skip_reason() {
+    if let Some(r) = skip_reason(&["ip", "iptables"]) {
         eprintln!("skipping netns test: {r}");
         return;
     }
@@ -134,7 +77,7 @@ fn rtt_measured_for_real_over_raw_and_datagram_sockets() {
 
     sh(&format!(
         "ip netns exec {} sysctl -qw net.ipv4.ping_group_range='0 2147483647'",
-        p.a
+        p.0.a
     ))
     .expect("sysctl");
     let v = p.probe(&format!("--count 10 --interval-ms 10 {}", p.peer()));
@@ -148,20 +91,20 @@ fn rtt_measured_for_real_over_raw_and_datagram_sockets() {
 /// ends the probe at once with that error, on both socket kinds, instead of a timeout.
 #[test]
 fn icmp_errors_end_probes_at_once() {
-    if let Some(r) = skip_reason() {
+    if let Some(r) = skip_reason(&["ip", "iptables"]) {
         eprintln!("skipping netns test: {r}");
         return;
     }
     let p = Pair::new("e", 4);
     sh(&format!(
         "ip netns exec {} iptables -A INPUT -p icmp --icmp-type echo-request -j REJECT --reject-with icmp-host-unreachable",
-        p.b
+        p.0.b
     ))
     .expect("iptables");
     for (socket, range) in [("raw", "1 0"), ("datagram", "0 2147483647")] {
         sh(&format!(
             "ip netns exec {} sysctl -qw net.ipv4.ping_group_range='{range}'",
-            p.a
+            p.0.a
         ))
         .expect("sysctl");
         let start = Instant::now();
@@ -188,14 +131,14 @@ fn icmp_errors_end_probes_at_once() {
 
 #[test]
 fn random_drop_of_20_percent_is_measured_within_5_points() {
-    if let Some(r) = skip_reason() {
+    if let Some(r) = skip_reason(&["ip", "iptables"]) {
         eprintln!("skipping netns test: {r}");
         return;
     }
     let p = Pair::new("l", 2);
     sh(&format!(
         "ip netns exec {} iptables -A INPUT -p icmp --icmp-type echo-request -m statistic --mode random --probability 0.2 -j DROP",
-        p.b
+        p.0.b
     ))
     .expect("iptables");
     let v = p.probe(&format!(
@@ -214,7 +157,7 @@ fn random_drop_of_20_percent_is_measured_within_5_points() {
 
 #[test]
 fn unreachable_peers_report_full_loss_and_an_error_without_hanging() {
-    if let Some(r) = skip_reason() {
+    if let Some(r) = skip_reason(&["ip", "iptables"]) {
         eprintln!("skipping netns test: {r}");
         return;
     }
@@ -223,7 +166,7 @@ fn unreachable_peers_report_full_loss_and_an_error_without_hanging() {
     // 10.250.0.1 has no route at all.
     sh(&format!(
         "ip -n {} route add 10.199.103.0/24 dev fwaguva",
-        p.a
+        p.0.a
     ))
     .expect("route");
     let start = Instant::now();
