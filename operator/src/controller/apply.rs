@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use std::time::Instant;
 
-use super::children;
+use super::cache::children;
 use super::context::Context;
 use super::error::Error;
 use fabricwatch_crds::FIELD_MANAGER_OPERATOR;

@@ -1,5 +1,6 @@
 //! State shared by the reconcilers: client, settings, event recorder, metrics, API
-//! availability and per-object backoff.
+//! availability, per-object backoff, and the children's indexes and apply ledger
+//! ([`super::cache::children`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 
+use super::cache::children::{ChildIndexes, Ledger};
 use super::events::{EventType, Publisher};
 use super::metrics::Metrics;
 use super::settings::Settings;
@@ -94,9 +96,9 @@ pub struct Context {
     /// Per-object backoff.
     pub backoff: Backoff,
     /// Indexes of the agent children, fed by their watches.
-    pub children: super::children::ChildIndexes,
+    pub children: ChildIndexes,
     /// Last applies of children (skips applies of children already in place).
-    pub ledger: super::children::Ledger,
+    pub ledger: Ledger,
 }
 
 impl Context {

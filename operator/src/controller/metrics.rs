@@ -18,7 +18,7 @@ pub struct Metrics {
     pub status_writes: IntCounterVec,
     /// `fabricwatch_controller_child_applies_total{kind,result}`: server-side applies of
     /// children (`result="applied"`) and applies skipped because the child was already in
-    /// place (`result="skipped"`, see [`super::children`]).
+    /// place (`result="skipped"`, see [`super::cache::children`]).
     pub child_applies: IntCounterVec,
     /// `fabricwatch_controller_leader`: 1 while this replica holds the lease.
     pub leader: prometheus::IntGauge,

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::Outcome;
 use crate::controller::apply::{self, apply_child, apply_dynamic, delete_if_present};
 use crate::controller::build::agent;
-use crate::controller::children::{self, ChildIndex};
+use crate::controller::cache::children::{self, ChildIndex};
 use crate::controller::context::Context;
 use crate::controller::error::Error;
 use crate::controller::names::agent_name;

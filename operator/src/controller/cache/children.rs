@@ -29,7 +29,7 @@ use kube::Resource;
 use serde::Serialize;
 
 use super::slim::{Slim, SlimStatus};
-use super::status::Rollout;
+use crate::controller::status::Rollout;
 
 /// Longest time a child goes without being applied again while its target is reconciled
 /// (the default resync period, `--resync-seconds`).
