@@ -245,7 +245,7 @@ fn chart_operator_runs_restricted_with_probes_and_real_flags() -> Result<()> {
         c["command"]
     );
     // Every flag the chart passes must exist in the controller's flag definitions.
-    let flags_src = std::fs::read_to_string(repo_root().join("operator/src/controller/mod.rs"))?;
+    let flags_src = std::fs::read_to_string(repo_root().join("operator/src/controller/args.rs"))?;
     for a in &args {
         let Some(flag) = a.strip_prefix("--").and_then(|f| f.split('=').next()) else {
             bail!("unexpected argument {a}");
@@ -253,7 +253,7 @@ fn chart_operator_runs_restricted_with_probes_and_real_flags() -> Result<()> {
         let field = flag.replace('-', "_");
         ensure!(
             flags_src.contains(&format!("pub {field}:")),
-            "--{flag} is not a flag of `fabricwatch-controller` (no field {field} in operator/src/controller/mod.rs)"
+            "--{flag} is not a flag of `fabricwatch-controller` (no field {field} in operator/src/controller/args.rs)"
         );
     }
     ensure!(
