@@ -23,6 +23,7 @@ pub mod rules;
 pub mod score;
 pub mod state;
 pub mod stats;
+pub mod status;
 pub mod trigger;
 pub mod ui;
 pub mod window;
