@@ -4,8 +4,21 @@
 
 use std::{future::Future, pin::Pin};
 
+use axum::{
+    extract::{Path, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    Form,
+};
 use chrono::{DateTime, Utc};
 use fabricwatch_proto::ObjectRef;
+use serde::Deserialize;
+
+use super::render::{message, Refused};
+use crate::{
+    authz::{Caller, Denied},
+    http::Api,
+};
 
 /// A silence to write: until when, optionally one node, and who.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +92,98 @@ impl RuleSilencer for KubeSilencer {
             .map(|_| ())
             .map_err(|e| format!("patching AlertRule {rule}: {e}"))
         })
+    }
+}
+
+/// The silence form's body: `hours` (0 < h ≤ [`MAX_HOURS`]) and optional `node`, or
+/// `lift` to remove the silence.
+#[derive(Debug, Deserialize)]
+pub(super) struct SilenceForm {
+    hours: Option<f64>,
+    node: Option<String>,
+    lift: Option<String>,
+}
+
+pub(super) async fn silence_rule(
+    State(api): State<Api>,
+    caller: Result<Caller, Denied>,
+    headers: header::HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+    Form(f): Form<SilenceForm>,
+) -> Response {
+    // A form posted by another site (the loopback listener has no cookie to protect it).
+    // Checked before the caller's refusal (hence no `Viewer` here): a cross-site post is
+    // told so even without a token.
+    if headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v != "same-origin" && v != "none")
+    {
+        return message(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "The silence form must be sent from the fleet view itself.",
+            false,
+        );
+    }
+    let caller = match caller {
+        Ok(c) => c,
+        Err(d) => return Refused(d).into_response(),
+    };
+    let what = crate::authz::Attributes {
+        verb: "update".into(),
+        resource: "alertrules".into(),
+        namespace: Some(ns.clone()),
+        name: Some(name.clone()),
+    };
+    if let Err(d) = api.access.require(&caller, &what).await {
+        return Refused(d).into_response();
+    }
+    let Some(silencer) = &api.silencer else {
+        return message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Cannot silence",
+            "Silencing writes the AlertRule: it needs the Kubernetes API (this analytics runs without one).",
+            false,
+        );
+    };
+    let rule = ObjectRef {
+        namespace: ns,
+        name,
+    };
+    let request = if f.lift.is_some() {
+        None
+    } else {
+        let hours = f.hours.unwrap_or(0.0);
+        if !(hours > 0.0 && hours <= MAX_HOURS) {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Cannot silence",
+                &format!("hours must be more than 0 and at most {}", MAX_HOURS),
+                false,
+            );
+        }
+        let node = f
+            .node
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty());
+        if node.as_ref().is_some_and(|n| n.len() > 253) {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Cannot silence",
+                "node name too long",
+                false,
+            );
+        }
+        Some(SilenceRequest {
+            until: Utc::now() + chrono::Duration::seconds((hours * 3600.0).round() as i64),
+            node,
+            by: caller.name().chars().take(256).collect(),
+        })
+    };
+    match silencer.set(&rule, request).await {
+        Ok(()) => Redirect::to("/ui/alerts").into_response(),
+        Err(e) => message(StatusCode::BAD_GATEWAY, "Cannot silence", &e, false),
     }
 }
 

@@ -8,27 +8,32 @@
 //! caller may read (all of them after one cluster-wide allowance). No token: 401; a token but
 //! no namespace readable: 403; the API server unreachable: 503.
 //!
-//! The decision logic ([`Access`]) is plain Rust over two ports, [`Authenticator`] (from
+//! The decision logic ([`Access`]) is plain Rust over two ports, [`Authenticator`](fabricwatch_common::auth::Authenticator) (from
 //! `fabricwatch_common::auth`) and [`AccessReviewer`]; the Kubernetes implementation of the
 //! latter is [`SubjectAccessReviewer`].
+//!
+//! | module | holds |
+//! | --- | --- |
+//! | this one | the vocabulary: [`Attributes`], [`Caller`], [`Denied`], [`Scope`], the [`AccessReviewer`] port |
+//! | `access` | [`Access`]: authentication, cached authorization, readable namespaces |
+//! | `cache` | [`DecisionCache`] |
+//! | `review` | [`SubjectAccessReviewer`] and the review it sends |
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    future::Future,
-    pin::Pin,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+mod access;
+mod cache;
+mod review;
+
+use std::{collections::BTreeSet, future::Future, pin::Pin};
 
 use axum::{
-    http::{header, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
-    Json,
 };
-use fabricwatch_common::auth::{bearer_token, AuthError, Authenticator, Identity};
-use sha2::{Digest, Sha256};
+use fabricwatch_common::auth::{AuthError, Identity};
 
-use crate::http::ErrorBody;
+pub use access::{Access, DEFAULT_DECISION_ENTRIES, DEFAULT_DECISION_TTL};
+pub use cache::DecisionCache;
+pub use review::{subject_access_review, SubjectAccessReviewer};
 
 /// API group of fabricwatch's resources.
 pub const GROUP: &str = "fabricwatch.io";
@@ -143,22 +148,7 @@ impl From<AuthError> for Denied {
 
 impl IntoResponse for Denied {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let mut r = (
-            status,
-            Json(ErrorBody {
-                error: self.message().to_string(),
-                reason: self.reason().into(),
-            }),
-        )
-            .into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        r
+        crate::http::error_response(self.status(), self.reason(), self.message().to_string())
     }
 }
 
@@ -181,313 +171,17 @@ impl Scope {
     }
 }
 
-/// Bounded cache of authorization decisions, keyed by a SHA-256 of user, groups, extras and
-/// the question; entries live `ttl` (allowed and denied alike: a revoked RoleBinding takes
-/// effect within `ttl`). Failures to ask are never cached. When `max_entries` are held,
-/// expired entries go, then everything.
-#[derive(Debug)]
-pub struct DecisionCache {
-    ttl: Duration,
-    max_entries: usize,
-    entries: Mutex<HashMap<[u8; 32], (Instant, bool)>>,
-}
-
-impl DecisionCache {
-    /// A cache keeping decisions `ttl`, at most `max_entries` of them.
-    pub fn new(ttl: Duration, max_entries: usize) -> Self {
-        Self {
-            ttl,
-            max_entries: max_entries.max(1),
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The cache key of `who` asking `what`.
-    pub fn key(who: &Identity, what: &Attributes) -> [u8; 32] {
-        let mut h = Sha256::new();
-        // Length-prefixed fields, so no two different questions hash the same input.
-        let mut field = |s: &str| {
-            h.update((s.len() as u64).to_le_bytes());
-            h.update(s.as_bytes());
-        };
-        field(&who.username);
-        field(who.uid.as_deref().unwrap_or(""));
-        let mut groups = who.groups.clone();
-        groups.sort();
-        for g in &groups {
-            field(g);
-        }
-        field("|");
-        for (k, vs) in &who.extra {
-            field(k);
-            for v in vs {
-                field(v);
-            }
-        }
-        field("|");
-        field(&what.verb);
-        field(&what.resource);
-        field(what.namespace.as_deref().unwrap_or("*"));
-        field(what.name.as_deref().unwrap_or("*"));
-        h.finalize().into()
-    }
-
-    /// The decision for `key` if it is younger than the TTL at `now`.
-    pub fn get(&self, key: &[u8; 32], now: Instant) -> Option<bool> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(key)
-            .filter(|(expires, _)| *expires > now)
-            .map(|(_, allowed)| *allowed)
-    }
-
-    /// Remembers `allowed` for `key` from `now`.
-    pub fn put(&self, key: [u8; 32], allowed: bool, now: Instant) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= self.max_entries && !entries.contains_key(&key) {
-            entries.retain(|_, (expires, _)| *expires > now);
-            if entries.len() >= self.max_entries {
-                entries.clear();
-            }
-        }
-        entries.insert(key, (now + self.ttl, allowed));
-    }
-
-    /// Entries held (expired ones included until evicted).
-    pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// No entries held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-enum Mode {
-    Open,
-    Checked {
-        authn: Arc<dyn Authenticator>,
-        authz: Arc<dyn AccessReviewer>,
-    },
-}
-
-/// The access decisions of analytics' read API and fleet view.
-pub struct Access {
-    mode: Mode,
-    cache: DecisionCache,
-}
-
-impl std::fmt::Debug for Access {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mode = match self.mode {
-            Mode::Open => "open",
-            Mode::Checked { .. } => "checked",
-        };
-        f.debug_struct("Access")
-            .field("mode", &mode)
-            .field("cached", &self.cache.len())
-            .finish()
-    }
-}
-
-/// Default lifetime of a cached decision: short, so RBAC changes apply quickly, long enough
-/// that a page refresh every 10 s and its handful of API calls cost one review per namespace.
-pub const DEFAULT_DECISION_TTL: Duration = Duration::from_secs(10);
-/// Default bound of the decision cache.
-pub const DEFAULT_DECISION_ENTRIES: usize = 10_000;
-
-impl Access {
-    /// Every caller is [`Caller::Trusted`]: for `--insecure-skip-auth` local runs and tests.
-    pub fn open() -> Self {
-        Self {
-            mode: Mode::Open,
-            cache: DecisionCache::new(Duration::ZERO, 1),
-        }
-    }
-
-    /// Callers authenticate with a bearer token checked by `authn`; their permissions are
-    /// asked of `authz` and cached in `cache`.
-    pub fn checked(
-        authn: Arc<dyn Authenticator>,
-        authz: Arc<dyn AccessReviewer>,
-        cache: DecisionCache,
-    ) -> Self {
-        Self {
-            mode: Mode::Checked { authn, authz },
-            cache,
-        }
-    }
-
-    /// `true` when every caller is trusted.
-    pub fn is_open(&self) -> bool {
-        matches!(self.mode, Mode::Open)
-    }
-
-    /// Who sent a request with this `Authorization` header value.
-    ///
-    /// # Errors
-    /// [`Denied::Unauthenticated`] without a valid bearer token, [`Denied::Unavailable`]
-    /// when the token cannot be reviewed.
-    pub async fn caller(&self, authorization: Option<&str>) -> Result<Caller, Denied> {
-        match &self.mode {
-            Mode::Open => Ok(Caller::Trusted),
-            Mode::Checked { authn, .. } => {
-                let token = bearer_token(authorization)?;
-                Ok(Caller::User(Box::new(authn.authenticate(token).await?)))
-            }
-        }
-    }
-
-    /// May `caller` do `what`? Cached per [`DecisionCache`].
-    ///
-    /// # Errors
-    /// [`Denied::Unavailable`] when the authorizer cannot be asked.
-    pub async fn may(&self, caller: &Caller, what: &Attributes) -> Result<bool, Denied> {
-        let (Mode::Checked { authz, .. }, Caller::User(who)) = (&self.mode, caller) else {
-            return Ok(true);
-        };
-        let key = DecisionCache::key(who, what);
-        if let Some(hit) = self.cache.get(&key, Instant::now()) {
-            return Ok(hit);
-        }
-        let allowed = authz.allowed(who, what).await?;
-        self.cache.put(key, allowed, Instant::now());
-        Ok(allowed)
-    }
-
-    /// Succeeds when `caller` may do `what`.
-    ///
-    /// # Errors
-    /// [`Denied::Forbidden`] naming the missing permission, or [`Denied::Unavailable`].
-    pub async fn require(&self, caller: &Caller, what: &Attributes) -> Result<(), Denied> {
-        if self.may(caller, what).await? {
-            return Ok(());
-        }
-        Err(Denied::Forbidden(format!(
-            "{} may not {} {}.{}{}{}",
-            caller.name(),
-            what.verb,
-            what.resource,
-            GROUP,
-            what.name
-                .as_deref()
-                .map(|n| format!(" {n}"))
-                .unwrap_or_default(),
-            match &what.namespace {
-                Some(ns) => format!(" in namespace {ns}"),
-                None => " in all namespaces".into(),
-            }
-        )))
-    }
-
-    /// Succeeds when `caller` may read `namespace`.
-    ///
-    /// # Errors
-    /// As [`Access::require`].
-    pub async fn require_read(&self, caller: &Caller, namespace: &str) -> Result<(), Denied> {
-        self.require(caller, &Attributes::read(Some(namespace)))
-            .await
-    }
-
-    /// The namespaces among `candidates` (those that hold data) `caller` may read; all of
-    /// them after a cluster-wide allowance.
-    ///
-    /// # Errors
-    /// [`Denied::Forbidden`] when the caller may read none of them (nor all namespaces): a
-    /// list would otherwise answer "nothing here" to anyone. [`Denied::Unavailable`] when the
-    /// authorizer cannot be asked.
-    pub async fn readable(
-        &self,
-        caller: &Caller,
-        candidates: BTreeSet<String>,
-    ) -> Result<Scope, Denied> {
-        if self.may(caller, &Attributes::read(None)).await? {
-            return Ok(Scope::All);
-        }
-        let asks = candidates.into_iter().map(|ns| async move {
-            let ok = self.may(caller, &Attributes::read(Some(&ns))).await;
-            ok.map(|ok| ok.then_some(ns))
-        });
-        let mut readable = BTreeSet::new();
-        for r in futures::future::join_all(asks).await {
-            if let Some(ns) = r? {
-                readable.insert(ns);
-            }
-        }
-        if readable.is_empty() {
-            return Err(Denied::Forbidden(format!(
-                "{} may not {READ_VERB} {READ_RESOURCE}.{GROUP} in any namespace analytics holds data of",
-                caller.name()
-            )));
-        }
-        Ok(Scope::Only(readable))
-    }
-}
-
-/// [`AccessReviewer`] backed by `SubjectAccessReview` (`authorization.k8s.io/v1`, Kubernetes
-/// ≥ 1.6): the API server's own authorizer chain (RBAC, webhooks) decides.
-pub struct SubjectAccessReviewer {
-    api: kube::Api<k8s_openapi::api::authorization::v1::SubjectAccessReview>,
-}
-
-impl SubjectAccessReviewer {
-    /// Reviews with `client` (its ServiceAccount needs `create` on
-    /// `subjectaccessreviews.authorization.k8s.io`).
-    pub fn new(client: kube::Client) -> Self {
-        Self {
-            api: kube::Api::all(client),
-        }
-    }
-}
-
-/// The SubjectAccessReview asking whether `who` may do `what`.
-pub fn subject_access_review(
-    who: &Identity,
-    what: &Attributes,
-) -> k8s_openapi::api::authorization::v1::SubjectAccessReview {
-    use k8s_openapi::api::authorization::v1::{
-        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-    };
-    SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user: Some(who.username.clone()),
-            uid: who.uid.clone(),
-            groups: Some(who.groups.clone()),
-            extra: (!who.extra.is_empty()).then(|| who.extra.clone()),
-            resource_attributes: Some(ResourceAttributes {
-                group: Some(GROUP.into()),
-                resource: Some(what.resource.clone()),
-                verb: Some(what.verb.clone()),
-                namespace: what.namespace.clone(),
-                name: what.name.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
-
-impl AccessReviewer for SubjectAccessReviewer {
-    fn allowed<'a>(&'a self, who: &'a Identity, what: &'a Attributes) -> ReviewFuture<'a> {
-        Box::pin(async move {
-            let answer = self
-                .api
-                .create(&Default::default(), &subject_access_review(who, what))
-                .await
-                .map_err(|e| AuthError::Unavailable(format!("SubjectAccessReview: {e}")))?;
-            let status = answer.status.unwrap_or_default();
-            Ok(status.allowed && status.denied != Some(true))
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::{
+        sync::{
+            atomic::{AtomicUsize, Ordering},
+            Arc,
+        },
+        time::{Duration, Instant},
+    };
 
-    use fabricwatch_common::auth::AuthFuture;
+    use fabricwatch_common::auth::{AuthFuture, Authenticator};
 
     use super::*;
 
