@@ -29,6 +29,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Modules
+//! - Cluster access and test objects: [`cluster`] ([`Cluster`], [`LocalCluster`]),
+//!   [`namespace`] ([`TestNamespace`]), [`crds`], [`apply`], [`mod@exec`].
+//! - Waiting and failure reports: [`wait`], [`conditions`], [`dump`].
+//! - The controller as a process: [`operator`] ([`Operator`]).
+//! - What the end-to-end tests (`tests/e2e_*`) share: [`host`] (commands, `kubectl`,
+//!   iptables rules in a local node, host processes, the LLM stand-in binary), [`helm`] (the
+//!   chart through `e2e/helm.py`, a release uninstalled on drop, its Ready wait), [`http`]
+//!   (plain HTTP to servers on the host bridge) and [`status`] (object status as JSON,
+//!   health, suspects, rule state).
+//!
 //! # Environment
 //! | variable | meaning |
 //! | --- | --- |
@@ -46,8 +57,12 @@ pub mod conditions;
 pub mod crds;
 pub mod dump;
 pub mod exec;
+pub mod helm;
+pub mod host;
+pub mod http;
 pub mod namespace;
 pub mod operator;
+pub mod status;
 pub mod wait;
 
 pub use apply::apply_yaml;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use fabricwatch_crds::{AIAnalysis, AlertRule, MonitorTarget};
+use fabricwatch_tests::conditions::has_condition;
 use fabricwatch_tests::{eventually, repo_root, require_cluster, wait_for};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
@@ -23,16 +24,6 @@ use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::Api;
 
 const CONVERGE: Duration = Duration::from_secs(60);
-
-fn accepted<K: serde::Serialize>(o: Option<&K>) -> bool {
-    o.and_then(|o| serde_json::to_value(o).ok())
-        .and_then(|v| v.pointer("/status/conditions").cloned())
-        .and_then(|c| c.as_array().cloned())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Accepted" && c["status"] == "True")
-        })
-}
 
 #[tokio::test]
 async fn controller_runs_with_the_documented_rbac() -> Result<()> {
@@ -209,7 +200,7 @@ async fn controller_runs_with_the_documented_rbac() -> Result<()> {
 
     let result = async {
         let mts = ns.api::<MonitorTarget>();
-        wait_for(&mts, "fabric", accepted, CONVERGE).await?;
+        wait_for(&mts, "fabric", has_condition("Accepted", "True"), CONVERGE).await?;
         wait_for(
             &ns.api::<DaemonSet>(),
             "fabric-agent",
@@ -217,8 +208,20 @@ async fn controller_runs_with_the_documented_rbac() -> Result<()> {
             CONVERGE,
         )
         .await?;
-        wait_for(&ns.api::<AlertRule>(), "loss", accepted, CONVERGE).await?;
-        wait_for(&ns.api::<AIAnalysis>(), "explain", accepted, CONVERGE).await?;
+        wait_for(
+            &ns.api::<AlertRule>(),
+            "loss",
+            has_condition("Accepted", "True"),
+            CONVERGE,
+        )
+        .await?;
+        wait_for(
+            &ns.api::<AIAnalysis>(),
+            "explain",
+            has_condition("Accepted", "True"),
+            CONVERGE,
+        )
+        .await?;
         for d in ["fabricwatch-analytics", "fabricwatch-notifier"] {
             wait_for(
                 &ns.api::<Deployment>(),

@@ -13,99 +13,17 @@
 //!
 //! Needs the local cluster (`FABRICWATCH_E2E=1`), the images loaded and `python3` (Helm).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use fabricwatch_crds::MonitorTarget;
-use fabricwatch_tests::{
-    conditions, eventually, repo_root, require_cluster, wait_for, LocalCluster, TestNamespace,
-};
-use k8s_openapi::api::apps::v1::Deployment;
+use fabricwatch_tests::helm::{install_local, wait_release_ready, Release};
+use fabricwatch_tests::host::{kubectl_on_path, NodeRule};
+use fabricwatch_tests::status::{health, suspects};
+use fabricwatch_tests::{require_cluster, wait_for, TestNamespace};
 
 const READY: Duration = Duration::from_secs(240);
 const LOCALIZE: Duration = Duration::from_secs(180);
-
-fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    ensure!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn helm(kubeconfig: &Path, args: &[&str]) -> Result<String> {
-    run(Command::new("python3")
-        .arg(repo_root().join("e2e/helm.py"))
-        .env("KUBECONFIG", kubeconfig)
-        .args(args))
-}
-
-/// The Helm release; uninstalled on drop.
-struct Release {
-    name: String,
-    kubeconfig: PathBuf,
-}
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        let _ = helm(
-            &self.kubeconfig,
-            &["uninstall", "--release", &self.name, "-n", &self.name],
-        );
-    }
-}
-
-/// An iptables rule in a node's network namespace (`INPUT` chain), deleted on drop.
-struct InputRule<'a> {
-    local: &'a LocalCluster,
-    node: String,
-    spec: Vec<String>,
-}
-
-impl<'a> InputRule<'a> {
-    fn insert(local: &'a LocalCluster, node: usize, spec: &[&str]) -> Result<Self> {
-        let node = node.to_string();
-        let mut args = vec!["nodeexec", &node, "iptables", "-I", "INPUT"];
-        args.extend_from_slice(spec);
-        local.run_script(&args)?;
-        Ok(InputRule {
-            local,
-            node,
-            spec: spec.iter().map(|s| s.to_string()).collect(),
-        })
-    }
-}
-
-impl Drop for InputRule<'_> {
-    fn drop(&mut self) {
-        let mut args = vec!["nodeexec", self.node.as_str(), "iptables", "-D", "INPUT"];
-        args.extend(self.spec.iter().map(String::as_str));
-        if let Err(e) = self.local.run_script(&args) {
-            eprintln!("removing the iptables rule on node {}: {e:#}", self.node);
-        }
-    }
-}
-
-/// Names of the target's suspects, most severe first.
-fn suspects(m: &MonitorTarget) -> Vec<String> {
-    m.status
-        .as_ref()
-        .map(|s| s.suspects.iter().map(|x| x.name.clone()).collect())
-        .unwrap_or_default()
-}
-
-fn health(m: &MonitorTarget) -> String {
-    serde_json::to_value(m).map_or_else(
-        |_| String::new(),
-        |v| v["status"]["health"].as_str().unwrap_or("").to_string(),
-    )
-}
 
 /// Waits until the suspects are exactly `want`, then checks they stay so for two more
 /// intervals (no second suspect appearing next to the right one).
@@ -159,57 +77,12 @@ async fn a_lossy_node_and_a_lossy_link_are_named() -> Result<()> {
 
     let crds = fabricwatch_tests::crd_dir(&cluster.client()).await?;
     let crds = crds.to_string_lossy().into_owned();
-    run(Command::new("kubectl")
-        .env("KUBECONFIG", cluster.kubeconfig())
-        .args(["apply", "-f", &crds]))?;
+    kubectl_on_path(cluster.kubeconfig(), &["apply", "-f", &crds])?;
     let ns = cluster.namespace("e2e-localize").await?;
     let release = ns.name().to_string();
-    let _release = Release {
-        name: release.clone(),
-        kubeconfig: cluster.kubeconfig().to_path_buf(),
-    };
-    helm(
-        cluster.kubeconfig(),
-        &[
-            "install",
-            "--crds-dir",
-            &crds,
-            "-f",
-            &repo_root().join("e2e/values-local.yaml").to_string_lossy(),
-            "--release",
-            &release,
-            "-n",
-            ns.name(),
-            "--set",
-            &format!("operator.watchNamespace={}", ns.name()),
-            "--set",
-            &format!("operator.leaderElection.leaseName={release}"),
-            "--wait",
-            "--timeout",
-            "240",
-        ],
-    )?;
-    for d in [
-        format!("{release}-fabricwatch"),
-        "fabricwatch-analytics".into(),
-        "fabricwatch-notifier".into(),
-    ] {
-        eventually(&format!("Deployment {d} exists"), READY, || async {
-            ns.api::<Deployment>()
-                .get(&d)
-                .await
-                .map(|_| ())
-                .map_err(Into::into)
-        })
-        .await?;
-        wait_for(
-            &ns.api::<Deployment>(),
-            &d,
-            conditions::deployment_ready(),
-            READY,
-        )
-        .await?;
-    }
+    let _release = Release::new(&release, &release, cluster.kubeconfig());
+    install_local(cluster.kubeconfig(), &crds, &release, ns.name())?;
+    wait_release_ready(&ns, &format!("{release}-fabricwatch")).await?;
 
     ns.apply_yaml(
         r#"
@@ -261,11 +134,12 @@ spec:
     // Node fault: every ICMP packet into fw-n2.
     let mut spec = vec!["-p", "icmp"];
     spec.extend_from_slice(&lossy);
-    let rule = InputRule::insert(&local, 2, &spec)?;
+    let rule = NodeRule::insert(&local, 2, &spec)?;
     suspects_settle(&ns, &[format!("node/{}", n2.0)]).await?;
-    let table = run(Command::new("kubectl")
-        .env("KUBECONFIG", cluster.kubeconfig())
-        .args(["get", "monitortargets", "-n", ns.name()]))?;
+    let table = kubectl_on_path(
+        cluster.kubeconfig(),
+        &["get", "monitortargets", "-n", ns.name()],
+    )?;
     ensure!(
         table.contains(&format!("node/{}", n2.0)),
         "SUSPECT column:\n{table}"
@@ -278,7 +152,7 @@ spec:
     // Link fault: ICMP into fw-n2 from fw-n3 only.
     let mut spec = vec!["-p", "icmp", "-s", n3.1.as_str()];
     spec.extend_from_slice(&lossy);
-    let rule = InputRule::insert(&local, 2, &spec)?;
+    let rule = NodeRule::insert(&local, 2, &spec)?;
     let mut ends = [n2.0.clone(), n3.0.clone()];
     ends.sort();
     suspects_settle(&ns, &[format!("link/{}–{}", ends[0], ends[1])]).await?;

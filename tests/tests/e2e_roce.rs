@@ -15,18 +15,15 @@
 //! `FABRICWATCH_LLM_STANDIN_BIN`). The stand-in listens on 10.78.0.1:18091.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use fabricwatch_crds::{AIAnalysis, AlertRule, MonitorTarget};
-use fabricwatch_tests::{
-    conditions, eventually, repo_root, require_cluster, wait_for, TestNamespace, FIXTURE_MOUNT,
-};
-use k8s_openapi::api::apps::v1::Deployment;
-use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use fabricwatch_tests::helm::{install_local, wait_release_ready, Release};
+use fabricwatch_tests::host::{kubectl_on_path, standin_binary, HostProcess};
+use fabricwatch_tests::status;
+use fabricwatch_tests::{eventually, http, repo_root, require_cluster, wait_for, FIXTURE_MOUNT};
 
 const HOST: &str = "10.78.0.1";
 const STANDIN_PORT: u16 = 18091;
@@ -34,16 +31,6 @@ const READY: Duration = Duration::from_secs(240);
 const ALERT: Duration = Duration::from_secs(240);
 const NETDEV: &str = "ens1f0";
 const STATS_DIR: &str = "ethtool-stats";
-
-/// The stand-in, killed (by its own pid) on drop.
-struct Standin(Child);
-
-impl Drop for Standin {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The statistics directories written into the nodes' fixtures; removed on drop.
 struct StatsDirs(Vec<PathBuf>);
@@ -54,86 +41,6 @@ impl Drop for StatsDirs {
             let _ = std::fs::remove_dir_all(d);
         }
     }
-}
-
-/// The Helm release; uninstalled on drop.
-struct Release {
-    name: String,
-    namespace: String,
-    kubeconfig: PathBuf,
-}
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        let _ = helm(
-            &self.kubeconfig,
-            &["uninstall", "--release", &self.name, "-n", &self.namespace],
-        );
-    }
-}
-
-fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    ensure!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn helm(kubeconfig: &Path, args: &[&str]) -> Result<String> {
-    run(Command::new("python3")
-        .arg(repo_root().join("e2e/helm.py"))
-        .env("KUBECONFIG", kubeconfig)
-        .args(args))
-}
-
-async fn http(method: &str, addr: &str, path: &str, body: Option<&str>) -> Result<(u16, String)> {
-    let fut = async {
-        let mut s = TcpStream::connect(addr).await?;
-        let body = body.unwrap_or("");
-        let req = format!(
-            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).await?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await?;
-        anyhow::Ok(buf)
-    };
-    let buf = tokio::time::timeout(Duration::from_secs(10), fut)
-        .await
-        .with_context(|| format!("{method} http://{addr}{path} timed out"))??;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("no HTTP status from {addr}{path}: {head}"))?;
-    Ok((status, body.to_string()))
-}
-
-fn status(obj: &impl serde::Serialize) -> Value {
-    serde_json::to_value(obj)
-        .map(|v| v["status"].clone())
-        .unwrap_or(Value::Null)
-}
-
-fn standin_binary() -> Result<PathBuf> {
-    let path = std::env::var_os("FABRICWATCH_LLM_STANDIN_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| repo_root().join("target"))
-                .join("debug/llm-standin")
-        });
-    ensure!(path.exists(), "{} missing", path.display());
-    Ok(path)
 }
 
 /// An mlx5 `ethtool -S` body with PFC on priority 3 (names as `en_stats.c` lists them).
@@ -154,27 +61,6 @@ fn statistics(pause_rx: u64, pause_tx: u64, duration_us: u64, storms: u64) -> St
     out
 }
 
-async fn wait_all_ready(ns: &TestNamespace, fullname: &str) -> Result<()> {
-    for d in [fullname, "fabricwatch-analytics", "fabricwatch-notifier"] {
-        eventually(&format!("Deployment {d} exists"), READY, || async {
-            ns.api::<Deployment>()
-                .get(d)
-                .await
-                .map(|_| ())
-                .map_err(Into::into)
-        })
-        .await?;
-        wait_for(
-            &ns.api::<Deployment>(),
-            d,
-            conditions::deployment_ready(),
-            READY,
-        )
-        .await?;
-    }
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pause_storm_is_critical_fires_a_rule_and_reaches_the_ai() -> Result<()> {
     let cluster = require_cluster!();
@@ -184,18 +70,14 @@ async fn a_pause_storm_is_critical_fires_a_rule_and_reaches_the_ai() -> Result<(
     };
     let work = std::env::temp_dir().join(format!("fabricwatch-e2e-roce-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
-    let log = std::fs::File::create(work.join("llm-standin.log"))?;
-    let _standin = Standin(
-        Command::new(standin_binary()?)
-            .args(["--listen", &format!("{HOST}:{STANDIN_PORT}")])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?,
-    );
+    let _standin = HostProcess::start(
+        "llm-standin",
+        &work,
+        Command::new(standin_binary()?).args(["--listen", &format!("{HOST}:{STANDIN_PORT}")]),
+    )?;
     let standin = format!("{HOST}:{STANDIN_PORT}");
     eventually("the stand-in serves", Duration::from_secs(30), || async {
-        http("GET", &standin, "/_standin/requests", None).await?;
+        http::request("GET", &standin, "/_standin/requests", None).await?;
         Ok(())
     })
     .await?;
@@ -216,38 +98,12 @@ async fn a_pause_storm_is_critical_fires_a_rule_and_reaches_the_ai() -> Result<(
     // The CRD set this server accepts (without CEL rules before Kubernetes 1.23).
     let crds = fabricwatch_tests::crd_dir(&cluster.client()).await?;
     let crds = crds.to_string_lossy().into_owned();
-    run(Command::new("kubectl")
-        .env("KUBECONFIG", cluster.kubeconfig())
-        .args(["apply", "-f", &crds]))?;
+    kubectl_on_path(cluster.kubeconfig(), &["apply", "-f", &crds])?;
     let ns = cluster.namespace("e2e-roce").await?;
     let release = ns.name().to_string();
-    let _release = Release {
-        name: release.clone(),
-        namespace: release.clone(),
-        kubeconfig: cluster.kubeconfig().to_path_buf(),
-    };
-    helm(
-        cluster.kubeconfig(),
-        &[
-            "install",
-            "--crds-dir",
-            &crds,
-            "-f",
-            &repo_root().join("e2e/values-local.yaml").to_string_lossy(),
-            "--release",
-            &release,
-            "-n",
-            ns.name(),
-            "--set",
-            &format!("operator.watchNamespace={}", ns.name()),
-            "--set",
-            &format!("operator.leaderElection.leaseName={release}"),
-            "--wait",
-            "--timeout",
-            "240",
-        ],
-    )?;
-    wait_all_ready(&ns, &format!("{release}-fabricwatch")).await?;
+    let _release = Release::new(&release, &release, cluster.kubeconfig());
+    install_local(cluster.kubeconfig(), &crds, &release, ns.name())?;
+    wait_release_ready(&ns, &format!("{release}-fabricwatch")).await?;
 
     ns.apply_yaml(&format!(
         r#"
@@ -313,7 +169,7 @@ spec:
         "roce",
         |o: Option<&MonitorTarget>| {
             o.is_some_and(|m| {
-                let s = status(m);
+                let s = status::of(m);
                 s["health"] == "Healthy" && s["nodes"]["reporting"].as_i64() == Some(want)
             })
         },
@@ -332,7 +188,7 @@ spec:
         "confidence": 0.7
     }]})
     .to_string();
-    let (s, body) = http(
+    let (s, body) = http::request(
         "PUT",
         &standin,
         "/_standin/default",
@@ -340,7 +196,7 @@ spec:
     )
     .await?;
     ensure!((200..300).contains(&s), "stand-in default: {s} {body}");
-    http("DELETE", &standin, "/_standin/requests", None).await?;
+    http::request("DELETE", &standin, "/_standin/requests", None).await?;
 
     // Node 2's counters rise: 10,000 pause frames/s received, 5,000 sent, paused 50 % of the
     // time, one pause-storm error event every 2 s.
@@ -367,7 +223,7 @@ spec:
         "roce",
         |o: Option<&MonitorTarget>| {
             o.is_some_and(|m| {
-                let s = status(m);
+                let s = status::of(m);
                 s["health"] == "Critical"
                     && s["problems"].as_array().is_some_and(|ps| {
                         ps.iter().any(|p| {
@@ -384,14 +240,14 @@ spec:
         ALERT,
     )
     .await?;
-    eprintln!("pause storm problem: {}", status(&mt)["problems"]);
+    eprintln!("pause storm problem: {}", status::of(&mt)["problems"]);
 
     let rule = wait_for(
         &ns.api::<AlertRule>(),
         "roce-pause",
         |o: Option<&AlertRule>| {
             o.is_some_and(|r| {
-                let s = status(r);
+                let s = status::of(r);
                 let f = s["firing"].to_string();
                 s["state"] == "Firing" && f.contains(&node2) && f.contains("mlx5_0")
             })
@@ -399,14 +255,14 @@ spec:
         ALERT,
     )
     .await?;
-    eprintln!("pause rule firing: {}", status(&rule)["firing"]);
+    eprintln!("pause rule firing: {}", status::of(&rule)["firing"]);
 
     wait_for(
         &ns.api::<AIAnalysis>(),
         "roce-ai",
         |o: Option<&AIAnalysis>| {
             o.is_some_and(|x| {
-                status(x)["findings"]
+                status::of(x)["findings"]
                     .as_array()
                     .is_some_and(|f| !f.is_empty())
             })
@@ -414,7 +270,7 @@ spec:
         ALERT,
     )
     .await?;
-    let (s, reqs) = http("GET", &standin, "/_standin/requests", None).await?;
+    let (s, reqs) = http::request("GET", &standin, "/_standin/requests", None).await?;
     ensure!(s == 200, "stand-in requests: {s}");
     ensure!(
         reqs.contains("congestion_per_s") && reqs.contains("pause_received/3"),
