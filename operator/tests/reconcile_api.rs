@@ -20,7 +20,7 @@ use std::time::Duration;
 use axum::http::request::Parts;
 use axum::http::{Request, Response};
 use fabricwatch_crds::{MonitorTarget, API_VERSION, FIELD_MANAGER_OPERATOR};
-use fabricwatch_operator::controller::children::{
+use fabricwatch_operator::controller::cache::children::{
     observe_daemon_set, observe_resource_version, ChildIndexes, Ledger,
 };
 use fabricwatch_operator::controller::context::{Backoff, Context, OptionalApis};

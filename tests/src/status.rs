@@ -30,3 +30,32 @@ pub fn suspects(mt: &MonitorTarget) -> Vec<String> {
 pub fn rule_state(rule: &AlertRule) -> String {
     of(rule)["state"].as_str().unwrap_or("").to_string()
 }
+
+/// A ping-only MonitorTarget named `fabric` over every node: ICMP every 5 s, 10 probes,
+/// host and RDMA collection off. Host collection is off because every local node reads the
+/// one machine's `/proc/stat`: a busy build machine would otherwise make each node a host
+/// suspect. Used by the fault tests, whose faults are network or control-plane faults.
+pub const PING_ONLY_TARGET: &str = r#"
+apiVersion: fabricwatch.io/v1alpha1
+kind: MonitorTarget
+metadata: {name: fabric}
+spec:
+  interval: 5s
+  ping: {enabled: true, protocol: icmp, packetsPerProbe: 10, timeout: 1s}
+  host: {enabled: false}
+  rdma: {enabled: false}
+  thresholds:
+    rttP99Seconds: {warning: 0.05, critical: 0.2}
+"#;
+
+/// True when the target is Healthy, has no suspect and `reporting` agents report.
+pub fn healthy_and_reporting(mt: &MonitorTarget, reporting: i32) -> bool {
+    health(mt) == "Healthy"
+        && suspects(mt).is_empty()
+        && mt
+            .status
+            .as_ref()
+            .and_then(|s| s.nodes.as_ref())
+            .and_then(|n| n.reporting)
+            == Some(reporting)
+}

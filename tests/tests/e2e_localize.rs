@@ -19,7 +19,7 @@ use anyhow::{ensure, Result};
 use fabricwatch_crds::MonitorTarget;
 use fabricwatch_tests::helm::{install_local, wait_release_ready, Release};
 use fabricwatch_tests::host::{kubectl_on_path, NodeRule};
-use fabricwatch_tests::status::{health, suspects};
+use fabricwatch_tests::status::{self, health, suspects};
 use fabricwatch_tests::{require_cluster, wait_for, TestNamespace};
 
 const READY: Duration = Duration::from_secs(240);
@@ -84,36 +84,12 @@ async fn a_lossy_node_and_a_lossy_link_are_named() -> Result<()> {
     install_local(cluster.kubeconfig(), &crds, &release, ns.name())?;
     wait_release_ready(&ns, &format!("{release}-fabricwatch")).await?;
 
-    ns.apply_yaml(
-        r#"
-apiVersion: fabricwatch.io/v1alpha1
-kind: MonitorTarget
-metadata: {name: fabric}
-spec:
-  interval: 5s
-  ping: {enabled: true, protocol: icmp, packetsPerProbe: 10, timeout: 1s}
-  host: {enabled: false}
-  rdma: {enabled: false}
-  thresholds:
-    rttP99Seconds: {warning: 0.05, critical: 0.2}
-"#,
-    )
-    .await?;
-    let want = nodes.len() as i64;
+    ns.apply_yaml(status::PING_ONLY_TARGET).await?;
+    let want = nodes.len() as i32;
     wait_for(
         &ns.api::<MonitorTarget>(),
         "fabric",
-        |o: Option<&MonitorTarget>| {
-            o.is_some_and(|m| {
-                health(m) == "Healthy"
-                    && suspects(m).is_empty()
-                    && m.status
-                        .as_ref()
-                        .and_then(|s| s.nodes.as_ref())
-                        .and_then(|n| n.reporting)
-                        .is_some_and(|r| i64::from(r) == want)
-            })
-        },
+        |o: Option<&MonitorTarget>| o.is_some_and(|m| status::healthy_and_reporting(m, want)),
         READY,
     )
     .await?;
