@@ -5,6 +5,14 @@
 //! resolved by the kubelet: the controller mounts them into the agent Pod (optional volumes,
 //! so a missing object fails only the probe that needs it, with an error naming the file)
 //! and the agent config names the mounted files.
+//!
+//! The DNS probe ([`DnsProbe`]) and the [`HttpMethod`] and [`DnsRecordType`] enums are the
+//! agent config's own types from [`fabricwatch_proto::endpoint`], re-exported here: the
+//! controller copies them unchanged. The endpoint itself and its HTTP, TCP and TLS settings
+//! stay CRD types because their fields differ from the agent's: durations as text (`5s`)
+//! where the agent takes seconds, Secret and ConfigMap references where it takes the paths
+//! of the mounted files, `tls` optional where the agent defaults it.
+//! [`EndpointSpec::to_wire`] converts.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -13,6 +21,7 @@ use crate::common::{check_duration, Duration};
 use crate::validation::Errors;
 
 use fabricwatch_proto::endpoint as wire;
+pub use fabricwatch_proto::endpoint::{DnsProbe, DnsRecordType, HttpMethod};
 
 /// Most endpoints per MonitorTarget.
 pub const MAX_ENDPOINTS: usize = wire::MAX_ENDPOINTS;
@@ -35,7 +44,7 @@ pub struct EndpointSpec {
     pub tcp: Option<TcpEndpoint>,
     /// A DNS query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dns: Option<DnsEndpoint>,
+    pub dns: Option<DnsProbe>,
     /// The whole probe must finish within this, or the endpoint is down (Critical).
     /// Default 5s; at most 60s.
     #[serde(default = "default_timeout")]
@@ -54,18 +63,6 @@ fn default_timeout() -> Duration {
 }
 fn default_slow() -> Duration {
     Duration::new("2s")
-}
-
-/// HTTP request method.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum HttpMethod {
-    /// `GET`.
-    #[default]
-    #[serde(rename = "GET")]
-    Get,
-    /// `HEAD`.
-    #[serde(rename = "HEAD")]
-    Head,
 }
 
 /// An HTTP/1.1 probe.
@@ -149,66 +146,6 @@ pub struct KeySelector {
     pub key: String,
 }
 
-/// DNS record type.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum DnsRecordType {
-    /// IPv4 address.
-    #[default]
-    A,
-    /// IPv6 address.
-    Aaaa,
-    /// Canonical name.
-    Cname,
-    /// Mail exchanger.
-    Mx,
-    /// Name server.
-    Ns,
-    /// Text.
-    Txt,
-    /// Service locator.
-    Srv,
-    /// Pointer.
-    Ptr,
-}
-
-/// A DNS probe (UDP).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DnsEndpoint {
-    /// Name to ask for, e.g. `kubernetes.default.svc.cluster.local`.
-    #[schemars(length(min = 1, max = 253))]
-    pub name: String,
-    /// Record type. Default A.
-    #[serde(default)]
-    pub record_type: DnsRecordType,
-    /// Answers that must all be present, as `dig +short` prints them (e.g. `10.96.0.1`);
-    /// empty: any non-empty answer.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16), inner(length(min = 1, max = 253)))]
-    pub expected_answers: Vec<String>,
-    /// Resolver `ip` or `ip:port`; default: the first nameserver of the agent's
-    /// `/etc/resolv.conf`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 64))]
-    pub resolver: Option<String>,
-}
-
-impl From<DnsRecordType> for wire::DnsRecordType {
-    fn from(t: DnsRecordType) -> Self {
-        match t {
-            DnsRecordType::A => Self::A,
-            DnsRecordType::Aaaa => Self::Aaaa,
-            DnsRecordType::Cname => Self::Cname,
-            DnsRecordType::Mx => Self::Mx,
-            DnsRecordType::Ns => Self::Ns,
-            DnsRecordType::Txt => Self::Txt,
-            DnsRecordType::Srv => Self::Srv,
-            DnsRecordType::Ptr => Self::Ptr,
-        }
-    }
-}
-
 /// Where the controller mounts an endpoint's Secret/ConfigMap in the agent Pod.
 pub fn mount_dir(index: usize) -> String {
     format!("/etc/fabricwatch/endpoints/{index}")
@@ -240,10 +177,7 @@ impl EndpointSpec {
             name: self.name.clone(),
             http: self.http.as_ref().map(|h| wire::HttpProbe {
                 url: h.url.clone(),
-                method: match h.method {
-                    HttpMethod::Get => wire::HttpMethod::Get,
-                    HttpMethod::Head => wire::HttpMethod::Head,
-                },
+                method: h.method,
                 valid_status_codes: h.valid_status_codes.clone(),
                 body_match: h.body_match.clone(),
                 headers_dir: h
@@ -262,12 +196,7 @@ impl EndpointSpec {
                 port: t.port,
                 tls: t.tls.as_ref().map(|s| tls_wire(s, index)),
             }),
-            dns: self.dns.as_ref().map(|d| wire::DnsProbe {
-                name: d.name.clone(),
-                record_type: d.record_type.into(),
-                expected_answers: d.expected_answers.clone(),
-                resolver: d.resolver.clone(),
-            }),
+            dns: self.dns.clone(),
             timeout_seconds: secs(&self.timeout)?,
             slow_seconds: secs(&self.slow)?,
             interval_seconds: self.interval.as_ref().map(secs).transpose()?,

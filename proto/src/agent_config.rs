@@ -91,16 +91,18 @@ impl Default for AnalyticsConfig {
     }
 }
 
-/// How to interpret RDMA ports.
+/// Which link layers the RDMA collector watches (`spec.rdma.mode` of a MonitorTarget, `rdma.mode`
+/// of the agent config).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RdmaMode {
     /// Every port, whatever its link layer.
     #[default]
     Auto,
-    /// Only `link_layer` InfiniBand ports.
+    /// Only InfiniBand ports (`link_layer` InfiniBand).
     Infiniband,
-    /// Only `link_layer` Ethernet (RoCE) ports.
+    /// Only RoCE ports (`link_layer` Ethernet).
     Roce,
 }
 
@@ -210,44 +212,58 @@ impl Default for HostConfig {
     }
 }
 
-/// A warning/critical pair.
+/// A warning/critical pair. For "higher is worse" values warning <= critical; for
+/// `diskFreePercent` and `tlsCertificateExpiryDays` (lower is worse) warning >= critical.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Level {
     /// Warning at or beyond this value.
+    #[cfg_attr(feature = "schema", schemars(range(min = 0.0)))]
     pub warning: f64,
     /// Critical at or beyond this value.
+    #[cfg_attr(feature = "schema", schemars(range(min = 0.0)))]
     pub critical: f64,
 }
 
-/// Local health thresholds (defaults from the design brief).
+/// Health thresholds: `spec.thresholds` of a MonitorTarget (the controller copies them into
+/// the agent config) and `thresholds` of the agent config (applied locally in standalone
+/// mode and for `/status`). A missing field takes its default: cpu 70/90 %, memory 70/90 %,
+/// disk free 20/10 %, loss 1/5 %, RTT p99 0.005/0.020 s, RDMA errors 1/10 per minute, RoCE
+/// pause time 10/50 %, RoCE discards 1/10 per minute, certificate expiry 14/3 days. The
+/// field docs are the CRD's field descriptions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ThresholdsConfig {
-    /// CPU usage percent (higher is worse). Default 70/90.
+    /// CPU usage percent, 0-100 (higher is worse).
     pub cpu_usage_percent: Level,
-    /// Memory used percent (higher is worse). Default 70/90.
+    /// Memory used percent, 0-100 (higher is worse).
     pub memory_used_percent: Level,
-    /// Filesystem free percent (LOWER is worse). Default 20/10.
+    /// Filesystem free percent, 0-100 (LOWER is worse: warning >= critical).
     pub disk_free_percent: Level,
-    /// Ping loss percent (higher is worse). Default 1/5.
+    /// Ping loss percent, 0-100 (higher is worse).
     pub loss_percent: Level,
-    /// RTT p99 in seconds (higher is worse). Default 0.005/0.020.
+    /// Ping RTT 99th percentile in seconds (higher is worse).
     pub rtt_p99_seconds: Level,
-    /// RDMA error counter increments per minute (symbol, link integrity, rcv errors; higher
-    /// is worse). Default 1/10.
+    /// RDMA error counter increments per minute: symbol errors, link integrity errors,
+    /// port receive errors (higher is worse).
     pub rdma_errors_per_minute: Level,
-    /// Share of time a RoCE port was paused or pausing by PFC/802.3x on its busiest
-    /// priority, percent (pause duration statistics; higher is worse). Default 10/50: a
-    /// lossless class held a tenth of the time has lost that share of its throughput, and
-    /// one held half the time is close to head-of-line blocking the fabric.
+    /// Share of time a RoCE port was paused (PFC or link-level pause) on its busiest
+    /// priority, percent, from the driver's pause-duration statistics (higher is worse).
+    /// Default 10/50. A pause storm the NIC reports (`tx_pause_storm_error_events`) is
+    /// Critical whatever this says.
+    // 10/50: a lossless class held a tenth of the time has lost that share of its
+    // throughput, and one held half the time is close to head-of-line blocking the fabric.
     pub rdma_pause_percent: Level,
-    /// Packets a RoCE port dropped for buffers or congestion, per minute (higher is worse).
-    /// Default 1/10, like the error counters: a lossless class should drop nothing.
+    /// Packets a RoCE port dropped for lack of buffers or for congestion, per minute
+    /// (higher is worse). Default 1/10.
+    // Like the error counters: a lossless class should drop nothing.
     pub rdma_discards_per_minute: Level,
-    /// Days until the earliest certificate of a TLS endpoint expires (LOWER is worse).
-    /// Default 14/3: two weeks leaves time for a renewal by hand; three days is an outage
-    /// in waiting. An expired certificate fails the probe itself.
+    /// Days until the earliest certificate of a TLS endpoint expires (LOWER is worse:
+    /// warning >= critical). Default 14/3.
+    // Two weeks leave time for a renewal by hand; three days is an outage in waiting. An
+    // expired certificate fails the probe itself.
     pub tls_certificate_expiry_days: Level,
 }
 
@@ -291,6 +307,13 @@ impl Default for ThresholdsConfig {
                 critical: 3.0,
             },
         }
+    }
+}
+
+// Lets a caller holding a borrowed MonitorTarget spec write `(&spec.thresholds).into()`.
+impl From<&ThresholdsConfig> for ThresholdsConfig {
+    fn from(t: &ThresholdsConfig) -> Self {
+        t.clone()
     }
 }
 

@@ -90,6 +90,7 @@ impl EndpointConfig {
 
 /// HTTP request method of a probe (no body is sent).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
     /// `GET`.
@@ -158,6 +159,7 @@ pub struct TcpProbe {
 
 /// DNS record types a probe may ask for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum DnsRecordType {
     /// IPv4 address.
@@ -195,22 +197,32 @@ impl DnsRecordType {
     }
 }
 
-/// A DNS query over UDP to one resolver.
+/// A DNS query over UDP to one resolver: `spec.endpoints[].dns` of a MonitorTarget as
+/// written, and `endpoints[].dns` of the agent config as the controller copies it. The field
+/// docs are the CRD's field descriptions.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DnsProbe {
-    /// Name to ask for.
+    /// Name to ask for, e.g. `kubernetes.default.svc.cluster.local`.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 253)))]
     pub name: String,
-    /// Record type.
+    /// Record type. Default A.
     #[serde(default)]
     pub record_type: DnsRecordType,
-    /// Answers that must all be present (record data as `dig +short` prints it, e.g.
-    /// `10.0.0.1`, `host.example.` for CNAME); empty: any non-empty answer.
+    /// Answers that must all be present, as `dig +short` prints them (e.g. `10.96.0.1`);
+    /// empty: any non-empty answer.
+    // Record data: `10.0.0.1` for A, `host.example.` for CNAME.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(max = 16), inner(length(min = 1, max = 253)))
+    )]
     pub expected_answers: Vec<String>,
-    /// `ip` or `ip:port` of the resolver; absent: the first `nameserver` of the agent's
+    /// Resolver `ip` or `ip:port`; default: the first nameserver of the agent's
     /// `/etc/resolv.conf`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 64)))]
     pub resolver: Option<String>,
 }
 

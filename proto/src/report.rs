@@ -162,14 +162,16 @@ pub struct PressureReport {
     pub io_full_avg10: f64,
 }
 
-/// Probe protocol.
+/// Probe protocol of the ping mesh (`spec.ping.protocol` of a MonitorTarget, `ping.protocol`
+/// of the agent config, and of each [`PeerReport`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ProbeProtocol {
-    /// ICMP echo.
+    /// ICMP echo (needs the `NET_RAW` capability, granted only when ping is on).
     #[default]
     Icmp,
-    /// TCP connect.
+    /// TCP connect to `tcpPort`.
     Tcp,
 }
 

@@ -123,7 +123,7 @@ pub fn agent_config(mt: &MonitorTarget, settings: &Settings) -> Result<AgentConf
         rdma: RdmaConfig {
             enabled: s.rdma.enabled,
             devices: s.rdma.devices.clone(),
-            mode: s.rdma.mode.into(),
+            mode: s.rdma.mode,
             hw_counters: s.rdma.hw_counters,
             ethtool: EthtoolConfig {
                 enabled: s.rdma.ethtool.enabled,
@@ -137,7 +137,7 @@ pub fn agent_config(mt: &MonitorTarget, settings: &Settings) -> Result<AgentConf
         },
         ping: PingConfig {
             enabled: s.ping.enabled,
-            protocol: s.ping.protocol.into(),
+            protocol: s.ping.protocol,
             tcp_port: s.ping.tcp_port,
             timeout_seconds: seconds("spec.ping.timeout", &s.ping.timeout)?,
             packets_per_probe: s.ping.packets_per_probe,
@@ -149,7 +149,7 @@ pub fn agent_config(mt: &MonitorTarget, settings: &Settings) -> Result<AgentConf
             filesystems: s.host.filesystems.clone(),
             netdevs: s.host.netdevs.clone(),
         },
-        thresholds: (&s.thresholds).into(),
+        thresholds: s.thresholds.clone(),
         snapshot_dir: None,
         endpoints: s
             .endpoints

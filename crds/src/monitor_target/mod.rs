@@ -1,4 +1,13 @@
 //! `MonitorTarget`: which nodes to watch and with which collectors.
+//!
+//! This module holds the kind: [`MonitorTargetSpec`] with its checks
+//! ([`MonitorTargetSpec::validate`]) and [`MonitorTargetStatus`] with what analytics writes
+//! into it. The spec's sections live in submodules and are re-exported here:
+//! * [`collectors`]: `rdma`, `ping`, `host`;
+//! * [`agent_pods`]: `agent` (Pod settings) and `scrape` (PodMonitor);
+//! * `thresholds` is the agent config's [`ThresholdsConfig`] (with [`Level`]) from
+//!   `fabricwatch_proto`, so the levels people write are the levels the agents apply;
+//! * `endpoints` is in [`crate::endpoint`].
 
 // Each `printcolumn(...)` repeats keys such as `type_ = "date"`, which clippy mistakes for
 // duplicated attributes.
@@ -6,13 +15,22 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::Toleration;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{check_duration, conditions_schema, Condition, Duration, Severity, Time};
 use crate::validation::Errors;
+
+pub mod agent_pods;
+pub mod collectors;
+
+pub use agent_pods::{AgentSpec, PodMonitorMode, PullPolicy, ScrapeSpec};
+pub use collectors::{
+    EthtoolSpec, HostSpec, PeersSpec, PingSpec, ProbeProtocol, RdmaMode, RdmaSpec,
+};
+pub use fabricwatch_proto::agent_config::{Level, ThresholdsConfig};
 
 /// Most problems kept in `status.problems`.
 pub const MAX_PROBLEMS: usize = 20;
@@ -110,7 +128,7 @@ pub struct MonitorTargetSpec {
     pub host: HostSpec,
     /// Warning and critical levels that decide node and target health.
     #[serde(default)]
-    pub thresholds: ThresholdsSpec,
+    pub thresholds: ThresholdsConfig,
     /// Agent Pod settings.
     #[serde(default)]
     pub agent: AgentSpec,
@@ -136,7 +154,7 @@ impl Default for MonitorTargetSpec {
             rdma: RdmaSpec::default(),
             ping: PingSpec::default(),
             host: HostSpec::default(),
-            thresholds: ThresholdsSpec::default(),
+            thresholds: ThresholdsConfig::default(),
             agent: AgentSpec::default(),
             scrape: ScrapeSpec::default(),
             endpoints: Vec::new(),
@@ -146,437 +164,6 @@ impl Default for MonitorTargetSpec {
 
 fn default_interval() -> Duration {
     Duration::new("10s")
-}
-
-fn default_true() -> bool {
-    true
-}
-
-/// Which link layers the RDMA collector watches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum RdmaMode {
-    /// Every port, whatever its link layer.
-    #[default]
-    Auto,
-    /// Only InfiniBand ports (`link_layer` InfiniBand).
-    Infiniband,
-    /// Only RoCE ports (`link_layer` Ethernet).
-    Roce,
-}
-
-impl From<RdmaMode> for fabricwatch_proto::agent_config::RdmaMode {
-    fn from(m: RdmaMode) -> Self {
-        match m {
-            RdmaMode::Auto => Self::Auto,
-            RdmaMode::Infiniband => Self::Infiniband,
-            RdmaMode::Roce => Self::Roce,
-        }
-    }
-}
-
-/// RDMA collector: reads `class/infiniband/<device>/ports/<port>/{state,phys_state,rate,
-/// counters/*,hw_counters/*}` under the node's sysfs (kernel ABI
-/// `Documentation/ABI/stable/sysfs-class-infiniband`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RdmaSpec {
-    /// Collect RDMA metrics.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// Device names to watch (e.g. `mlx5_0`); empty: all devices.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(length(min = 1, max = 64)))]
-    pub devices: Vec<String>,
-    /// Which link layers to watch.
-    #[serde(default)]
-    pub mode: RdmaMode,
-    /// Also read the driver-specific `hw_counters/` directory.
-    #[serde(default = "default_true")]
-    pub hw_counters: bool,
-    /// Host directory mounted read-only as the agent's sysfs (`/host/sys`). Default `/sys`;
-    /// point it elsewhere only for test fixtures or unusual hosts.
-    #[serde(default = "default_sysfs_root")]
-    #[schemars(length(min = 1, max = 256), regex(pattern = r"^/"))]
-    pub sysfs_root: String,
-    /// Ethernet driver statistics (PFC pauses, discards, pause storms) and DCQCN settings of
-    /// RoCE ports' netdevs.
-    #[serde(default)]
-    pub ethtool: EthtoolSpec,
-}
-
-fn default_sysfs_root() -> String {
-    "/sys".into()
-}
-
-/// Ethernet statistics of RoCE netdevs: read with the `SIOCETHTOOL` ioctl (`ETHTOOL_GSTATS`)
-/// for mlx5_core, bnxt_en and ice; other drivers export nothing.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EthtoolSpec {
-    /// Read the statistics and DCQCN settings.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// Host directory mounted read-only into the agent, holding `<netdev>/statistics`
-    /// (`ethtool -S` output) and `<netdev>/driver` (`ethtool -i` output), read instead of
-    /// the kernel; for test fixtures on nodes without the NICs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256), regex(pattern = r"^/"))]
-    pub statistics_dir: Option<String>,
-}
-
-impl Default for EthtoolSpec {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            statistics_dir: None,
-        }
-    }
-}
-
-impl Default for RdmaSpec {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            devices: Vec::new(),
-            mode: RdmaMode::Auto,
-            hw_counters: true,
-            sysfs_root: default_sysfs_root(),
-            ethtool: EthtoolSpec::default(),
-        }
-    }
-}
-
-/// Probe protocol of the ping mesh.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ProbeProtocol {
-    /// ICMP echo (needs the `NET_RAW` capability, granted only when ping is on).
-    #[default]
-    Icmp,
-    /// TCP connect to `tcpPort`.
-    Tcp,
-}
-
-impl From<ProbeProtocol> for fabricwatch_proto::report::ProbeProtocol {
-    fn from(p: ProbeProtocol) -> Self {
-        match p {
-            ProbeProtocol::Icmp => Self::Icmp,
-            ProbeProtocol::Tcp => Self::Tcp,
-        }
-    }
-}
-
-/// Ping mesh: each agent probes its peers every interval.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PingSpec {
-    /// Probe peers.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// ICMP echo or TCP connect.
-    #[serde(default)]
-    pub protocol: ProbeProtocol,
-    /// Port for TCP probes.
-    #[serde(default = "default_tcp_port")]
-    #[schemars(range(min = 1, max = 65535))]
-    pub tcp_port: u16,
-    /// Which nodes each agent probes.
-    #[serde(default)]
-    pub peers: PeersSpec,
-    /// Extra host names or IPs every agent probes (gateway, storage heads).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32), inner(length(min = 1, max = 253)))]
-    pub external_targets: Vec<String>,
-    /// Per-probe timeout, e.g. `1s`; shorter than `interval`.
-    #[serde(default = "default_ping_timeout")]
-    pub timeout: Duration,
-    /// Probes sent to each peer per interval (loss resolution is 100/packetsPerProbe %).
-    #[serde(default = "default_packets")]
-    #[schemars(range(min = 1, max = 100))]
-    pub packets_per_probe: u32,
-}
-
-fn default_tcp_port() -> u16 {
-    22
-}
-fn default_ping_timeout() -> Duration {
-    Duration::new("1s")
-}
-fn default_packets() -> u32 {
-    5
-}
-
-impl Default for PingSpec {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            protocol: ProbeProtocol::Icmp,
-            tcp_port: default_tcp_port(),
-            peers: PeersSpec::default(),
-            external_targets: Vec::new(),
-            timeout: default_ping_timeout(),
-            packets_per_probe: default_packets(),
-        }
-    }
-}
-
-/// Peer selection. Analytics assigns each agent its peers in the push response.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PeersSpec {
-    /// Most peers per agent, chosen by rendezvous (highest-random-weight) hashing so that
-    /// assignments stay stable as nodes come and go. Absent: every other node (full mesh).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 1000))]
-    pub max_peers: Option<u32>,
-    /// Node label (e.g. `topology.kubernetes.io/zone`) whose values should all be covered:
-    /// with `maxPeers`, each agent gets at least one peer per value before the rest are hashed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 316))]
-    pub topology_key: Option<String>,
-}
-
-/// Host collector.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct HostSpec {
-    /// Collect host metrics.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// Mount points to watch (e.g. `/`, `/var/lib/kubelet`); empty: every real filesystem.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32), inner(length(min = 1, max = 256)))]
-    pub filesystems: Vec<String>,
-    /// Network interfaces to watch; empty: every interface but `lo`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(length(min = 1, max = 15)))]
-    pub netdevs: Vec<String>,
-}
-
-impl Default for HostSpec {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            filesystems: Vec::new(),
-            netdevs: Vec::new(),
-        }
-    }
-}
-
-/// A warning/critical pair. For "higher is worse" values warning <= critical; for
-/// `diskFreePercent` (lower is worse) warning >= critical.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Level {
-    /// Warning at or beyond this value.
-    #[schemars(range(min = 0.0))]
-    pub warning: f64,
-    /// Critical at or beyond this value.
-    #[schemars(range(min = 0.0))]
-    pub critical: f64,
-}
-
-impl From<fabricwatch_proto::agent_config::Level> for Level {
-    fn from(l: fabricwatch_proto::agent_config::Level) -> Self {
-        Self {
-            warning: l.warning,
-            critical: l.critical,
-        }
-    }
-}
-
-impl From<Level> for fabricwatch_proto::agent_config::Level {
-    fn from(l: Level) -> Self {
-        Self {
-            warning: l.warning,
-            critical: l.critical,
-        }
-    }
-}
-
-/// Health thresholds; names and units match the agent config. Defaults: cpu 70/90 %,
-/// memory 70/90 %, disk free 20/10 %, loss 1/5 %, RTT p99 0.005/0.020 s, RDMA errors 1/10
-/// per minute, RoCE pause time 10/50 %, RoCE discards 1/10 per minute.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ThresholdsSpec {
-    /// CPU usage percent, 0-100 (higher is worse).
-    #[serde(default = "d_cpu")]
-    pub cpu_usage_percent: Level,
-    /// Memory used percent, 0-100 (higher is worse).
-    #[serde(default = "d_mem")]
-    pub memory_used_percent: Level,
-    /// Filesystem free percent, 0-100 (LOWER is worse: warning >= critical).
-    #[serde(default = "d_disk")]
-    pub disk_free_percent: Level,
-    /// Ping loss percent, 0-100 (higher is worse).
-    #[serde(default = "d_loss")]
-    pub loss_percent: Level,
-    /// Ping RTT 99th percentile in seconds (higher is worse).
-    #[serde(default = "d_rtt")]
-    pub rtt_p99_seconds: Level,
-    /// RDMA error counter increments per minute: symbol errors, link integrity errors,
-    /// port receive errors (higher is worse).
-    #[serde(default = "d_rdma")]
-    pub rdma_errors_per_minute: Level,
-    /// Share of time a RoCE port was paused (PFC or link-level pause) on its busiest
-    /// priority, percent, from the driver's pause-duration statistics (higher is worse).
-    /// Default 10/50. A pause storm the NIC reports (`tx_pause_storm_error_events`) is
-    /// Critical whatever this says.
-    #[serde(default = "d_pause")]
-    pub rdma_pause_percent: Level,
-    /// Packets a RoCE port dropped for lack of buffers or for congestion, per minute
-    /// (higher is worse). Default 1/10.
-    #[serde(default = "d_discards")]
-    pub rdma_discards_per_minute: Level,
-    /// Days until the earliest certificate of a TLS endpoint expires (LOWER is worse:
-    /// warning >= critical). Default 14/3.
-    #[serde(default = "d_tls_days")]
-    pub tls_certificate_expiry_days: Level,
-}
-
-fn proto_thresholds() -> fabricwatch_proto::agent_config::ThresholdsConfig {
-    fabricwatch_proto::agent_config::ThresholdsConfig::default()
-}
-fn d_cpu() -> Level {
-    proto_thresholds().cpu_usage_percent.into()
-}
-fn d_mem() -> Level {
-    proto_thresholds().memory_used_percent.into()
-}
-fn d_disk() -> Level {
-    proto_thresholds().disk_free_percent.into()
-}
-fn d_loss() -> Level {
-    proto_thresholds().loss_percent.into()
-}
-fn d_rtt() -> Level {
-    proto_thresholds().rtt_p99_seconds.into()
-}
-fn d_rdma() -> Level {
-    proto_thresholds().rdma_errors_per_minute.into()
-}
-fn d_pause() -> Level {
-    proto_thresholds().rdma_pause_percent.into()
-}
-fn d_discards() -> Level {
-    proto_thresholds().rdma_discards_per_minute.into()
-}
-fn d_tls_days() -> Level {
-    proto_thresholds().tls_certificate_expiry_days.into()
-}
-
-impl Default for ThresholdsSpec {
-    fn default() -> Self {
-        proto_thresholds().into()
-    }
-}
-
-impl From<fabricwatch_proto::agent_config::ThresholdsConfig> for ThresholdsSpec {
-    fn from(t: fabricwatch_proto::agent_config::ThresholdsConfig) -> Self {
-        Self {
-            cpu_usage_percent: t.cpu_usage_percent.into(),
-            memory_used_percent: t.memory_used_percent.into(),
-            disk_free_percent: t.disk_free_percent.into(),
-            loss_percent: t.loss_percent.into(),
-            rtt_p99_seconds: t.rtt_p99_seconds.into(),
-            rdma_errors_per_minute: t.rdma_errors_per_minute.into(),
-            rdma_pause_percent: t.rdma_pause_percent.into(),
-            rdma_discards_per_minute: t.rdma_discards_per_minute.into(),
-            tls_certificate_expiry_days: t.tls_certificate_expiry_days.into(),
-        }
-    }
-}
-
-impl From<&ThresholdsSpec> for fabricwatch_proto::agent_config::ThresholdsConfig {
-    fn from(t: &ThresholdsSpec) -> Self {
-        Self {
-            cpu_usage_percent: t.cpu_usage_percent.into(),
-            memory_used_percent: t.memory_used_percent.into(),
-            disk_free_percent: t.disk_free_percent.into(),
-            loss_percent: t.loss_percent.into(),
-            rtt_p99_seconds: t.rtt_p99_seconds.into(),
-            rdma_errors_per_minute: t.rdma_errors_per_minute.into(),
-            rdma_pause_percent: t.rdma_pause_percent.into(),
-            rdma_discards_per_minute: t.rdma_discards_per_minute.into(),
-            tls_certificate_expiry_days: t.tls_certificate_expiry_days.into(),
-        }
-    }
-}
-
-/// Image pull policy of the agent container.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum PullPolicy {
-    /// Pull on every Pod start.
-    Always,
-    /// Pull only when the node lacks the image.
-    IfNotPresent,
-    /// Never pull (the image must be preloaded).
-    Never,
-}
-
-impl PullPolicy {
-    /// The Kubernetes spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Always => "Always",
-            Self::IfNotPresent => "IfNotPresent",
-            Self::Never => "Never",
-        }
-    }
-}
-
-/// Agent Pod settings; unset fields take the operator's defaults.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentSpec {
-    /// Agent image; default: the operator's `--agent-image`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 512))]
-    pub image: Option<String>,
-    /// Image pull policy; default: the operator's `--agent-image-pull-policy`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_pull_policy: Option<PullPolicy>,
-    /// CPU and memory requests and limits of the agent container, quantities written as
-    /// strings (`cpu: "1"`, `memory: 64Mi`); default: requests 10m CPU and 32Mi memory,
-    /// limit 128Mi memory.
-    // Strings only: see `crd::structural` (Kubernetes 1.20 and int-or-string maps).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
-    /// PriorityClass of the agent Pods (e.g. `system-node-critical`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
-    pub priority_class_name: Option<String>,
-}
-
-/// Whether to create a PodMonitor for the agents.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PodMonitorMode {
-    /// Create one when the `monitoring.coreos.com` API is installed.
-    #[default]
-    Auto,
-    /// Always create one (the target is not Ready while the API is missing).
-    Enabled,
-    /// Never create one.
-    Disabled,
-}
-
-/// Prometheus Operator integration.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ScrapeSpec {
-    /// PodMonitor creation.
-    #[serde(default)]
-    pub pod_monitor: PodMonitorMode,
-    /// Scrape interval of the PodMonitor; default: `interval`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<Duration>,
-    /// Extra labels of the PodMonitor (to match a Prometheus `podMonitorSelector`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = 16))]
-    pub labels: BTreeMap<String, String>,
 }
 
 /// Overall health of a target or node.
@@ -908,11 +495,7 @@ mod tests {
         assert_eq!(s.ping.packets_per_probe, 5);
         assert_eq!(s.ping.timeout.as_str(), "1s");
         assert_eq!(s.scrape.pod_monitor, PodMonitorMode::Auto);
-        let proto: fabricwatch_proto::agent_config::ThresholdsConfig = (&s.thresholds).into();
-        assert_eq!(
-            proto,
-            fabricwatch_proto::agent_config::ThresholdsConfig::default()
-        );
+        assert_eq!(s.thresholds, ThresholdsConfig::default());
         assert_eq!(s, MonitorTargetSpec::default());
         s.validate().expect("defaults are valid");
     }
