@@ -310,13 +310,6 @@ impl Default for ThresholdsConfig {
     }
 }
 
-// Lets a caller holding a borrowed MonitorTarget spec write `(&spec.thresholds).into()`.
-impl From<&ThresholdsConfig> for ThresholdsConfig {
-    fn from(t: &ThresholdsConfig) -> Self {
-        t.clone()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -178,7 +178,7 @@ pub fn target_config(t: &MonitorTarget) -> TargetConfig {
             .ok()
             .filter(|v| *v > 0.0)
             .unwrap_or(10.0),
-        thresholds: (&s.thresholds).into(),
+        thresholds: s.thresholds.clone(),
         max_peers: s.ping.peers.max_peers.map(|m| m as usize),
         topology_key: s.ping.peers.topology_key.clone(),
         generation: t.metadata.generation,
