@@ -58,25 +58,34 @@ pub fn not_found(what: String) -> Response {
 /// Why `POST /api/v1/reports` refused a report. The answer is the [`status`](Self::status)
 /// with an [`ErrorBody`] of the [`Display`](std::fmt::Display) text and the
 /// [`reason`](Self::reason).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum IngestError {
     /// No valid bearer token: missing, malformed or rejected by TokenReview (401).
-    Unauthenticated(AuthError),
+    #[error("{0}")]
+    Unauthenticated(#[source] AuthError),
     /// TokenReview could not be asked (503; the agent retries).
-    AuthUnavailable(AuthError),
+    #[error("{0}")]
+    AuthUnavailable(#[source] AuthError),
     /// The body is longer than the limit, in bytes (413).
+    #[error("report body exceeds {0} bytes")]
     TooLarge(usize),
     /// The body could not be read: the connection broke (400); the reader's error.
+    #[error("could not read body: {0}")]
     Unreadable(String),
     /// The body is not a report (400); the parser's error.
+    #[error("invalid report JSON: {0}")]
     InvalidJson(String),
     /// The report's `schemaVersion` is not the one this analytics speaks (400).
+    #[error("unsupported schemaVersion {0}: this analytics accepts [{REPORT_SCHEMA_VERSION}]")]
     UnsupportedSchema(u64),
     /// The report is well-formed but its content is out of bounds (400); what is wrong.
+    #[error("{0}")]
     Invalid(String),
     /// The agent may not report this (node, target) (403); why.
+    #[error("{0}")]
     Forbidden(String),
     /// The report names a MonitorTarget analytics does not know (403).
+    #[error("MonitorTarget {0} does not exist")]
     UnknownTarget(ObjectRef),
 }
 
@@ -85,32 +94,6 @@ impl From<AuthError> for IngestError {
         match e {
             AuthError::Unavailable(_) => IngestError::AuthUnavailable(e),
             _ => IngestError::Unauthenticated(e),
-        }
-    }
-}
-
-impl std::fmt::Display for IngestError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IngestError::Unauthenticated(e) | IngestError::AuthUnavailable(e) => write!(f, "{e}"),
-            IngestError::TooLarge(limit) => write!(f, "report body exceeds {limit} bytes"),
-            IngestError::Unreadable(e) => write!(f, "could not read body: {e}"),
-            IngestError::InvalidJson(e) => write!(f, "invalid report JSON: {e}"),
-            IngestError::UnsupportedSchema(v) => write!(
-                f,
-                "unsupported schemaVersion {v}: this analytics accepts [{REPORT_SCHEMA_VERSION}]"
-            ),
-            IngestError::Invalid(e) | IngestError::Forbidden(e) => f.write_str(e),
-            IngestError::UnknownTarget(t) => write!(f, "MonitorTarget {t} does not exist"),
-        }
-    }
-}
-
-impl std::error::Error for IngestError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            IngestError::Unauthenticated(e) | IngestError::AuthUnavailable(e) => Some(e),
-            _ => None,
         }
     }
 }
