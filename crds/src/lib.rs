@@ -13,6 +13,9 @@
 //! manager ([`FIELD_MANAGER_OPERATOR`], [`FIELD_MANAGER_ANALYTICS`], [`FIELD_MANAGER_NOTIFIER`]);
 //! every status field is optional and skipped when unset so an apply patch carries only what
 //! its writer owns.
+//!
+//! [`Health`] and [`Severity`] are `fabricwatch-proto`'s, re-exported here: the same types
+//! travel on the wire and in the API.
 
 #![warn(missing_docs)]
 
@@ -30,7 +33,7 @@ pub mod validation;
 pub use ai_analysis::{AIAnalysis, AIAnalysisSpec, AIAnalysisStatus};
 pub use alert_rule::{AlertRule, AlertRuleSpec, AlertRuleStatus};
 pub use common::{Condition, CronSchedule, Duration, Severity, Time};
-pub use monitor_target::{MonitorTarget, MonitorTargetSpec, MonitorTargetStatus};
+pub use monitor_target::{Health, MonitorTarget, MonitorTargetSpec, MonitorTargetStatus};
 pub use validation::{Errors, FieldError};
 
 /// API group.

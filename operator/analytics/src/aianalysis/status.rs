@@ -78,14 +78,7 @@ fn usage(u: &fabricwatch_ai::Usage) -> aia::Usage {
     }
 }
 
-fn severity(s: fabricwatch_ai::Severity) -> Severity {
-    match s {
-        fabricwatch_ai::Severity::Critical => Severity::Critical,
-        fabricwatch_ai::Severity::Warning => Severity::Warning,
-        fabricwatch_ai::Severity::Info => Severity::Info,
-    }
-}
-
+/// Sort key putting the most severe first (also the order byte of the notification id).
 fn rank(s: Severity) -> u8 {
     match s {
         Severity::Critical => 0,
@@ -101,7 +94,7 @@ pub fn findings(found: &[fabricwatch_ai::Finding]) -> Vec<aia::Finding> {
     let mut out: Vec<aia::Finding> = found
         .iter()
         .map(|f| aia::Finding {
-            severity: severity(f.severity),
+            severity: f.severity,
             title: cut(&f.title, 200),
             summary: cut(&f.summary, 2000),
             evidence: f.evidence.iter().take(10).map(|e| cut(e, 500)).collect(),
@@ -422,13 +415,13 @@ pub fn notification(
         ("alertname".to_string(), "AIAnalysis".to_string()),
         ("namespace".to_string(), analysis.namespace.clone()),
         ("analysis".to_string(), analysis.name.clone()),
-        ("severity".to_string(), format!("{top:?}").to_lowercase()),
+        ("severity".to_string(), top.as_str().to_string()),
     ]);
     let mut description = String::new();
     for f in found {
         let line = format!(
             "- [{}] {}: {}{}\n",
-            format!("{:?}", f.severity).to_lowercase(),
+            f.severity.as_str(),
             f.title,
             f.summary,
             f.recommendation
@@ -450,7 +443,7 @@ pub fn notification(
         source: analysis.clone(),
         fingerprint: digest[..16].to_string(),
         status: AlertStatus::Firing,
-        severity: top.into(),
+        severity: top,
         labels,
         annotations: BTreeMap::from([
             (
