@@ -3,7 +3,9 @@
 //! * [`monitor_target`], [`alert_rule`], [`ai_analysis`]: the kinds, their specs and status.
 //! * [`endpoint`]: MonitorTarget endpoint probes (HTTP, TCP, DNS).
 //! * [`notify`]: notification channels shared by AlertRule and AIAnalysis.
-//! * [`common`]: references, durations, cron schedules, severities, conditions.
+//! * [`common`]: references, durations, cron schedules, severities, the conditions schema.
+//! * [`conditions`]: building `status.conditions` (transition times, message length,
+//!   whether a write changes anything), shared by every status writer.
 //! * [`validation`]: what the OpenAPI schema cannot check (`validate()` on each spec).
 //! * [`crd`]: the CustomResourceDefinitions, made structural for Kubernetes 1.20+, and their YAML.
 //! * [`cel`]: CEL rules (`x-kubernetes-validations`) mirroring `validate()`'s cross-field
@@ -23,6 +25,7 @@ pub mod ai_analysis;
 pub mod alert_rule;
 pub mod cel;
 pub mod common;
+pub mod conditions;
 pub mod crd;
 pub mod endpoint;
 pub mod monitor_target;

@@ -12,7 +12,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use fabricwatch_ai::{FailureReason, RunOutcome};
 use fabricwatch_crds::{
     ai_analysis::{self as aia, AIAnalysisStatus, Phase},
-    condition_types, Condition, Severity,
+    condition_types,
+    conditions::{self, Cond},
+    Condition, Severity,
 };
 use fabricwatch_proto::{
     notify::{AlertStatus, NotificationRequest, SourceKind, NOTIFY_SCHEMA_VERSION},
@@ -21,9 +23,6 @@ use fabricwatch_proto::{
 use sha2::{Digest, Sha256};
 
 use crate::rules::{from_time, to_time};
-
-/// Longest condition message, characters.
-pub const MAX_MESSAGE_CHARS: usize = 1024;
 
 /// What a restart must not lose, read back from status.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -111,7 +110,8 @@ pub fn findings(found: &[fabricwatch_ai::Finding]) -> Vec<aia::Finding> {
     out
 }
 
-/// A condition keeping `lastTransitionTime` from `prev` unless the status flips.
+/// A condition keeping `lastTransitionTime` from `prev` unless the status flips
+/// ([`conditions::set`]; the message is cut to [`conditions::MAX_MESSAGE`]).
 pub fn condition(
     type_: &str,
     status: bool,
@@ -121,20 +121,12 @@ pub fn condition(
     prev: &[Condition],
     now: DateTime<Utc>,
 ) -> Condition {
-    let status = if status { "True" } else { "False" };
-    let since = prev
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| to_time(now));
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.chars().take(MAX_MESSAGE_CHARS).collect(),
-        observed_generation: generation,
-        last_transition_time: since,
-    }
+    conditions::set(
+        prev,
+        &Cond::new(type_, status, reason, message),
+        generation,
+        &to_time(now),
+    )
 }
 
 fn reason_str(r: FailureReason) -> &'static str {

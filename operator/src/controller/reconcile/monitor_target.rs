@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::controller::events::EventType;
+use fabricwatch_crds::conditions;
 use fabricwatch_crds::monitor_target::{MonitorTarget, MonitorTargetStatus};
 use fabricwatch_crds::{Time, API_VERSION};
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -184,7 +185,7 @@ fn changed(current: Option<&MonitorTargetStatus>, owned: &Owned, generation: Opt
     let nodes_now = cur.nodes.as_ref().map(|n| (n.desired, n.ready));
     let nodes_want = owned.nodes.map(|(d, r)| (Some(d), Some(r)));
     cur.observed_generation != generation
-        || status::conditions_differ(&cur.conditions, &owned.conditions, generation)
+        || conditions::differ(&cur.conditions, &owned.conditions, generation)
         || (nodes_want.is_some() && nodes_now != nodes_want)
 }
 
@@ -199,7 +200,7 @@ async fn write_status(mt: &MonitorTarget, ctx: &Context, owned: Owned) -> Result
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
     let now = Time(jiff_now());
-    let conditions = status::materialize(&existing, &owned.conditions, generation, &now);
+    let conditions = conditions::set_all(&existing, &owned.conditions, generation, &now);
     let mut body = json!({
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -225,7 +226,7 @@ async fn write_status(mt: &MonitorTarget, ctx: &Context, owned: Owned) -> Result
         } else {
             EventType::Normal
         };
-        ctx.event(&mt.object_ref(&()), type_, a.reason, a.note)
+        ctx.event(&mt.object_ref(&()), type_, &a.reason, a.note)
             .await;
     }
     Ok(())
@@ -274,7 +275,7 @@ mod tests {
         let now = Time(jiff_now());
         let cur = MonitorTargetStatus {
             observed_generation: Some(1),
-            conditions: status::materialize(&[], &owned.conditions, Some(1), &now),
+            conditions: conditions::set_all(&[], &owned.conditions, Some(1), &now),
             nodes: Some(NodeCounts {
                 desired: Some(3),
                 ready: Some(2),

@@ -6,6 +6,7 @@
 
 use crate::controller::events::EventType;
 use fabricwatch_crds::condition_types::ACCEPTED;
+use fabricwatch_crds::conditions;
 use fabricwatch_crds::{AIAnalysis, AlertRule, Condition, MonitorTarget, Time, API_VERSION};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch};
@@ -16,7 +17,7 @@ use serde_json::json;
 use crate::controller::apply;
 use crate::controller::context::Context;
 use crate::controller::error::Error;
-use crate::controller::status::{self, Cond};
+use crate::controller::status::Cond;
 
 /// Kind of a referenced object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,12 +141,12 @@ where
     let generation = obj.meta().generation;
     let desired = [accepted];
     if current_generation == generation
-        && !status::conditions_differ(current_conditions, &desired, generation)
+        && !conditions::differ(current_conditions, &desired, generation)
     {
         return Ok(());
     }
     let now = Time(super::monitor_target::jiff_now());
-    let conditions = status::materialize(current_conditions, &desired, generation, &now);
+    let conditions = conditions::set_all(current_conditions, &desired, generation, &now);
     let body = json!({
         "apiVersion": API_VERSION,
         "kind": kind,
@@ -167,7 +168,7 @@ where
         let reason = if c.status == "True" {
             "Accepted"
         } else {
-            c.reason
+            c.reason.as_str()
         };
         ctx.event(&obj.object_ref(&()), type_, reason, c.message)
             .await;
