@@ -11,8 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    check_duration, conditions_schema, Condition, CronSchedule, Duration, LocalObjectRef, Severity,
-    Time,
+    check_duration, conditions_schema, default_severity, Condition, CronSchedule, Duration,
+    LocalObjectRef, Severity, Time,
 };
 use crate::notify::NotifySpec;
 use crate::validation::Errors;
@@ -84,7 +84,7 @@ pub struct AlertRuleSpec {
     #[serde(default)]
     pub scope: Scope,
     /// Severity of the alert.
-    #[serde(default)]
+    #[serde(default = "default_severity")]
     pub severity: Severity,
     /// Human text of the notification. Templates may use `{{ metric }}`, `{{ value }}`,
     /// `{{ threshold }}`, `{{ node }}`, `{{ target }}`, `{{ device }}`, `{{ port }}`,

@@ -151,50 +151,14 @@ pub struct LocalObjectRef {
     pub name: String,
 }
 
-/// How bad something is, from least to most severe.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Informational.
-    Info,
-    /// Needs attention soon.
-    #[default]
-    Warning,
-    /// Needs attention now.
-    Critical,
-}
+/// How bad something is: the one [`fabricwatch_proto::Severity`] (lowercase in the API,
+/// `info < warning < critical`). Its `Default` is `info`; fields that default otherwise say
+/// so (AlertRule `spec.severity`: [`default_severity`]).
+pub use fabricwatch_proto::Severity;
 
-impl From<Severity> for fabricwatch_proto::Severity {
-    fn from(s: Severity) -> Self {
-        match s {
-            Severity::Info => Self::Info,
-            Severity::Warning => Self::Warning,
-            Severity::Critical => Self::Critical,
-        }
-    }
-}
-
-impl From<fabricwatch_proto::Severity> for Severity {
-    fn from(s: fabricwatch_proto::Severity) -> Self {
-        match s {
-            fabricwatch_proto::Severity::Info => Self::Info,
-            fabricwatch_proto::Severity::Warning => Self::Warning,
-            fabricwatch_proto::Severity::Critical => Self::Critical,
-        }
-    }
+/// Default of AlertRule `spec.severity`: `warning`.
+pub fn default_severity() -> Severity {
+    Severity::Warning
 }
 
 /// Most conditions a status holds (each writer owns a few types).

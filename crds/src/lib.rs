@@ -3,7 +3,9 @@
 //! * [`monitor_target`], [`alert_rule`], [`ai_analysis`]: the kinds, their specs and status.
 //! * [`endpoint`]: MonitorTarget endpoint probes (HTTP, TCP, DNS).
 //! * [`notify`]: notification channels shared by AlertRule and AIAnalysis.
-//! * [`common`]: references, durations, cron schedules, severities, conditions.
+//! * [`common`]: references, durations, cron schedules, severities, the conditions schema.
+//! * [`conditions`]: building `status.conditions` (transition times, message length,
+//!   whether a write changes anything), shared by every status writer.
 //! * [`validation`]: what the OpenAPI schema cannot check (`validate()` on each spec).
 //! * [`crd`]: the CustomResourceDefinitions, made structural for Kubernetes 1.20+, and their YAML.
 //! * [`cel`]: CEL rules (`x-kubernetes-validations`) mirroring `validate()`'s cross-field
@@ -13,6 +15,9 @@
 //! manager ([`FIELD_MANAGER_OPERATOR`], [`FIELD_MANAGER_ANALYTICS`], [`FIELD_MANAGER_NOTIFIER`]);
 //! every status field is optional and skipped when unset so an apply patch carries only what
 //! its writer owns.
+//!
+//! [`Health`] and [`Severity`] are `fabricwatch-proto`'s, re-exported here: the same types
+//! travel on the wire and in the API.
 
 #![warn(missing_docs)]
 
@@ -20,6 +25,7 @@ pub mod ai_analysis;
 pub mod alert_rule;
 pub mod cel;
 pub mod common;
+pub mod conditions;
 pub mod crd;
 pub mod endpoint;
 pub mod monitor_target;
@@ -30,7 +36,7 @@ pub mod validation;
 pub use ai_analysis::{AIAnalysis, AIAnalysisSpec, AIAnalysisStatus};
 pub use alert_rule::{AlertRule, AlertRuleSpec, AlertRuleStatus};
 pub use common::{Condition, CronSchedule, Duration, Severity, Time};
-pub use monitor_target::{MonitorTarget, MonitorTargetSpec, MonitorTargetStatus};
+pub use monitor_target::{Health, MonitorTarget, MonitorTargetSpec, MonitorTargetStatus};
 pub use validation::{Errors, FieldError};
 
 /// API group.

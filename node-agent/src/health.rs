@@ -7,17 +7,10 @@ use fabricwatch_proto::{
     Severity,
 };
 
-/// Overall health of what the agent watches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub enum Health {
-    /// No problem.
-    #[default]
-    Healthy,
-    /// At least one warning.
-    Warning,
-    /// At least one critical problem.
-    Critical,
-}
+/// Overall health of what the agent watches: the shared [`fabricwatch_proto::Health`]. The
+/// agent grades only what it measured, so it yields `Healthy`, `Warning` or `Critical`, never
+/// `Unknown` (that is analytics' word for a node that stopped reporting).
+pub use fabricwatch_proto::Health;
 
 /// One threshold crossed.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -27,7 +20,8 @@ pub struct Problem {
     pub component: &'static str,
     /// What it is about: `cpu`, a mount point, a peer, `mlx5_0/1`.
     pub subject: String,
-    /// Warning or critical.
+    /// Warning or critical; written `Warning` / `Critical` in `/status` and snapshots.
+    #[serde(serialize_with = "Severity::serialize_pascal")]
     pub severity: Severity,
     /// The measured value, in the unit of the threshold.
     pub value: f64,
@@ -290,6 +284,25 @@ mod tests {
         assert_eq!((r[1].severity, r[1].value), (Severity::Critical, 30.0));
         assert_eq!(overall(&r), Health::Critical);
         assert_eq!(overall(&[]), Health::Healthy);
+    }
+
+    #[test]
+    fn status_json_keeps_pascal_case_severity() {
+        let p = Problem {
+            component: "host",
+            subject: "cpu".into(),
+            severity: Severity::Critical,
+            value: 95.0,
+            message: String::new(),
+        };
+        let v = serde_json::to_value(&p).expect("serialize");
+        assert_eq!(v["severity"], "Critical");
+        let snap = crate::snapshot::Snapshot::default();
+        assert_eq!(snap.health, Health::Healthy);
+        assert_eq!(
+            serde_json::to_value(&snap).expect("serialize")["health"],
+            "Healthy"
+        );
     }
 
     #[test]

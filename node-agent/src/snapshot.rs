@@ -36,8 +36,9 @@ pub struct ErrorCount {
     pub count: u64,
 }
 
-/// Everything `/status` shows.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+/// Everything `/status` shows. The default (published before the first cycle) is
+/// `Healthy` with no problems: the agent has crossed no threshold yet.
+#[derive(Clone, Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
     /// Agent state machine.
@@ -64,6 +65,25 @@ pub struct Snapshot {
     pub errors: Vec<ErrorCount>,
     /// Seconds each collector took in the last cycle.
     pub durations_seconds: BTreeMap<String, f64>,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Self {
+            state: AgentState::default(),
+            health: Health::Healthy,
+            problems: Vec::new(),
+            report: AgentReport::default(),
+            rdma_ports: Vec::new(),
+            disks: Vec::new(),
+            netdevs: Vec::new(),
+            ping_totals: BTreeMap::new(),
+            icmp_socket: None,
+            icmp_timestamps: None,
+            errors: Vec::new(),
+            durations_seconds: BTreeMap::new(),
+        }
+    }
 }
 
 /// Writes `snapshot` as `<dir>/snapshot-<unix seconds>.json` and `<dir>/latest.json`

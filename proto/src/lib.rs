@@ -4,14 +4,23 @@
 //! * [`notify`]: what analytics asks the notifier to deliver.
 //! * [`endpoint`]: endpoint probe settings and results, shared by the two above.
 //! * [`agent_config`]: the node agent's config file, rendered by the controller.
+//! * [`health`] and [`severity`]: [`Health`] and [`Severity`], the one definition of each
+//!   for every component and for the API types (`fabricwatch-crds` derives their schema
+//!   through the `schema` feature).
 //!
-//! All types serialize as camelCase JSON. Durations are seconds as `f64`, times are
-//! RFC 3339 UTC, rates are per second unless the field name says otherwise.
+//! All types serialize as camelCase JSON (enum values as documented on each). Durations are
+//! seconds as `f64`, times are RFC 3339 UTC, rates are per second unless the field name says
+//! otherwise.
 
 pub mod agent_config;
 pub mod endpoint;
+pub mod health;
 pub mod notify;
 pub mod report;
+pub mod severity;
+
+pub use health::Health;
+pub use severity::Severity;
 
 /// Reference to a namespaced Kubernetes object, by namespace and name.
 #[derive(
@@ -38,28 +47,4 @@ impl std::fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)
     }
-}
-
-/// Severity shared by health, alerts and findings, ordered from least to most severe.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-pub enum Severity {
-    /// Informational.
-    #[default]
-    Info,
-    /// Needs attention soon.
-    Warning,
-    /// Needs attention now.
-    Critical,
 }

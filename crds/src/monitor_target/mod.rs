@@ -166,19 +166,9 @@ fn default_interval() -> Duration {
     Duration::new("10s")
 }
 
-/// Overall health of a target or node.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum Health {
-    /// Every node is within its thresholds.
-    Healthy,
-    /// Some value is beyond a warning threshold.
-    Warning,
-    /// Some value is beyond a critical threshold, or a node stopped reporting.
-    Critical,
-    /// No recent reports.
-    #[default]
-    Unknown,
-}
+/// Overall health of a target or node: the one [`fabricwatch_proto::Health`] (PascalCase
+/// in the API; `Unknown` when no agent reported recently).
+pub use fabricwatch_proto::Health;
 
 /// Observed state, written by the operator (`observedGeneration`, `conditions` Accepted
 /// and Ready, `nodes.desired`, `nodes.ready`) and by analytics (the rest).

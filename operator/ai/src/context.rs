@@ -200,8 +200,8 @@ pub const SUSPECTS_TITLE: &str = "suspects (kind name cause severity confidence 
 fn suspects(s: &Situation, an: &mut Anonymizer, l: &ContextLimits) -> Section {
     let mut items: Vec<_> = s.suspects.iter().collect();
     items.sort_by(|a, b| {
-        a.severity
-            .cmp(&b.severity)
+        worst_first(a.severity)
+            .cmp(&worst_first(b.severity))
             .then_with(|| b.confidence.total_cmp(&a.confidence))
             .then_with(|| a.nodes.cmp(&b.nodes))
     });
@@ -331,8 +331,8 @@ fn nodes(s: &Situation, an: &mut Anonymizer, l: &ContextLimits) -> Section {
         .filter(|n| n.health != Health::Healthy)
         .collect();
     items.sort_by(|a, b| {
-        a.health
-            .cmp(&b.health)
+        worst_first(a.health)
+            .cmp(&worst_first(b.health))
             .then_with(|| opt_cmp(a.score, b.score))
             .then_with(|| a.node.cmp(&b.node))
     });
@@ -736,6 +736,11 @@ fn count_bucket(count: u32) -> String {
         }
         bucket = next;
     }
+}
+
+/// Sort key putting the worst health first: Critical, Warning, Unknown, Healthy.
+fn worst_first(h: Health) -> std::cmp::Reverse<u8> {
+    std::cmp::Reverse(h.rank())
 }
 
 fn severity_rank(s: &str) -> u8 {

@@ -12,29 +12,10 @@ use serde_json::Value;
 
 use crate::anonymize::Anonymizer;
 
-/// Severity of a finding, as in `AIAnalysis.status.findings[].severity`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Needs action now.
-    Critical,
-    /// Needs attention.
-    Warning,
-    /// For information.
-    Info,
-}
-
-impl Severity {
-    /// Parses `critical`, `warning` or `info` (any case).
-    pub fn parse(s: &str) -> Option<Severity> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "critical" => Some(Severity::Critical),
-            "warning" => Some(Severity::Warning),
-            "info" => Some(Severity::Info),
-            _ => None,
-        }
-    }
-}
+/// Severity of a finding, as in `AIAnalysis.status.findings[].severity`: the shared
+/// [`fabricwatch_proto::Severity`] (lowercase; [`Severity::parse`] reads the model's answer in
+/// any case).
+pub use fabricwatch_proto::Severity;
 
 /// One validated finding; maps 1:1 onto `AIAnalysis.status.findings[]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -136,9 +117,10 @@ pub fn parse(answer: &str, limits: &FindingLimits, an: &Anonymizer) -> Result<Pa
     if findings.is_empty() && !items.is_empty() {
         return Err(AnswerError::Schema(truncate(&errors.join("; "), 300)));
     }
+    // Most severe first, then most confident.
     findings.sort_by(|a, b| {
-        a.severity
-            .cmp(&b.severity)
+        b.severity
+            .cmp(&a.severity)
             .then_with(|| b.confidence.total_cmp(&a.confidence))
     });
     let mut dropped = errors.len();

@@ -51,33 +51,9 @@ pub struct Situation {
     pub events: Vec<KubeEvent>,
 }
 
-/// Health classification, as in `MonitorTarget.status.health`.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub enum Health {
-    /// Over a critical threshold.
-    Critical,
-    /// Over a warning threshold.
-    Warning,
-    /// No data.
-    #[default]
-    Unknown,
-    /// Within thresholds.
-    Healthy,
-}
-
-impl Health {
-    /// The name used in the context and in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Critical => "Critical",
-            Health::Warning => "Warning",
-            Health::Unknown => "Unknown",
-            Health::Healthy => "Healthy",
-        }
-    }
-}
+/// Health classification, as in `MonitorTarget.status.health`: the shared
+/// [`fabricwatch_proto::Health`] (PascalCase, default `Unknown`).
+pub use fabricwatch_proto::Health;
 
 /// One suspect of fault localization.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -9,51 +9,10 @@ use serde::Serialize;
 
 use crate::derive::NodeSample;
 
-/// Health of a node or a target.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-pub enum Health {
-    /// Every metric within thresholds.
-    Healthy,
-    /// Some metric at or beyond its warning threshold.
-    Warning,
-    /// Some metric at or beyond its critical threshold.
-    Critical,
-    /// No recent data.
-    #[default]
-    Unknown,
-}
-
-impl Health {
-    /// Rank for "worst of": Healthy < Unknown < Warning < Critical.
-    pub fn rank(self) -> u8 {
-        match self {
-            Health::Healthy => 0,
-            Health::Unknown => 1,
-            Health::Warning => 2,
-            Health::Critical => 3,
-        }
-    }
-
-    /// Numeric value exported as a metric: 0 Healthy, 1 Warning, 2 Critical, 3 Unknown.
-    pub fn as_gauge(self) -> f64 {
-        match self {
-            Health::Healthy => 0.0,
-            Health::Warning => 1.0,
-            Health::Critical => 2.0,
-            Health::Unknown => 3.0,
-        }
-    }
-
-    /// The name as written in status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Healthy => "Healthy",
-            Health::Warning => "Warning",
-            Health::Critical => "Critical",
-            Health::Unknown => "Unknown",
-        }
-    }
-}
+/// Health of a node or a target: the shared [`fabricwatch_proto::Health`] (the type of
+/// `MonitorTarget.status.health`), with [`Health::rank`] for "worst of" and
+/// [`Health::as_gauge`] for the metric.
+pub use fabricwatch_proto::Health;
 
 /// Which side of a [`Level`] is bad.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

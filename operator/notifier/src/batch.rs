@@ -109,13 +109,9 @@ pub fn kind_name(kind: SourceKind) -> &'static str {
     }
 }
 
-/// Lower-case severity name.
+/// Lower-case severity name ([`Severity::as_str`]).
 pub fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
+    s.as_str()
 }
 
 /// Lower-case status name, as Alertmanager writes it.

@@ -1,7 +1,8 @@
 //! Kubernetes IO: reading source objects and Secrets, the ConfigMap outbox, and AlertRule
 //! `status.notifications` through server-side apply.
 
-use fabricwatch_crds::{AIAnalysis, AlertRule, API_VERSION, FIELD_MANAGER_NOTIFIER};
+use fabricwatch_common::status_patch::apply_status;
+use fabricwatch_crds::{AIAnalysis, AlertRule, FIELD_MANAGER_NOTIFIER};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -193,15 +194,11 @@ impl KubeStatus {
         if list == previous {
             return Ok(());
         }
-        let patch = json!({
-            "apiVersion": API_VERSION,
-            "kind": "AlertRule",
-            "status": { "notifications": list },
-        });
-        api.patch_status(
+        apply_status(
+            &api,
             &source.name,
-            &PatchParams::apply(FIELD_MANAGER_NOTIFIER).force(),
-            &Patch::Apply(&patch),
+            FIELD_MANAGER_NOTIFIER,
+            &json!({ "notifications": list }),
         )
         .await?;
         Ok(())

@@ -1,57 +1,13 @@
-//! Pure status logic: the conditions the controller owns, and whether status must be written.
+//! Pure status logic: the conditions the controller owns (`Accepted`, `Ready`) and the Event
+//! a status write announces. Building, comparing and cutting conditions is
+//! [`fabricwatch_crds::conditions`], shared with analytics.
 
 use fabricwatch_crds::condition_types::{ACCEPTED, READY};
-use fabricwatch_crds::{Condition, Errors, Time};
+use fabricwatch_crds::{Condition, Errors};
 
-/// Longest condition message written (the schema allows 32768; shorter reads better in
-/// `kubectl describe`).
-pub const MAX_MESSAGE: usize = 1024;
-
-/// A condition without its transition time.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cond {
-    /// Condition type.
-    pub type_: &'static str,
-    /// `True`, `False` or `Unknown`.
-    pub status: &'static str,
-    /// CamelCase reason.
-    pub reason: &'static str,
-    /// Human message saying what to do.
-    pub message: String,
-}
-
-impl Cond {
-    /// A `True` condition.
-    pub fn yes(type_: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            type_,
-            status: "True",
-            reason,
-            message: message.into(),
-        }
-    }
-    /// A `False` condition.
-    pub fn no(type_: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            type_,
-            status: "False",
-            reason,
-            message: message.into(),
-        }
-    }
-}
-
-/// Cuts `s` to at most `max` bytes on a character boundary, marking the cut with `…`.
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
+/// The condition builder shared with analytics: what a writer wants ([`Cond`]), message
+/// cut ([`truncate`], [`MAX_MESSAGE`]); `set_all` and `differ` turn wants into conditions.
+pub use fabricwatch_crds::conditions::{truncate, Cond, MAX_MESSAGE};
 
 /// `Accepted` from a validation result.
 pub fn accepted(result: &Result<(), Errors>) -> Cond {
@@ -151,61 +107,13 @@ pub fn ready(
     )
 }
 
-/// Turns `desired` into full conditions: the transition time of an existing condition with
-/// the same status is kept, otherwise it is `now`.
-pub fn materialize(
-    existing: &[Condition],
-    desired: &[Cond],
-    generation: Option<i64>,
-    now: &Time,
-) -> Vec<Condition> {
-    desired
-        .iter()
-        .map(|d| {
-            let prior = existing.iter().find(|c| c.type_ == d.type_);
-            let last_transition_time = match prior {
-                Some(p) if p.status == d.status => p.last_transition_time.clone(),
-                _ => now.clone(),
-            };
-            Condition {
-                type_: d.type_.into(),
-                status: d.status.into(),
-                reason: d.reason.into(),
-                message: truncate(&d.message, MAX_MESSAGE),
-                observed_generation: generation,
-                last_transition_time,
-            }
-        })
-        .collect()
-}
-
-/// Whether writing `desired` conditions would change `existing` (ignoring transition times
-/// and condition types owned by other writers).
-pub fn conditions_differ(
-    existing: &[Condition],
-    desired: &[Cond],
-    generation: Option<i64>,
-) -> bool {
-    desired
-        .iter()
-        .any(|d| match existing.iter().find(|c| c.type_ == d.type_) {
-            None => true,
-            Some(c) => {
-                c.status != d.status
-                    || c.reason != d.reason
-                    || c.message != truncate(&d.message, MAX_MESSAGE)
-                    || c.observed_generation != generation
-            }
-        })
-}
-
 /// The one Event a status write announces.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Announcement {
     /// `Warning` (else `Normal`).
     pub warning: bool,
     /// The Event's reason.
-    pub reason: &'static str,
+    pub reason: String,
     /// The Event's note: each changed condition as `Type=Status (Reason): message`.
     pub note: String,
 }
@@ -237,7 +145,7 @@ pub fn announcement(existing: &[Condition], desired: &[Cond]) -> Option<Announce
         warning: changed
             .iter()
             .any(|c| c.status == "False" && c.reason != "RollingOut"),
-        reason: headline.reason,
+        reason: headline.reason.clone(),
         note,
     })
 }
@@ -245,6 +153,8 @@ pub fn announcement(existing: &[Condition], desired: &[Cond]) -> Option<Announce
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fabricwatch_crds::conditions::{differ, set_all};
+    use fabricwatch_crds::Time;
 
     #[test]
     fn one_announcement_per_write_led_by_ready() {
@@ -260,26 +170,23 @@ mod tests {
             "Accepted=True (Valid): the spec is valid; Ready=False (RollingOut): waiting"
         );
         // Only Ready changes, to a problem: a Warning about Ready alone.
-        let existing = materialize(&[], &[accepted.clone(), rolling], Some(1), &now());
+        let existing = set_all(&[], &[accepted.clone(), rolling], Some(1), &now());
         let b = announcement(&existing, &[accepted.clone(), none.clone()]).expect("news");
-        assert_eq!((b.reason, b.warning), ("NoNodesSelected", true));
+        assert_eq!((b.reason.as_str(), b.warning), ("NoNodesSelected", true));
         assert!(!b.note.contains("Accepted"), "{}", b.note);
         // Same status and reason, new message: no Event.
-        let existing = materialize(&[], &[accepted.clone(), none], Some(1), &now());
+        let existing = set_all(&[], &[accepted.clone(), none], Some(1), &now());
         let c = Cond::no(READY, "NoNodesSelected", "other words");
         assert_eq!(announcement(&existing, &[accepted, c]), None);
         // Only Accepted changes: named after it.
         let bad = Cond::no(ACCEPTED, "InvalidSpec", "fix it");
-        let existing = materialize(&[], &[Cond::yes(ACCEPTED, "Valid", "ok")], Some(1), &now());
+        let existing = set_all(&[], &[Cond::yes(ACCEPTED, "Valid", "ok")], Some(1), &now());
         let d = announcement(&existing, &[bad]).expect("news");
-        assert_eq!((d.reason, d.warning), ("InvalidSpec", true));
+        assert_eq!((d.reason.as_str(), d.warning), ("InvalidSpec", true));
     }
 
     fn now() -> Time {
         Time("2026-01-01T00:00:00Z".parse().expect("ts"))
-    }
-    fn later() -> Time {
-        Time("2026-01-01T01:00:00Z".parse().expect("ts"))
     }
 
     #[test]
@@ -298,10 +205,10 @@ mod tests {
                 None,
             ),
         ];
-        let written = materialize(&[], &desired, Some(2), &now());
-        assert!(!conditions_differ(&written, &desired, Some(2)));
+        let written = set_all(&[], &desired, Some(2), &now());
+        assert!(!differ(&written, &desired, Some(2)));
         // A new generation or a new message is a change.
-        assert!(conditions_differ(&written, &desired, Some(3)));
+        assert!(differ(&written, &desired, Some(3)));
         let rolling = vec![
             desired[0].clone(),
             ready(
@@ -316,7 +223,7 @@ mod tests {
                 None,
             ),
         ];
-        assert!(conditions_differ(&written, &rolling, Some(2)));
+        assert!(differ(&written, &rolling, Some(2)));
         // Conditions of other writers are ignored.
         let mut with_other = written.clone();
         with_other.push(Condition {
@@ -327,31 +234,7 @@ mod tests {
             observed_generation: None,
             last_transition_time: now(),
         });
-        assert!(!conditions_differ(&with_other, &desired, Some(2)));
-    }
-
-    #[test]
-    fn transition_time_moves_only_when_status_changes() {
-        let first = materialize(
-            &[],
-            &[Cond::no(READY, "RollingOut", "1/3")],
-            Some(1),
-            &now(),
-        );
-        let same_status = materialize(
-            &first,
-            &[Cond::no(READY, "RollingOut", "2/3")],
-            Some(1),
-            &later(),
-        );
-        assert_eq!(same_status[0].last_transition_time, now());
-        let flipped = materialize(
-            &first,
-            &[Cond::yes(READY, "AgentsReady", "3/3")],
-            Some(1),
-            &later(),
-        );
-        assert_eq!(flipped[0].last_transition_time, later());
+        assert!(!differ(&with_other, &desired, Some(2)));
     }
 
     #[test]
@@ -401,17 +284,10 @@ mod tests {
         let mut e = Errors::default();
         e.push("spec.interval", "must be at least 1s, got 500ms");
         let c = accepted(&Err(e));
-        assert_eq!((c.status, c.reason), ("False", "InvalidSpec"));
+        assert_eq!((c.status, c.reason.as_str()), ("False", "InvalidSpec"));
         assert_eq!(
             c.message,
             "fix the spec: spec.interval: must be at least 1s, got 500ms"
         );
-    }
-
-    #[test]
-    fn truncate_respects_char_boundaries() {
-        assert_eq!(truncate("abc", 10), "abc");
-        let t = truncate(&"é".repeat(100), 11);
-        assert!(t.len() <= 11 && t.ends_with('…'), "{t}");
     }
 }

@@ -3,24 +3,24 @@
 //! each run reads the provider Secret and the affected objects' Events, calls
 //! [`execute`](super::execute::execute()), applies the status (server-side apply, field
 //! manager `fabricwatch-analytics`), publishes Warning Events, sends the findings
-//! notification and clears the annotation.
+//! notification and clears the annotation. Which analyses a trigger reaches is
+//! [`super::select`]; the single API calls are [`super::kube_calls`].
 
 use std::{collections::HashMap, sync::Arc, time::Duration as StdDuration};
 
 use chrono::{DateTime, Duration, Utc};
 use fabricwatch_ai::{
     situation::{EventObjectKind, Situation},
-    Analyzer, AnalyzerConfig, ProviderCredentials, SecretString,
+    Analyzer, AnalyzerConfig,
 };
 use fabricwatch_crds::{
-    ai_analysis::{AIAnalysisStatus, AnalysisTargetKind, RUN_NOW_ANNOTATION},
-    condition_types, AIAnalysis, FIELD_MANAGER_ANALYTICS,
+    ai_analysis::{AnalysisTargetKind, RUN_NOW_ANNOTATION},
+    AIAnalysis, FIELD_MANAGER_ANALYTICS,
 };
 use fabricwatch_proto::ObjectRef;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
 use kube::{
-    api::{Api, Patch, PatchParams},
+    api::Api,
     runtime::{
         events::{Event as KubeEventMsg, EventType, Recorder, Reporter},
         reflector::{self, ObjectRef as KubeRef, Store},
@@ -28,17 +28,15 @@ use kube::{
     },
     Client, Resource,
 };
-use serde_json::json;
 use tokio::sync::mpsc;
 
+pub use super::select::{accepted, wanted_by};
 use super::{
     debounce::{next_run, Debounce, Offer, Reason, TriggerState},
     execute::{execute, Executed},
+    kube_calls::{clear_run_now, credentials, kube_reason, write_status},
     kube_events::{self, Involved},
     metrics::AiMetrics,
-    settings::{
-        aws_credentials, credential_keys, CredentialKeys, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-    },
     situation,
     status::{changed, idle_status, persisted, Persisted},
 };
@@ -80,65 +78,6 @@ impl Default for RunnerConfig {
 pub const REACHABILITY_INTERVAL_MINUTES: i64 = 5;
 /// Bound of one reachability check.
 pub const REACHABILITY_TIMEOUT: StdDuration = StdDuration::from_secs(10);
-
-/// Whether analytics acts on `a`: the controller's `Accepted` condition when present, else
-/// the spec's own validation.
-pub fn accepted(a: &AIAnalysis) -> bool {
-    match a.status.as_ref().and_then(|s| {
-        s.conditions
-            .iter()
-            .find(|c| c.type_ == condition_types::ACCEPTED)
-    }) {
-        Some(c) => c.status == "True",
-        None => a.spec.validate().is_ok(),
-    }
-}
-
-/// The analyses a trigger asks for, among `all`: `onAlert` analyses named by the rule's
-/// `analysisRef` or referencing the rule; `onAnomaly` analyses referencing the target
-/// directly or through one of their AlertRules (`rule_target` resolves a rule's target).
-pub fn wanted_by(
-    t: &Trigger,
-    all: &[Arc<AIAnalysis>],
-    rule_target: impl Fn(&ObjectRef) -> Option<ObjectRef>,
-) -> Vec<(ObjectRef, Reason)> {
-    let refs = |a: &AIAnalysis, kind: AnalysisTargetKind| -> Vec<ObjectRef> {
-        let ns = a.metadata.namespace.clone().unwrap_or_default();
-        a.spec
-            .target_refs
-            .iter()
-            .filter(|r| r.kind == kind)
-            .map(|r| ObjectRef {
-                namespace: ns.clone(),
-                name: r.name.clone(),
-            })
-            .collect()
-    };
-    let mut out = Vec::new();
-    for a in all {
-        let me = object_ref(&a.metadata);
-        match t {
-            Trigger::Alert { analysis, rule, .. } => {
-                if a.spec.trigger.on_alert
-                    && (analysis == &me || refs(a, AnalysisTargetKind::AlertRule).contains(rule))
-                {
-                    out.push((me, Reason::Alert));
-                }
-            }
-            Trigger::Anomaly { target, .. } => {
-                if a.spec.trigger.on_anomaly
-                    && (refs(a, AnalysisTargetKind::MonitorTarget).contains(target)
-                        || refs(a, AnalysisTargetKind::AlertRule)
-                            .iter()
-                            .any(|r| rule_target(r).as_ref() == Some(target)))
-                {
-                    out.push((me, Reason::Anomaly));
-                }
-            }
-        }
-    }
-    out
-}
 
 struct Entry {
     triggers: TriggerState,
@@ -350,7 +289,7 @@ async fn run_loop(
                         e.idle_written = Some(e.next_run);
                         let desired = idle_status(a.status.as_ref(), a.metadata.generation, e.next_run, now);
                         if changed(a.status.as_ref(), &desired) {
-                            apply_status(&ctx.client, &me, &desired).await;
+                            write_status(&ctx.client, &me, &desired).await;
                         }
                     }
                 }
@@ -456,103 +395,6 @@ async fn build_situation(ctx: &Ctx, a: &AIAnalysis, now: DateTime<Utc>) -> Situa
     s
 }
 
-/// Reads the provider credentials of `a` from its Secret. Errors name the Secret and key,
-/// never a value.
-async fn credentials(client: &Client, a: &AIAnalysis) -> Result<ProviderCredentials, String> {
-    let ns = a.metadata.namespace.clone().unwrap_or_default();
-    let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let get = |secret: String| {
-        let api = api.clone();
-        async move {
-            api.get(&secret)
-                .await
-                .map_err(|e| format!("cannot read Secret {ns}/{secret}: {}", kube_reason(&e)))
-        }
-    };
-    let value = |s: &Secret, key: &str| -> Option<String> {
-        let v = s.data.as_ref()?.get(key)?;
-        String::from_utf8(v.0.clone()).ok()
-    };
-    match credential_keys(&a.spec) {
-        CredentialKeys::None => Ok(ProviderCredentials::Default),
-        CredentialKeys::Aws { secret } => {
-            let s = get(secret.clone()).await?;
-            aws_credentials(|k| value(&s, k)).ok_or_else(|| {
-                format!("Secret {secret} lacks a non-empty {AWS_ACCESS_KEY_ID} or {AWS_SECRET_ACCESS_KEY}")
-            })
-        }
-        CredentialKeys::ApiKey { secret, key } => {
-            let s = get(secret.clone()).await?;
-            match value(&s, &key).map(|v| v.trim().to_string()) {
-                Some(v) if !v.is_empty() => Ok(ProviderCredentials::ApiKey(SecretString::new(v))),
-                _ => Err(format!("Secret {secret} has no non-empty key {key}")),
-            }
-        }
-    }
-}
-
-/// The API server's reason for a failed call, without echoing request bodies.
-fn kube_reason(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => format!("{} ({})", s.reason, s.code),
-        _ => "API server unreachable".into(),
-    }
-}
-
-async fn apply_status(client: &Client, me: &ObjectRef, status: &AIAnalysisStatus) -> bool {
-    let api: Api<AIAnalysis> = Api::namespaced(client.clone(), &me.namespace);
-    let patch = json!({
-        "apiVersion": fabricwatch_crds::API_VERSION,
-        "kind": "AIAnalysis",
-        "status": status,
-    });
-    let pp = PatchParams::apply(FIELD_MANAGER_ANALYTICS).force();
-    match api.patch_status(&me.name, &pp, &Patch::Apply(&patch)).await {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::warn!(analysis = %me, "AIAnalysis status apply failed: {}", kube_reason(&e));
-            false
-        }
-    }
-}
-
-/// Removes the run-now annotation if it still holds `value` (a newer request stays).
-async fn clear_run_now(client: &Client, me: &ObjectRef, value: &str) {
-    let api: Api<AIAnalysis> = Api::namespaced(client.clone(), &me.namespace);
-    for _ in 0..3 {
-        let Ok(cur) = api.get(&me.name).await else {
-            return;
-        };
-        let still = cur
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|m| m.get(RUN_NOW_ANNOTATION))
-            .is_some_and(|v| v == value);
-        if !still {
-            return;
-        }
-        // resourceVersion makes the merge patch conditional: a concurrent change (a new
-        // run-now value) yields 409 and a fresh look.
-        let patch = json!({"metadata": {
-            "resourceVersion": cur.metadata.resource_version,
-            "annotations": {RUN_NOW_ANNOTATION: null},
-        }});
-        let pp = PatchParams {
-            field_manager: Some(FIELD_MANAGER_ANALYTICS.into()),
-            ..PatchParams::default()
-        };
-        match api.patch(&me.name, &pp, &Patch::Merge(&patch)).await {
-            Ok(_) => return,
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => {
-                tracing::warn!(analysis = %me, "clearing {RUN_NOW_ANNOTATION} failed: {}", kube_reason(&e));
-                return;
-            }
-        }
-    }
-}
-
 /// Checks that the provider answers (no tokens spent) and writes `ProviderReachable`.
 async fn check_reachability(ctx: &Ctx, a: &AIAnalysis, me: &ObjectRef) {
     let result = match credentials(&ctx.client, a).await {
@@ -589,7 +431,7 @@ async fn check_reachability(ctx: &Ctx, a: &AIAnalysis, me: &ObjectRef) {
         Utc::now(),
     );
     if changed(current.as_ref(), &desired) {
-        apply_status(&ctx.client, me, &desired).await;
+        write_status(&ctx.client, me, &desired).await;
     }
 }
 
@@ -638,7 +480,7 @@ async fn run_one(
         .get(&KubeRef::new(&me.name).within(&me.namespace))
         .and_then(|o| o.status.clone());
     if changed(current.as_ref(), &status) {
-        apply_status(&ctx.client, &me, &status).await;
+        write_status(&ctx.client, &me, &status).await;
     }
     let warn = |reason: &str, note: String| KubeEventMsg {
         type_: EventType::Warning,
@@ -670,96 +512,4 @@ async fn run_one(
         clear_run_now(&ctx.client, &me, &v).await;
     }
     persisted
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::alert::SeriesKey;
-    use fabricwatch_crds::AIAnalysisSpec;
-
-    fn aia(name: &str, extra: &str) -> Arc<AIAnalysis> {
-        let spec: AIAnalysisSpec =
-            serde_yaml::from_str(&format!("provider: {{type: openai, model: m}}\n{extra}"))
-                .expect("spec");
-        let mut a = AIAnalysis::new(name, spec);
-        a.metadata.namespace = Some("ns".into());
-        Arc::new(a)
-    }
-
-    fn r(name: &str) -> ObjectRef {
-        ObjectRef {
-            namespace: "ns".into(),
-            name: name.into(),
-        }
-    }
-
-    #[test]
-    fn triggers_reach_the_analyses_that_want_them() {
-        let all = vec![
-            aia("by-ref", "targetRefs: [{kind: MonitorTarget, name: fabric}]"),
-            aia("by-rule", "targetRefs: [{kind: AlertRule, name: loss}]\ntrigger: {onAnomaly: true}"),
-            aia("anomaly", "targetRefs: [{kind: MonitorTarget, name: fabric}]\ntrigger: {onAlert: false, onAnomaly: true}"),
-            aia("other", "targetRefs: [{kind: MonitorTarget, name: other}]\ntrigger: {onAnomaly: true}"),
-        ];
-        let alert = Trigger::Alert {
-            analysis: r("by-ref"),
-            rule: r("loss"),
-            target: r("fabric"),
-            series: SeriesKey::node("n1"),
-            value: Some(9.0),
-            starts_at: Utc::now(),
-        };
-        let names = |v: Vec<(ObjectRef, Reason)>| {
-            v.into_iter()
-                .map(|(o, why)| (o.name, why))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            names(wanted_by(&alert, &all, |_| None)),
-            vec![
-                ("by-ref".into(), Reason::Alert),
-                ("by-rule".into(), Reason::Alert)
-            ]
-        );
-        let anomaly = Trigger::Anomaly {
-            target: r("fabric"),
-            node: "n1".into(),
-            anomaly: Default::default(),
-            at: Utc::now(),
-        };
-        assert_eq!(
-            names(wanted_by(&anomaly, &all, |rule| (rule.name == "loss")
-                .then(|| r("fabric")))),
-            vec![
-                ("by-rule".into(), Reason::Anomaly),
-                ("anomaly".into(), Reason::Anomaly)
-            ]
-        );
-    }
-
-    #[test]
-    fn accepted_follows_the_controller_else_validates() {
-        let ok = aia("a", "targetRefs: [{kind: MonitorTarget, name: fabric}]");
-        assert!(accepted(&ok));
-        let bad = aia(
-            "b",
-            "targetRefs: [{kind: MonitorTarget, name: fabric}]\nwindow: 5s",
-        );
-        assert!(!accepted(&bad), "fails validate()");
-        let mut refused = (*ok).clone();
-        refused.status = Some(AIAnalysisStatus {
-            conditions: vec![super::super::status::condition(
-                "Accepted",
-                false,
-                "MissingReference",
-                "",
-                None,
-                &[],
-                Utc::now(),
-            )],
-            ..AIAnalysisStatus::default()
-        });
-        assert!(!accepted(&refused));
-    }
 }

@@ -6,38 +6,19 @@
 use std::collections::BTreeSet;
 
 use fabricwatch_ai::situation::{
-    Anomaly, FiringAlert, Health as AiHealth, HostPressure, KubeEvent, NodeHealth, PeerStats,
-    RdmaPortStats, SuspectInfo,
+    Anomaly, FiringAlert, HostPressure, KubeEvent, NodeHealth, PeerStats, RdmaPortStats,
+    SuspectInfo,
 };
 use fabricwatch_ai::Situation;
-use fabricwatch_proto::Severity;
 
 use crate::{
     alert::{RuleSpec, RuleState},
     evaluator::RuleReport,
     fleet::{NodeView, SuspectView},
-    health::Health,
 };
 
 /// Most problem lines kept per node (the context builder cuts further to the token budget).
 pub const MAX_PROBLEMS_PER_NODE: usize = 8;
-
-fn health(h: Health) -> AiHealth {
-    match h {
-        Health::Healthy => AiHealth::Healthy,
-        Health::Warning => AiHealth::Warning,
-        Health::Critical => AiHealth::Critical,
-        Health::Unknown => AiHealth::Unknown,
-    }
-}
-
-fn severity(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
-}
 
 fn finite(x: f64) -> f64 {
     if x.is_finite() {
@@ -83,7 +64,7 @@ pub fn build(
         let latest = &n.latest;
         s.nodes.push(NodeHealth {
             node: n.node.clone(),
-            health: health(n.health),
+            health: n.health,
             score: latest.network_score.filter(|v| v.is_finite()),
             problems: n
                 .findings
@@ -165,7 +146,7 @@ pub fn build(
             .collect();
         s.alerts.push(FiringAlert {
             rule: spec.rule.name.clone(),
-            severity: severity(spec.severity).into(),
+            severity: spec.severity.as_str().into(),
             metric: spec.metric.as_str().into(),
             value: finite(report.last_value.unwrap_or(0.0)),
             threshold: spec.threshold,
@@ -196,7 +177,7 @@ pub fn with_suspects(s: &mut Situation, suspects: &[SuspectView]) {
             nodes,
             domain: x.suspect.domain.clone(),
             cause: x.suspect.cause.as_str().into(),
-            severity: health(x.suspect.severity),
+            severity: x.suspect.severity,
             confidence: finite(x.suspect.confidence),
             evidence: x.suspect.evidence.clone(),
             since: Some(x.since),
@@ -211,10 +192,10 @@ mod tests {
         alert::{FiringSeries, SeriesKey},
         derive::{NodeSample, PeerSample, PortSample},
         fleet::{AnomalyState, SeriesStats},
-        health::Finding,
+        health::{Finding, Health},
     };
     use chrono::{DateTime, Utc};
-    use fabricwatch_proto::ObjectRef;
+    use fabricwatch_proto::{ObjectRef, Severity};
     use std::collections::BTreeMap;
 
     fn t(s: i64) -> DateTime<Utc> {
@@ -378,7 +359,7 @@ mod tests {
         );
         assert_eq!(s.window_seconds, 3600);
         assert_eq!(s.nodes.len(), 1);
-        assert_eq!(s.nodes[0].health, AiHealth::Critical);
+        assert_eq!(s.nodes[0].health, Health::Critical);
         assert_eq!(s.nodes[0].score, Some(55.0));
         assert_eq!(
             s.nodes[0].problems,

@@ -12,7 +12,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use fabricwatch_ai::{FailureReason, RunOutcome};
 use fabricwatch_crds::{
     ai_analysis::{self as aia, AIAnalysisStatus, Phase},
-    condition_types, Condition, Severity,
+    condition_types,
+    conditions::{self, Cond},
+    Condition, Severity,
 };
 use fabricwatch_proto::{
     notify::{AlertStatus, NotificationRequest, SourceKind, NOTIFY_SCHEMA_VERSION},
@@ -21,9 +23,6 @@ use fabricwatch_proto::{
 use sha2::{Digest, Sha256};
 
 use crate::rules::{from_time, to_time};
-
-/// Longest condition message, characters.
-pub const MAX_MESSAGE_CHARS: usize = 1024;
 
 /// What a restart must not lose, read back from status.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -78,14 +77,7 @@ fn usage(u: &fabricwatch_ai::Usage) -> aia::Usage {
     }
 }
 
-fn severity(s: fabricwatch_ai::Severity) -> Severity {
-    match s {
-        fabricwatch_ai::Severity::Critical => Severity::Critical,
-        fabricwatch_ai::Severity::Warning => Severity::Warning,
-        fabricwatch_ai::Severity::Info => Severity::Info,
-    }
-}
-
+/// Sort key putting the most severe first (also the order byte of the notification id).
 fn rank(s: Severity) -> u8 {
     match s {
         Severity::Critical => 0,
@@ -101,7 +93,7 @@ pub fn findings(found: &[fabricwatch_ai::Finding]) -> Vec<aia::Finding> {
     let mut out: Vec<aia::Finding> = found
         .iter()
         .map(|f| aia::Finding {
-            severity: severity(f.severity),
+            severity: f.severity,
             title: cut(&f.title, 200),
             summary: cut(&f.summary, 2000),
             evidence: f.evidence.iter().take(10).map(|e| cut(e, 500)).collect(),
@@ -118,7 +110,8 @@ pub fn findings(found: &[fabricwatch_ai::Finding]) -> Vec<aia::Finding> {
     out
 }
 
-/// A condition keeping `lastTransitionTime` from `prev` unless the status flips.
+/// A condition keeping `lastTransitionTime` from `prev` unless the status flips
+/// ([`conditions::set`]; the message is cut to [`conditions::MAX_MESSAGE`]).
 pub fn condition(
     type_: &str,
     status: bool,
@@ -128,20 +121,12 @@ pub fn condition(
     prev: &[Condition],
     now: DateTime<Utc>,
 ) -> Condition {
-    let status = if status { "True" } else { "False" };
-    let since = prev
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| to_time(now));
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.chars().take(MAX_MESSAGE_CHARS).collect(),
-        observed_generation: generation,
-        last_transition_time: since,
-    }
+    conditions::set(
+        prev,
+        &Cond::new(type_, status, reason, message),
+        generation,
+        &to_time(now),
+    )
 }
 
 fn reason_str(r: FailureReason) -> &'static str {
@@ -422,13 +407,13 @@ pub fn notification(
         ("alertname".to_string(), "AIAnalysis".to_string()),
         ("namespace".to_string(), analysis.namespace.clone()),
         ("analysis".to_string(), analysis.name.clone()),
-        ("severity".to_string(), format!("{top:?}").to_lowercase()),
+        ("severity".to_string(), top.as_str().to_string()),
     ]);
     let mut description = String::new();
     for f in found {
         let line = format!(
             "- [{}] {}: {}{}\n",
-            format!("{:?}", f.severity).to_lowercase(),
+            f.severity.as_str(),
             f.title,
             f.summary,
             f.recommendation
@@ -450,7 +435,7 @@ pub fn notification(
         source: analysis.clone(),
         fingerprint: digest[..16].to_string(),
         status: AlertStatus::Firing,
-        severity: top.into(),
+        severity: top,
         labels,
         annotations: BTreeMap::from([
             (

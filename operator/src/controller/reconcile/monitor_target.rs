@@ -4,11 +4,13 @@
 use std::time::Duration;
 
 use crate::controller::events::EventType;
+use fabricwatch_common::status_patch::apply_status;
+use fabricwatch_crds::conditions;
 use fabricwatch_crds::monitor_target::{MonitorTarget, MonitorTargetStatus};
-use fabricwatch_crds::{Time, API_VERSION};
+use fabricwatch_crds::{Time, FIELD_MANAGER_OPERATOR};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
-use kube::api::{Api, DynamicObject, Patch};
+use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -184,7 +186,7 @@ fn changed(current: Option<&MonitorTargetStatus>, owned: &Owned, generation: Opt
     let nodes_now = cur.nodes.as_ref().map(|n| (n.desired, n.ready));
     let nodes_want = owned.nodes.map(|(d, r)| (Some(d), Some(r)));
     cur.observed_generation != generation
-        || status::conditions_differ(&cur.conditions, &owned.conditions, generation)
+        || conditions::differ(&cur.conditions, &owned.conditions, generation)
         || (nodes_want.is_some() && nodes_now != nodes_want)
 }
 
@@ -199,21 +201,17 @@ async fn write_status(mt: &MonitorTarget, ctx: &Context, owned: Owned) -> Result
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
     let now = Time(jiff_now());
-    let conditions = status::materialize(&existing, &owned.conditions, generation, &now);
-    let mut body = json!({
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "status": {
-            "observedGeneration": generation,
-            "conditions": conditions,
-        },
+    let conditions = conditions::set_all(&existing, &owned.conditions, generation, &now);
+    let mut status = json!({
+        "observedGeneration": generation,
+        "conditions": conditions,
     });
     if let Some((desired, ready)) = owned.nodes {
-        body["status"]["nodes"] = json!({"desired": desired, "ready": ready});
+        status["nodes"] = json!({"desired": desired, "ready": ready});
     }
     let api =
         Api::<MonitorTarget>::namespaced(ctx.client.clone(), &mt.namespace().unwrap_or_default());
-    api.patch_status(&mt.name_any(), &apply::params(), &Patch::Apply(&body))
+    apply_status(&api, &mt.name_any(), FIELD_MANAGER_OPERATOR, &status)
         .await
         .map_err(Error::Status)?;
     ctx.metrics.status_writes.with_label_values(&[KIND]).inc();
@@ -225,7 +223,7 @@ async fn write_status(mt: &MonitorTarget, ctx: &Context, owned: Owned) -> Result
         } else {
             EventType::Normal
         };
-        ctx.event(&mt.object_ref(&()), type_, a.reason, a.note)
+        ctx.event(&mt.object_ref(&()), type_, &a.reason, a.note)
             .await;
     }
     Ok(())
@@ -274,7 +272,7 @@ mod tests {
         let now = Time(jiff_now());
         let cur = MonitorTargetStatus {
             observed_generation: Some(1),
-            conditions: status::materialize(&[], &owned.conditions, Some(1), &now),
+            conditions: conditions::set_all(&[], &owned.conditions, Some(1), &now),
             nodes: Some(NodeCounts {
                 desired: Some(3),
                 ready: Some(2),

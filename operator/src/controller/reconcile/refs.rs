@@ -5,18 +5,21 @@
 //! receives, logs or stores their data.
 
 use crate::controller::events::EventType;
+use fabricwatch_common::status_patch::apply_status;
 use fabricwatch_crds::condition_types::ACCEPTED;
-use fabricwatch_crds::{AIAnalysis, AlertRule, Condition, MonitorTarget, Time, API_VERSION};
+use fabricwatch_crds::conditions;
+use fabricwatch_crds::{
+    AIAnalysis, AlertRule, Condition, MonitorTarget, Time, FIELD_MANAGER_OPERATOR,
+};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch};
+use kube::api::Api;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::controller::apply;
 use crate::controller::context::Context;
 use crate::controller::error::Error;
-use crate::controller::status::{self, Cond};
+use crate::controller::status::Cond;
 
 /// Kind of a referenced object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +122,8 @@ pub fn unresolved(missing: &[Ref]) -> Option<Cond> {
 }
 
 /// Writes `observedGeneration` and `Accepted` of an AlertRule or AIAnalysis when they
-/// changed, with an Event when the condition's status or reason changed.
+/// changed, with an Event when the condition's status or reason changed. `kind` labels the
+/// status-write metric; the apply body names the kind from `K`.
 ///
 /// # Errors
 /// [`Error::Status`] when the write fails.
@@ -140,19 +144,15 @@ where
     let generation = obj.meta().generation;
     let desired = [accepted];
     if current_generation == generation
-        && !status::conditions_differ(current_conditions, &desired, generation)
+        && !conditions::differ(current_conditions, &desired, generation)
     {
         return Ok(());
     }
     let now = Time(super::monitor_target::jiff_now());
-    let conditions = status::materialize(current_conditions, &desired, generation, &now);
-    let body = json!({
-        "apiVersion": API_VERSION,
-        "kind": kind,
-        "status": {"observedGeneration": generation, "conditions": conditions},
-    });
+    let conditions = conditions::set_all(current_conditions, &desired, generation, &now);
+    let status = json!({"observedGeneration": generation, "conditions": conditions});
     let api = Api::<K>::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    api.patch_status(&obj.name_any(), &apply::params(), &Patch::Apply(&body))
+    apply_status(&api, &obj.name_any(), FIELD_MANAGER_OPERATOR, &status)
         .await
         .map_err(Error::Status)?;
     ctx.metrics.status_writes.with_label_values(&[kind]).inc();
@@ -167,7 +167,7 @@ where
         let reason = if c.status == "True" {
             "Accepted"
         } else {
-            c.reason
+            c.reason.as_str()
         };
         ctx.event(&obj.object_ref(&()), type_, reason, c.message)
             .await;
