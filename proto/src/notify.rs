@@ -54,7 +54,9 @@ pub struct NotificationRequest {
     pub fingerprint: String,
     /// Firing or resolved.
     pub status: AlertStatus,
-    /// Severity.
+    /// Severity, written `Critical` / `Warning` / `Info` as this request always carried it
+    /// (a notifier of any version reads it); read in either case.
+    #[serde(serialize_with = "Severity::serialize_pascal")]
     pub severity: Severity,
     /// Identifying labels: `alertname`, `namespace`, `target`, `node`, `device`, `port`, `peer`, ...
     pub labels: BTreeMap<String, String>,

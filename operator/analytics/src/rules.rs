@@ -108,7 +108,7 @@ pub fn rule_spec(rule: &AlertRule) -> Result<RuleSpec, String> {
         threshold: s.threshold,
         for_: dur(&s.for_, "spec.for")?,
         scope: s.scope,
-        severity: s.severity.into(),
+        severity: s.severity,
         resolve_for,
         flap,
         cooldown: dur(&s.cooldown, "spec.cooldown")?,

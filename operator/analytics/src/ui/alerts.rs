@@ -83,7 +83,7 @@ pub fn alerts_html(api: &Api, scope: &Scope, caller: &Caller) -> Result<String, 
             metric: serde_json::to_value(s.metric).unwrap_or_default(),
             op: format!("{:?}", s.op),
             threshold: s.threshold,
-            severity: serde_json::to_value(s.severity).unwrap_or_default(),
+            severity: serde_json::Value::from(s.severity.as_pascal_str()),
             report,
         })
         .collect();
