@@ -142,3 +142,41 @@ impl Drop for Release {
         }
     }
 }
+
+/// The chart installed for one test: a fresh namespace `<prefix>-…`, the CRD set the server
+/// accepts applied with kubectl, and a release named after the namespace ([`install_local`])
+/// whose workloads are Ready ([`wait_release_ready`]). Dropping it uninstalls the release;
+/// the namespace is the caller's to clean up.
+pub struct TestRelease {
+    /// The namespace the release and the test's objects live in.
+    pub ns: TestNamespace,
+    /// The operator Deployment, `<release>-fabricwatch`.
+    pub operator: String,
+    /// Uninstalls on drop.
+    pub release: Release,
+}
+
+impl TestRelease {
+    /// Installs as described on [`TestRelease`].
+    ///
+    /// # Errors
+    /// When the CRDs, the namespace or the install fail, or the workloads are not Ready in
+    /// [`RELEASE_READY`].
+    pub async fn install(cluster: &crate::Cluster, prefix: &str) -> Result<TestRelease> {
+        // The CRD set this server accepts (without CEL rules before Kubernetes 1.23).
+        let crds = crate::crd_dir(&cluster.client()).await?;
+        let crds = crds.to_string_lossy().into_owned();
+        crate::host::kubectl_on_path(cluster.kubeconfig(), &["apply", "-f", &crds])?;
+        let ns = cluster.namespace(prefix).await?;
+        let name = ns.name().to_string();
+        let release = Release::new(&name, &name, cluster.kubeconfig());
+        install_local(cluster.kubeconfig(), &crds, &name, &name)?;
+        let operator = format!("{name}-fabricwatch");
+        wait_release_ready(&ns, &operator).await?;
+        Ok(TestRelease {
+            ns,
+            operator,
+            release,
+        })
+    }
+}

@@ -175,3 +175,16 @@ pub fn standin_binary() -> Result<PathBuf> {
     );
     Ok(path)
 }
+
+/// iptables match and target dropping 40 % of the packets at random (`statistic` match):
+/// appended to a [`NodeRule`] spec to make a path lossy rather than dead.
+pub const DROP_40_PERCENT: [&str; 8] = [
+    "-m",
+    "statistic",
+    "--mode",
+    "random",
+    "--probability",
+    "0.4",
+    "-j",
+    "DROP",
+];

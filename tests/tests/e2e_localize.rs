@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use fabricwatch_crds::MonitorTarget;
-use fabricwatch_tests::helm::{install_local, wait_release_ready, Release};
-use fabricwatch_tests::host::{kubectl_on_path, NodeRule};
+use fabricwatch_tests::helm::TestRelease;
+use fabricwatch_tests::host::{kubectl_on_path, NodeRule, DROP_40_PERCENT};
 use fabricwatch_tests::status::{self, health, suspects};
 use fabricwatch_tests::{require_cluster, wait_for, TestNamespace};
 
@@ -75,14 +75,11 @@ async fn a_lossy_node_and_a_lossy_link_are_named() -> Result<()> {
     let nodes = cluster.ready_nodes().await?;
     ensure!(nodes.len() == 3, "needs the 3 local nodes, found {nodes:?}");
 
-    let crds = fabricwatch_tests::crd_dir(&cluster.client()).await?;
-    let crds = crds.to_string_lossy().into_owned();
-    kubectl_on_path(cluster.kubeconfig(), &["apply", "-f", &crds])?;
-    let ns = cluster.namespace("e2e-localize").await?;
-    let release = ns.name().to_string();
-    let _release = Release::new(&release, &release, cluster.kubeconfig());
-    install_local(cluster.kubeconfig(), &crds, &release, ns.name())?;
-    wait_release_ready(&ns, &format!("{release}-fabricwatch")).await?;
+    let TestRelease {
+        ns,
+        operator: _,
+        release: _release,
+    } = TestRelease::install(&cluster, "e2e-localize").await?;
 
     ns.apply_yaml(status::PING_ONLY_TARGET).await?;
     let want = nodes.len() as i32;
@@ -96,20 +93,10 @@ async fn a_lossy_node_and_a_lossy_link_are_named() -> Result<()> {
     eprintln!("baseline: Healthy, {want} nodes reporting, no suspect: ok");
 
     let (n2, n3) = (&nodes[1], &nodes[2]);
-    let lossy = [
-        "-m",
-        "statistic",
-        "--mode",
-        "random",
-        "--probability",
-        "0.4",
-        "-j",
-        "DROP",
-    ];
 
     // Node fault: every ICMP packet into fw-n2.
     let mut spec = vec!["-p", "icmp"];
-    spec.extend_from_slice(&lossy);
+    spec.extend_from_slice(&DROP_40_PERCENT);
     let rule = NodeRule::insert(&local, 2, &spec)?;
     suspects_settle(&ns, &[format!("node/{}", n2.0)]).await?;
     let table = kubectl_on_path(
@@ -127,7 +114,7 @@ async fn a_lossy_node_and_a_lossy_link_are_named() -> Result<()> {
 
     // Link fault: ICMP into fw-n2 from fw-n3 only.
     let mut spec = vec!["-p", "icmp", "-s", n3.1.as_str()];
-    spec.extend_from_slice(&lossy);
+    spec.extend_from_slice(&DROP_40_PERCENT);
     let rule = NodeRule::insert(&local, 2, &spec)?;
     let mut ends = [n2.0.clone(), n3.0.clone()];
     ends.sort();

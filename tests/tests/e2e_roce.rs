@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use fabricwatch_crds::{AIAnalysis, AlertRule, MonitorTarget};
-use fabricwatch_tests::helm::{install_local, wait_release_ready, Release};
-use fabricwatch_tests::host::{kubectl_on_path, standin_binary, HostProcess};
+use fabricwatch_tests::helm::TestRelease;
+use fabricwatch_tests::host::{standin_binary, HostProcess};
 use fabricwatch_tests::status;
 use fabricwatch_tests::{eventually, http, repo_root, require_cluster, wait_for, FIXTURE_MOUNT};
 
@@ -95,15 +95,11 @@ async fn a_pause_storm_is_critical_fires_a_rule_and_reaches_the_ai() -> Result<(
         std::fs::write(dir.join("statistics"), statistics(1000, 500, 0, 0))?;
     }
 
-    // The CRD set this server accepts (without CEL rules before Kubernetes 1.23).
-    let crds = fabricwatch_tests::crd_dir(&cluster.client()).await?;
-    let crds = crds.to_string_lossy().into_owned();
-    kubectl_on_path(cluster.kubeconfig(), &["apply", "-f", &crds])?;
-    let ns = cluster.namespace("e2e-roce").await?;
-    let release = ns.name().to_string();
-    let _release = Release::new(&release, &release, cluster.kubeconfig());
-    install_local(cluster.kubeconfig(), &crds, &release, ns.name())?;
-    wait_release_ready(&ns, &format!("{release}-fabricwatch")).await?;
+    let TestRelease {
+        ns,
+        operator: _,
+        release: _release,
+    } = TestRelease::install(&cluster, "e2e-roce").await?;
 
     ns.apply_yaml(&format!(
         r#"

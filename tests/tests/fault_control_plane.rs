@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use fabricwatch_crds::MonitorTarget;
-use fabricwatch_tests::helm::{install_local, wait_release_ready, Release};
-use fabricwatch_tests::host::{kubectl_on_path, NodeRule};
+use fabricwatch_tests::helm::{wait_release_ready, TestRelease};
+use fabricwatch_tests::host::{NodeRule, DROP_40_PERCENT};
 use fabricwatch_tests::status::{self, health, suspects};
 use fabricwatch_tests::{
     conditions, eventually, require_cluster, wait_for, LocalCluster, TestNamespace,
@@ -116,15 +116,11 @@ async fn apiserver_and_etcd_restarts_lose_no_status() -> Result<()> {
     let nodes = cluster.ready_nodes().await?;
     ensure!(nodes.len() == 3, "needs the 3 local nodes, found {nodes:?}");
 
-    let crds = fabricwatch_tests::crd_dir(&cluster.client()).await?;
-    let crds = crds.to_string_lossy().into_owned();
-    kubectl_on_path(cluster.kubeconfig(), &["apply", "-f", &crds])?;
-    let ns = cluster.namespace("e2e-fault").await?;
-    let release = ns.name().to_string();
-    let _release = Release::new(&release, &release, cluster.kubeconfig());
-    install_local(cluster.kubeconfig(), &crds, &release, ns.name())?;
-    let operator = format!("{release}-fabricwatch");
-    wait_release_ready(&ns, &operator).await?;
+    let TestRelease {
+        ns,
+        operator,
+        release: _release,
+    } = TestRelease::install(&cluster, "e2e-fault").await?;
 
     ns.apply_yaml(status::PING_ONLY_TARGET).await?;
     let want = nodes.len() as i32;
@@ -141,18 +137,8 @@ async fn apiserver_and_etcd_restarts_lose_no_status() -> Result<()> {
 
     // 1. kube-apiserver down; the fault starts while it is down.
     let n2 = nodes[1].0.clone();
-    let lossy = [
-        "-p",
-        "icmp",
-        "-m",
-        "statistic",
-        "--mode",
-        "random",
-        "--probability",
-        "0.4",
-        "-j",
-        "DROP",
-    ];
+    let mut lossy = vec!["-p", "icmp"];
+    lossy.extend_from_slice(&DROP_40_PERCENT);
     let mut rule = None;
     let fault_at = Instant::now();
     outage(&local, "kube-apiserver", || {
