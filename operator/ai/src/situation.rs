@@ -101,6 +101,7 @@ pub struct NodeHealth {
 }
 
 /// Ping statistics from one node towards one peer over the window.
+// Not proto's `PeerReport`: a window aggregate with its source node, without the probe details.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerStats {
@@ -125,6 +126,7 @@ pub struct PeerStats {
 }
 
 /// One RDMA port over the window.
+// Not proto's `RdmaPortReport`: deltas and rates over the window instead of raw counters.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RdmaPortStats {
@@ -165,6 +167,7 @@ impl RdmaPortStats {
 }
 
 /// Host pressure on one node.
+// Not proto's `HostReport`/`PressureReport`: the few figures the prompt carries, per node.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HostPressure {
@@ -233,6 +236,7 @@ pub struct FiringAlert {
     /// AlertRule name.
     pub rule: String,
     /// `info`, `warning` or `critical`.
+    // A string, not proto's `Severity`: analytics writes `Severity::as_str()` into it.
     pub severity: String,
     /// Metric name.
     pub metric: String,

@@ -37,14 +37,8 @@ impl BedrockProvider {
     /// `cfg.endpoint` as endpoint override. Fails with `InvalidConfig` when no region is set
     /// anywhere or the model id is empty.
     pub async fn build(cfg: &ProviderConfig) -> Result<BedrockProvider, ProviderFailure> {
-        let invalid = |message: String| ProviderFailure {
-            reason: FailureReason::InvalidConfig,
-            message,
-            attempts: 0,
-            status: None,
-        };
         if cfg.model.trim().is_empty() {
-            return Err(invalid("bedrock needs a model id".into()));
+            return Err(ProviderFailure::invalid_config("bedrock needs a model id"));
         }
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(region) = &cfg.region {
@@ -66,15 +60,15 @@ impl BedrockProvider {
             }
             ProviderCredentials::Default => {}
             ProviderCredentials::ApiKey(_) => {
-                return Err(invalid(
-                    "bedrock takes AWS keys or the default chain, not an API key".into(),
+                return Err(ProviderFailure::invalid_config(
+                    "bedrock takes AWS keys or the default chain, not an API key",
                 ));
             }
         }
         let sdk = loader.load().await;
         if sdk.region().is_none() {
-            return Err(invalid(
-                "no AWS region: set spec.provider.region or AWS_REGION".into(),
+            return Err(ProviderFailure::invalid_config(
+                "no AWS region: set spec.provider.region or AWS_REGION",
             ));
         }
         let attempt = cfg.effective_attempt_timeout();
@@ -99,15 +93,7 @@ impl BedrockProvider {
 
 impl ChatProvider for BedrockProvider {
     async fn attempt(&self, req: &ChatRequest) -> Result<ChatResponse, AttemptError> {
-        let message = Message::builder()
-            .role(ConversationRole::User)
-            .content(ContentBlock::Text(req.user.clone()))
-            .build()
-            .map_err(|e| AttemptError {
-                reason: FailureReason::InvalidConfig,
-                message: e.to_string(),
-                status: None,
-            })?;
+        let message = user_message(req.user.clone())?;
         let out = self
             .client
             .converse()
@@ -157,15 +143,7 @@ impl BedrockProvider {
     pub async fn reachable(&self) -> Result<String, AttemptError> {
         use aws_sdk_bedrockruntime::operation::count_tokens::CountTokensError;
         use aws_sdk_bedrockruntime::types::{ConverseTokensRequest, CountTokensInput};
-        let message = Message::builder()
-            .role(ConversationRole::User)
-            .content(ContentBlock::Text("ping".into()))
-            .build()
-            .map_err(|e| AttemptError {
-                reason: FailureReason::InvalidConfig,
-                message: e.to_string(),
-                status: None,
-            })?;
+        let message = user_message("ping".into())?;
         let out = self
             .client
             .count_tokens()
@@ -196,7 +174,8 @@ impl BedrockProvider {
                     },
                     _ => None,
                 };
-                let mut e = classify_any(&err, err.raw_response().map(|r| r.status().as_u16()));
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                let mut e = classify_sdk(&err, status);
                 if let Some(r) = modelled {
                     e.reason = r;
                 }
@@ -210,9 +189,22 @@ impl BedrockProvider {
     }
 }
 
+/// The one user message of a request.
+fn user_message(text: String) -> Result<Message, AttemptError> {
+    Message::builder()
+        .role(ConversationRole::User)
+        .content(ContentBlock::Text(text))
+        .build()
+        .map_err(|e| AttemptError {
+            reason: FailureReason::InvalidConfig,
+            message: e.to_string(),
+            status: None,
+        })
+}
+
 /// The reason of an SDK failure that is not a modelled exception: timeouts, dispatch
-/// (connection, credentials), construction, the HTTP status.
-fn classify_any<E: std::error::Error + 'static>(
+/// (connection, credentials), construction, the HTTP status; `status` is the response's.
+fn classify_sdk<E: std::error::Error + 'static>(
     err: &SdkError<E, HttpResponse>,
     status: Option<u16>,
 ) -> AttemptError {
@@ -228,58 +220,44 @@ fn classify_any<E: std::error::Error + 'static>(
             .map(FailureReason::from_status)
             .unwrap_or(FailureReason::Unavailable),
     };
-    let reason =
-        if message.contains("failed to load credentials") || message.contains("no credentials") {
-            FailureReason::AuthFailed
-        } else {
-            reason
-        };
     AttemptError {
-        reason,
+        reason: credential_failure(&message).unwrap_or(reason),
         message,
         status,
     }
 }
 
-/// Maps an SDK error to a failure reason: modelled exceptions first, then the HTTP status.
+/// `AuthFailed` when the message says the credential chain failed: those failures surface
+/// as dispatch/construction errors, not as a modelled exception.
+fn credential_failure(message: &str) -> Option<FailureReason> {
+    (message.contains("failed to load credentials") || message.contains("no credentials"))
+        .then_some(FailureReason::AuthFailed)
+}
+
+/// Maps a Converse failure to a reason: modelled exceptions first, then the HTTP status; a
+/// failed credential chain overrides both.
 fn classify(err: SdkError<ConverseError, HttpResponse>) -> AttemptError {
-    let message = DisplayErrorContext(&err).to_string();
-    let (reason, status) = match &err {
-        SdkError::TimeoutError(_) => (FailureReason::Timeout, None),
-        SdkError::DispatchFailure(d) if d.is_timeout() => (FailureReason::Timeout, None),
-        SdkError::DispatchFailure(d) if d.is_user() => (FailureReason::InvalidConfig, None),
-        SdkError::DispatchFailure(_) => (FailureReason::Unavailable, None),
-        SdkError::ConstructionFailure(_) => (FailureReason::InvalidConfig, None),
-        SdkError::ResponseError(_) => (FailureReason::InvalidResponse, None),
+    // Only a service error carries the status here (a malformed response does not).
+    let (modelled, status) = match &err {
         SdkError::ServiceError(ctx) => {
-            let status = Some(ctx.raw().status().as_u16());
-            let reason = match ctx.err() {
-                ConverseError::ThrottlingException(_) => FailureReason::RateLimited,
-                ConverseError::AccessDeniedException(_) => FailureReason::AuthFailed,
-                ConverseError::ModelTimeoutException(_) => FailureReason::Timeout,
+            let modelled = match ctx.err() {
+                ConverseError::ThrottlingException(_) => Some(FailureReason::RateLimited),
+                ConverseError::AccessDeniedException(_) => Some(FailureReason::AuthFailed),
+                ConverseError::ModelTimeoutException(_) => Some(FailureReason::Timeout),
                 ConverseError::InternalServerException(_)
                 | ConverseError::ServiceUnavailableException(_)
-                | ConverseError::ModelNotReadyException(_) => FailureReason::Unavailable,
+                | ConverseError::ModelNotReadyException(_) => Some(FailureReason::Unavailable),
                 ConverseError::ValidationException(_)
-                | ConverseError::ResourceNotFoundException(_) => FailureReason::InvalidConfig,
-                _ => status
-                    .map(FailureReason::from_status)
-                    .unwrap_or(FailureReason::InvalidResponse),
+                | ConverseError::ResourceNotFoundException(_) => Some(FailureReason::InvalidConfig),
+                _ => None,
             };
-            (reason, status)
+            (modelled, Some(ctx.raw().status().as_u16()))
         }
-        _ => (FailureReason::Unavailable, None),
+        _ => (None, None),
     };
-    // Credential-chain failures surface as dispatch/construction errors.
-    let reason =
-        if message.contains("failed to load credentials") || message.contains("no credentials") {
-            FailureReason::AuthFailed
-        } else {
-            reason
-        };
-    AttemptError {
-        reason,
-        message,
-        status,
+    let mut e = classify_sdk(&err, status);
+    if let Some(r) = modelled {
+        e.reason = credential_failure(&e.message).unwrap_or(r);
     }
+    e
 }

@@ -217,6 +217,18 @@ pub struct ProviderFailure {
     pub status: Option<u16>,
 }
 
+impl ProviderFailure {
+    /// A client that could not be built from its config: `InvalidConfig`, never sent.
+    pub(crate) fn invalid_config(message: impl Into<String>) -> ProviderFailure {
+        ProviderFailure {
+            reason: FailureReason::InvalidConfig,
+            message: message.into(),
+            attempts: 0,
+            status: None,
+        }
+    }
+}
+
 /// One failed attempt.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttemptError {

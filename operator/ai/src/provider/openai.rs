@@ -72,14 +72,10 @@ impl OpenAiProvider {
     /// Builds the client; `InvalidConfig` for an empty model, a base URL that is not
     /// `http(s)://`, or AWS keys given to this provider.
     pub fn build(cfg: &ProviderConfig) -> Result<OpenAiProvider, ProviderFailure> {
-        let invalid = |message: String| ProviderFailure {
-            reason: FailureReason::InvalidConfig,
-            message,
-            attempts: 0,
-            status: None,
-        };
         if cfg.model.trim().is_empty() {
-            return Err(invalid("the provider needs a model".into()));
+            return Err(ProviderFailure::invalid_config(
+                "the provider needs a model",
+            ));
         }
         let base = cfg.endpoint.clone().unwrap_or_else(|| {
             if cfg.kind == ProviderKind::Ollama {
@@ -89,13 +85,17 @@ impl OpenAiProvider {
             }
         });
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(invalid(format!("endpoint {base:?} is not an http(s) URL")));
+            return Err(ProviderFailure::invalid_config(format!(
+                "endpoint {base:?} is not an http(s) URL"
+            )));
         }
         let api_key = match &cfg.credentials {
             ProviderCredentials::ApiKey(k) => Some(k.clone()),
             ProviderCredentials::Default => None,
             ProviderCredentials::AwsKeys { .. } => {
-                return Err(invalid("AWS keys are for the bedrock provider".into()));
+                return Err(ProviderFailure::invalid_config(
+                    "AWS keys are for the bedrock provider",
+                ));
             }
         };
         let attempt = cfg.effective_attempt_timeout();
@@ -103,7 +103,7 @@ impl OpenAiProvider {
             .timeout(attempt)
             .connect_timeout(attempt.min(Duration::from_secs(10)))
             .build()
-            .map_err(|e| invalid(format!("HTTP client: {e}")))?;
+            .map_err(|e| ProviderFailure::invalid_config(format!("HTTP client: {e}")))?;
         Ok(OpenAiProvider {
             http,
             url: format!("{}/chat/completions", base.trim_end_matches('/')),
@@ -111,6 +111,36 @@ impl OpenAiProvider {
             model: cfg.model.clone(),
             api_key,
         })
+    }
+
+    /// Sends `request` with the API key as `Authorization: Bearer` (when one is set) and
+    /// returns the status and body of a 2xx answer. Any other status is an error with the
+    /// status's reason and the message `{context}HTTP {status}: ` followed by the first 300
+    /// characters of the body.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        context: &str,
+    ) -> Result<(u16, Vec<u8>), AttemptError> {
+        let mut request = request;
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key.expose());
+        }
+        let resp = request.send().await.map_err(transport)?;
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            let detail = resp.text().await.unwrap_or_default();
+            return Err(AttemptError {
+                reason: FailureReason::from_status(status),
+                message: format!(
+                    "{context}HTTP {status}: {}",
+                    detail.chars().take(300).collect::<String>()
+                ),
+                status: Some(status),
+            });
+        }
+        let bytes = resp.bytes().await.map_err(transport)?;
+        Ok((status, bytes.into()))
     }
 }
 
@@ -131,24 +161,7 @@ impl ChatProvider for OpenAiProvider {
             max_tokens: req.max_output_tokens,
             temperature: 0.0,
         };
-        let mut request = self.http.post(&self.url).json(&body);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key.expose());
-        }
-        let resp = request.send().await.map_err(transport)?;
-        let status = resp.status().as_u16();
-        if !resp.status().is_success() {
-            let detail = resp.text().await.unwrap_or_default();
-            return Err(AttemptError {
-                reason: FailureReason::from_status(status),
-                message: format!(
-                    "HTTP {status}: {}",
-                    detail.chars().take(300).collect::<String>()
-                ),
-                status: Some(status),
-            });
-        }
-        let bytes = resp.bytes().await.map_err(transport)?;
+        let (status, bytes) = self.send(self.http.post(&self.url).json(&body), "").await?;
         let wire: WireResponse = serde_json::from_slice(&bytes).map_err(|e| AttemptError {
             reason: FailureReason::InvalidResponse,
             message: format!("chat-completions response is not valid JSON: {e}"),
@@ -191,25 +204,10 @@ impl OpenAiProvider {
     /// `AuthFailed` for 401/403, `InvalidConfig` when the model is not listed, the other
     /// reasons as for chat calls.
     pub async fn reachable(&self) -> Result<String, AttemptError> {
-        let mut request = self.http.get(&self.models_url);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key.expose());
-        }
-        let resp = request.send().await.map_err(transport)?;
-        let status = resp.status().as_u16();
-        if !resp.status().is_success() {
-            let detail = resp.text().await.unwrap_or_default();
-            return Err(AttemptError {
-                reason: FailureReason::from_status(status),
-                message: format!(
-                    "GET /models: HTTP {status}: {}",
-                    detail.chars().take(300).collect::<String>()
-                ),
-                status: Some(status),
-            });
-        }
+        let (status, bytes) = self
+            .send(self.http.get(&self.models_url), "GET /models: ")
+            .await?;
         // A model list is small; a reply that is not one is cut at 1 MiB.
-        let bytes = resp.bytes().await.map_err(transport)?;
         let wire: WireModels =
             serde_json::from_slice(&bytes[..bytes.len().min(1 << 20)]).map_err(|e| {
                 AttemptError {
