@@ -39,7 +39,7 @@ pub const MAX_FIRING: usize = 50;
         name = "State",
         type_ = "string",
         json_path = ".status.state",
-        description = "Inactive, Pending, Firing, Suppressed or Silenced"
+        description = "Inactive, Pending, Firing, Suppressed, Silenced or Acknowledged"
     ),
     printcolumn(name = "Severity", type_ = "string", json_path = ".spec.severity"),
     printcolumn(
@@ -59,6 +59,13 @@ pub const MAX_FIRING: usize = 50;
         type_ = "date",
         json_path = ".spec.silence.until",
         description = "End of the ad-hoc silence (spec.silence)"
+    ),
+    printcolumn(
+        name = "Acknowledged-By",
+        type_ = "string",
+        json_path = ".spec.acknowledge.by",
+        priority = 1,
+        description = "Who acknowledged the firing alerts (spec.acknowledge)"
     ),
     printcolumn(
         name = "Age",
@@ -112,6 +119,15 @@ pub struct AlertRuleSpec {
     /// object, and nothing needs to clear it when it ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silence: Option<Silence>,
+    /// Acknowledgement of what fires now: the alerts firing at `at` send no further Firing
+    /// notification (repeats) on any channel until they resolve or `until` passes, and the
+    /// rule shows `Acknowledged`. An alert that starts firing after `at` is notified as
+    /// usual, so an acknowledgement never hides a new episode; when `until` passes while an
+    /// acknowledged alert still fires, it is notified again. Resolves still notify unless
+    /// `notifyResolved` is false. A spec field for the same reasons as `silence`; it needs no
+    /// clean-up, since it only ever covers episodes that began before `at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledge: Option<Acknowledgement>,
     /// Damping of alerts that flip between firing and resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flap_damping: Option<FlapDamping>,
@@ -347,6 +363,29 @@ pub struct Silence {
     pub by: Option<String>,
 }
 
+/// An acknowledgement of an AlertRule's current alerts (see `AlertRuleSpec::acknowledge`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Acknowledgement {
+    /// When it was acknowledged (RFC 3339): alerts firing since this time or earlier are
+    /// acknowledged.
+    pub at: Time,
+    /// Who acknowledged and why (free text; the fleet view records the signed-in user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub by: Option<String>,
+    /// When the acknowledgement expires (RFC 3339); absent: when the alerts resolve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Time>,
+    /// Whether the resolve of an acknowledged alert is notified.
+    #[serde(default = "default_true")]
+    pub notify_resolved: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
 /// Flap damping: holds an alert Firing until the condition stayed false for `resolveFor`,
 /// and suppresses notifications after `maxTransitions` state changes within `window`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -398,6 +437,9 @@ pub enum AlertState {
     Suppressed,
     /// Silenced by `spec.silence` (the whole rule, or every firing node of it): not notified.
     Silenced,
+    /// Every firing alert is acknowledged by `spec.acknowledge`: not notified again until it
+    /// resolves or the acknowledgement expires.
+    Acknowledged,
 }
 
 /// Observed state: the operator writes `observedGeneration` and the Accepted condition,
@@ -560,6 +602,14 @@ impl AlertRuleSpec {
         if let Some(n) = &self.notify {
             n.validate_into(&mut e, "spec.notify");
         }
+        if let Some(a) = &self.acknowledge {
+            if a.until.as_ref().is_some_and(|u| u.0 <= a.at.0) {
+                e.push(
+                    "spec.acknowledge.until",
+                    "must be later than spec.acknowledge.at",
+                );
+            }
+        }
         e.into_result()
     }
 }
@@ -573,6 +623,22 @@ mod tests {
 
     fn spec(extra: &str) -> AlertRuleSpec {
         serde_yaml::from_str(&format!("{BASE}{extra}")).expect("spec parses")
+    }
+
+    #[test]
+    fn acknowledgement_parses_and_its_expiry_must_follow_it() {
+        let ok = spec("acknowledge: {at: \"2026-12-06T20:00:00Z\", by: alice}\n");
+        let a = ok.acknowledge.as_ref().expect("acknowledge");
+        assert!(a.notify_resolved, "resolves notify by default");
+        assert!(a.until.is_none());
+        assert!(ok.validate().is_ok());
+        let bad =
+            spec("acknowledge: {at: \"2026-12-06T20:00:00Z\", until: \"2026-12-06T19:00:00Z\"}\n");
+        let err = bad.validate().expect_err("until before at");
+        assert!(
+            format!("{err:?}").contains("spec.acknowledge.until"),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -52,6 +52,54 @@ pub struct RuleReport {
     pub error: Option<String>,
 }
 
+/// A change of a rule worth telling people: an alert firing or resolving, or someone
+/// silencing or acknowledging it (and that ending).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateChange {
+    /// The AlertRule.
+    pub rule: ObjectRef,
+    /// What happened, e.g. `firing for node n2`, `acknowledged by alice`.
+    pub text: String,
+    /// A Warning (an alert fires) rather than a Normal Event.
+    pub warning: bool,
+}
+
+/// The text of a change into or out of the states people set (Silenced, Acknowledged), with
+/// who set them; `None` for other changes (firing and resolving are told per series).
+fn handled(before: Option<RuleState>, now: RuleState, spec: &RuleSpec) -> Option<String> {
+    let by = |b: &Option<String>| b.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
+    match (before, now) {
+        (b, RuleState::Acknowledged) if b != Some(RuleState::Acknowledged) => {
+            let a = spec.acknowledge.as_ref()?;
+            let until = a
+                .until
+                .map(|u| format!(" until {}", u.to_rfc3339()))
+                .unwrap_or_default();
+            Some(format!("acknowledged{}{until}", by(&a.by)))
+        }
+        (b, RuleState::Silenced) if b != Some(RuleState::Silenced) => {
+            let s = spec.silence.as_ref()?;
+            let node = s
+                .node
+                .as_ref()
+                .map(|n| format!(" for node {n}"))
+                .unwrap_or_default();
+            Some(format!(
+                "silenced{}{node} until {}",
+                by(&s.by),
+                s.until.to_rfc3339()
+            ))
+        }
+        (Some(RuleState::Acknowledged), RuleState::Firing) => {
+            Some("no longer acknowledged (expired or lifted): notifying again".into())
+        }
+        (Some(RuleState::Silenced), RuleState::Firing) => {
+            Some("silence over: notifying again".into())
+        }
+        _ => None,
+    }
+}
+
 /// What one cycle produced.
 #[derive(Debug, Default)]
 pub struct Cycle {
@@ -61,8 +109,8 @@ pub struct Cycle {
     pub notifications: Vec<NotificationRequest>,
     /// AI triggers.
     pub triggers: Vec<Trigger>,
-    /// State changes, for the event log: (rule, text).
-    pub changes: Vec<(ObjectRef, String)>,
+    /// State changes, for the event log and the AlertRules' Kubernetes Events.
+    pub changes: Vec<StateChange>,
 }
 
 #[derive(Debug)]
@@ -132,10 +180,11 @@ impl Evaluator {
                                 starts_at,
                                 index: 0,
                             } => {
-                                cycle.changes.push((
-                                    key.clone(),
-                                    format!("firing for {}", series.describe()),
-                                ));
+                                cycle.changes.push(StateChange {
+                                    rule: key.clone(),
+                                    text: format!("firing for {}", series.describe()),
+                                    warning: true,
+                                });
                                 if let Some(analysis) = &engine.spec().analysis_ref {
                                     cycle.triggers.push(Trigger::Alert {
                                         analysis: analysis.clone(),
@@ -148,13 +197,22 @@ impl Evaluator {
                                 }
                             }
                             AlertEvent::Resolved { key: series, .. } => {
-                                cycle.changes.push((
-                                    key.clone(),
-                                    format!("resolved for {}", series.describe()),
-                                ));
+                                cycle.changes.push(StateChange {
+                                    rule: key.clone(),
+                                    text: format!("resolved for {}", series.describe()),
+                                    warning: false,
+                                });
                             }
                             AlertEvent::Firing { .. } => {}
                         }
+                    }
+                    let before = slot.last.as_ref().and_then(|l| l.state);
+                    if let Some(text) = handled(before, ev.state, engine.spec()) {
+                        cycle.changes.push(StateChange {
+                            rule: key.clone(),
+                            text,
+                            warning: false,
+                        });
                     }
                     RuleReport {
                         rule: key.clone(),
@@ -233,6 +291,7 @@ mod tests {
             repeat_interval: None,
             maintenance: vec![],
             silence: None,
+            acknowledge: None,
             annotations: Default::default(),
             analysis_ref: analysis.then(|| ObjectRef {
                 namespace: "ns".into(),
@@ -316,5 +375,70 @@ mod tests {
         assert!(c.notifications.is_empty());
         e.sync(vec![]);
         assert!(e.evaluate(&fleet(20.0, 0), t(2)).reports.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod handled_tests {
+    use super::*;
+    use crate::alert::{Acknowledgement, SilenceWindow};
+    use crate::derive::tests::t;
+    use chrono::Duration;
+    use fabricwatch_crds::alert_rule::{Metric, Operator, Scope};
+    use fabricwatch_proto::Severity;
+
+    fn spec() -> RuleSpec {
+        let r = ObjectRef {
+            namespace: "ns".into(),
+            name: "loss".into(),
+        };
+        RuleSpec {
+            rule: r.clone(),
+            target: r,
+            metric: Metric::PingLossPercent,
+            op: Operator::Gt,
+            threshold: 5.0,
+            for_: Duration::zero(),
+            scope: Scope::PerNode,
+            severity: Severity::Critical,
+            resolve_for: Duration::zero(),
+            flap: None,
+            cooldown: Duration::zero(),
+            repeat_interval: None,
+            maintenance: vec![],
+            silence: Some(SilenceWindow {
+                until: t(100),
+                node: Some("n2".into()),
+                by: Some("bob".into()),
+            }),
+            acknowledge: Some(Acknowledgement {
+                at: t(0),
+                until: None,
+                by: Some("alice".into()),
+                notify_resolved: true,
+            }),
+            annotations: Default::default(),
+            analysis_ref: None,
+        }
+    }
+
+    #[test]
+    fn who_silenced_or_acknowledged_is_told_once() {
+        use RuleState::*;
+        let s = spec();
+        assert_eq!(
+            handled(Some(Firing), Acknowledged, &s).as_deref(),
+            Some("acknowledged by alice")
+        );
+        assert_eq!(handled(Some(Acknowledged), Acknowledged, &s), None);
+        assert!(handled(Some(Firing), Silenced, &s)
+            .is_some_and(|t| t.starts_with("silenced by bob for node n2 until ")));
+        assert!(handled(Some(Acknowledged), Firing, &s).is_some_and(|t| t.contains("again")));
+        assert_eq!(handled(Some(Pending), Firing, &s), None, "told per series");
+        assert_eq!(
+            handled(Some(Acknowledged), Inactive, &s),
+            None,
+            "told as resolved"
+        );
     }
 }

@@ -300,6 +300,35 @@ impl StatusWriter {
         }
     }
 
+    /// Publishes a Kubernetes Event `AlertStateChanged` on the AlertRule for every change:
+    /// Warning when an alert fires, Normal when it resolves or someone silences or
+    /// acknowledges it (`kubectl describe alertrule` then shows who and when).
+    pub async fn rule_events(&self, changes: &[crate::evaluator::StateChange]) {
+        for c in changes {
+            let Some(obj) = self
+                .stores
+                .rules
+                .get(&KubeRef::new(&c.rule.name).within(&c.rule.namespace))
+            else {
+                continue;
+            };
+            let ev = KubeEvent {
+                type_: if c.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: "AlertStateChanged".into(),
+                note: Some(c.text.chars().take(1000).collect()),
+                action: "Evaluate".into(),
+                secondary: None,
+            };
+            if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+                tracing::warn!(rule = %c.rule, "publishing Event failed: {e}");
+            }
+        }
+    }
+
     /// Writes the status of each target in `views` that is due.
     pub async fn write_targets(&mut self, views: &[TargetView], now: DateTime<Utc>) {
         let out = StatusApi {

@@ -426,8 +426,8 @@ async fn cycle_loop(
                 .with_label_values(&[if r.error.is_some() { "invalid" } else { "ok" }])
                 .inc();
         }
-        for (rule, text) in &cycle.changes {
-            shared.event("AlertStateChanged", rule, None, text.clone());
+        for c in &cycle.changes {
+            shared.event("AlertStateChanged", &c.rule, None, c.text.clone());
         }
         for c in &suspect_changes {
             match c {
@@ -463,6 +463,7 @@ async fn cycle_loop(
         shared.metrics.last_evaluation.set(now.timestamp() as f64);
         if let Some(w) = &mut writer {
             w.suspect_events(&suspect_changes).await;
+            w.rule_events(&cycle.changes).await;
             let tv: Vec<_> = views.into_iter().map(|(v, _)| v).collect();
             w.write_targets(&tv, now).await;
             w.write_rules(&cycle.reports, now).await;

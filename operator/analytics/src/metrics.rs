@@ -47,7 +47,7 @@ pub struct Metrics {
     pub node_score: GaugeVec,
     /// `fabricwatch_node_anomaly_score{namespace,target,node}`: σ-equivalents, 3 = alarm.
     pub node_anomaly: GaugeVec,
-    /// `fabricwatch_alert_state{namespace,rule}`: 0 Inactive, 1 Pending, 2 Firing, 3 Suppressed, 4 Silenced.
+    /// `fabricwatch_alert_state{namespace,rule}`: 0 Inactive, 1 Pending, 2 Firing, 3 Suppressed, 4 Silenced, 5 Acknowledged.
     pub alert_state: GaugeVec,
     /// `fabricwatch_alert_evaluations_total{result}`: rule evaluations (`ok`, `invalid`).
     pub evaluations: IntCounterVec,
@@ -166,7 +166,7 @@ impl Metrics {
             alert_state: gv(
                 &r,
                 "fabricwatch_alert_state",
-                "AlertRule state: 0 Inactive, 1 Pending, 2 Firing, 3 Suppressed, 4 Silenced.",
+                "AlertRule state: 0 Inactive, 1 Pending, 2 Firing, 3 Suppressed, 4 Silenced, 5 Acknowledged.",
                 &["namespace", "rule"],
             )?,
             evaluations: cv(
@@ -268,6 +268,7 @@ impl Metrics {
                 RuleState::Firing => 2.0,
                 RuleState::Suppressed => 3.0,
                 RuleState::Silenced => 4.0,
+                RuleState::Acknowledged => 5.0,
             };
             self.alert_state.with_label_values(&[ns, name]).set(v);
         }

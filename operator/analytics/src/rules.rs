@@ -10,7 +10,7 @@ use fabricwatch_crds::{
 use fabricwatch_proto::ObjectRef;
 
 use crate::{
-    alert::{FiringSeries, MaintenanceWindow, RuleSpec, SeriesKey, SilenceWindow},
+    alert::{Acknowledgement, FiringSeries, MaintenanceWindow, RuleSpec, SeriesKey, SilenceWindow},
     fleet::TargetConfig,
 };
 
@@ -120,6 +120,18 @@ pub fn rule_spec(rule: &AlertRule) -> Result<RuleSpec, String> {
                 until: from_time(&w.until).ok_or("spec.silence.until is out of range")?,
                 node: w.node.clone(),
                 by: w.by.clone(),
+            }),
+        },
+        acknowledge: match &s.acknowledge {
+            None => None,
+            Some(a) => Some(Acknowledgement {
+                at: from_time(&a.at).ok_or("spec.acknowledge.at is out of range")?,
+                until: match &a.until {
+                    None => None,
+                    Some(u) => Some(from_time(u).ok_or("spec.acknowledge.until is out of range")?),
+                },
+                by: a.by.clone(),
+                notify_resolved: a.notify_resolved,
             }),
         },
         annotations,

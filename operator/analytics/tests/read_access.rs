@@ -18,7 +18,7 @@ use fabricwatch_analytics::{
     metrics::Metrics,
     policy::AgentPolicy,
     state::{EventLog, OpenCatalog, Shared},
-    ui::silence::{RuleSilencer, SilenceFuture, SilenceRequest},
+    ui::silence::{AckRequest, RuleSilencer, SilenceFuture, SilenceRequest},
 };
 use fabricwatch_common::{
     auth::{AuthError, AuthFuture, Authenticator, Identity},
@@ -66,9 +66,12 @@ impl AccessReviewer for Rbac {
     }
 }
 
-/// Records the silences the fleet view writes.
+/// Records the silences and acknowledgements the fleet view writes.
 #[derive(Default)]
-struct Silences(Mutex<Vec<(ObjectRef, Option<SilenceRequest>)>>);
+struct Silences(
+    Mutex<Vec<(ObjectRef, Option<SilenceRequest>)>>,
+    Mutex<Vec<(ObjectRef, Option<AckRequest>)>>,
+);
 
 impl RuleSilencer for Silences {
     fn set<'a>(
@@ -81,6 +84,20 @@ impl RuleSilencer for Silences {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push((rule.clone(), silence));
+            Ok(())
+        })
+    }
+
+    fn acknowledge<'a>(
+        &'a self,
+        rule: &'a ObjectRef,
+        ack: Option<AckRequest>,
+    ) -> SilenceFuture<'a> {
+        Box::pin(async move {
+            self.1
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((rule.clone(), ack));
             Ok(())
         })
     }
@@ -323,7 +340,7 @@ async fn readers_see_only_their_namespaces() {
 }
 
 #[tokio::test]
-async fn silencing_needs_update_on_the_alert_rule() {
+async fn silencing_and_acknowledging_need_update_on_the_alert_rule() {
     let silences = Arc::new(Silences::default());
     let base = start_with(Some(silences.clone())).await;
     let http = reqwest::Client::builder()
@@ -395,7 +412,32 @@ async fn silencing_needs_update_on_the_alert_rule() {
     assert_eq!(s.node.as_deref(), Some("n3"));
     let hours = (s.until - before).num_seconds() as f64 / 3600.0;
     assert!((3.99..=4.01).contains(&hours), "{hours}");
-    assert_eq!(written[1], (rule, None), "lifted");
+    assert_eq!(written[1], (rule.clone(), None), "lifted");
+
+    // Acknowledging is authorized the same way and records who.
+    let ack = "/ui/alerts/a/loss/acknowledge";
+    assert_eq!(post(ack, None, "", None).await, 401);
+    assert_eq!(post(ack, Some("reader-a"), "", None).await, 403);
+    assert_eq!(
+        post(ack, Some("editor-a"), "", Some("cross-site")).await,
+        403
+    );
+    assert!(silences.1.lock().expect("lock").is_empty());
+    let before = Utc::now();
+    assert_eq!(
+        post(ack, Some("editor-a"), "", Some("same-origin")).await,
+        303
+    );
+    assert_eq!(post(ack, Some("editor-a"), "lift=1", None).await, 303);
+    let acks = silences.1.lock().expect("lock").clone();
+    assert_eq!(acks.len(), 2);
+    let a = acks[0].1.clone().expect("an acknowledgement");
+    assert_eq!(
+        (acks[0].0.clone(), a.by.as_str()),
+        (rule.clone(), "editor-a")
+    );
+    assert!(a.at >= before && a.at <= Utc::now(), "at is now: {}", a.at);
+    assert_eq!(acks[1], (rule, None), "lifted");
 
     // Without a Kubernetes API there is nothing to write to.
     let local = start().await;

@@ -319,6 +319,7 @@ mod tests {
             repeat_interval: None,
             maintenance: vec![],
             silence: None,
+            acknowledge: None,
             annotations: Default::default(),
             analysis_ref: None,
         };

@@ -1,5 +1,5 @@
 //! [`RuleEngine`]: the per-series state machine of one rule (pending, firing, flap damping,
-//! cooldown, repeats, maintenance and silence) and its evaluation.
+//! cooldown, repeats, maintenance, silence and acknowledgement) and its evaluation.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +28,8 @@ struct Series {
     last_notified: Option<DateTime<Utc>>,
     transitions: std::collections::VecDeque<DateTime<Utc>>,
     value: Option<f64>,
+    /// The current firing episode was covered by `spec.acknowledge` at the last evaluation.
+    acknowledged: bool,
 }
 
 impl Default for Series {
@@ -38,6 +40,7 @@ impl Default for Series {
             last_notified: None,
             transitions: Default::default(),
             value: None,
+            acknowledged: false,
         }
     }
 }
@@ -161,7 +164,12 @@ impl RuleEngine {
             };
             flapping |= is_flapping;
             if let (Phase::Firing { since, .. }, Phase::Inactive) = (before, s.phase) {
-                if s.sent_index.take().is_some() {
+                s.acknowledged = false;
+                let quiet = spec
+                    .acknowledge
+                    .as_ref()
+                    .is_some_and(|a| !a.notify_resolved && a.covers(since, now));
+                if s.sent_index.take().is_some() && !quiet {
                     events.push(AlertEvent::Resolved {
                         key: key.clone(),
                         value: s.value,
@@ -178,7 +186,23 @@ impl RuleEngine {
                     .unwrap_or(0);
                 let cooled = s.last_notified.is_none_or(|t| now - t >= spec.cooldown);
                 let silenced = spec.silence.as_ref().is_some_and(|w| w.covers(key, now));
-                if !suppressed && !silenced && !is_flapping && cooled && s.sent_index != Some(index)
+                let acknowledged = spec
+                    .acknowledge
+                    .as_ref()
+                    .is_some_and(|a| a.covers(since, now));
+                if acknowledged {
+                    s.acknowledged = true;
+                } else if std::mem::take(&mut s.acknowledged) {
+                    // The acknowledgement expired (or was lifted) while the alert still
+                    // fires: notify it again, as its first notification was already sent.
+                    s.sent_index = None;
+                }
+                if !suppressed
+                    && !silenced
+                    && !acknowledged
+                    && !is_flapping
+                    && cooled
+                    && s.sent_index != Some(index)
                 {
                     events.push(AlertEvent::Firing {
                         key: key.clone(),
@@ -233,10 +257,18 @@ impl RuleEngine {
         let silence = self.spec.silence.as_ref();
         let all_firing_silenced = !firing.is_empty()
             && silence.is_some_and(|w| firing.iter().all(|f| w.covers(&f.key, now)));
+        let all_firing_acknowledged = !firing.is_empty()
+            && self.spec.acknowledge.as_ref().is_some_and(|a| {
+                firing.iter().all(|f| {
+                    a.covers(f.since, now) || silence.is_some_and(|w| w.covers(&f.key, now))
+                })
+            });
         let state = if suppressed {
             RuleState::Suppressed
         } else if silence.is_some_and(|w| w.whole_rule(now)) || all_firing_silenced {
             RuleState::Silenced
+        } else if all_firing_acknowledged {
+            RuleState::Acknowledged
         } else if !firing.is_empty() {
             RuleState::Firing
         } else if pending_since.is_some() {

@@ -28,7 +28,7 @@ mod spec;
 pub use engine::RuleEngine;
 pub use notification::{fingerprint, notification_id, render};
 pub use series::{AlertEvent, Evaluation, FiringSeries, RuleState, SeriesKey};
-pub use spec::{MaintenanceWindow, RuleSpec, SilenceWindow};
+pub use spec::{Acknowledgement, MaintenanceWindow, RuleSpec, SilenceWindow};
 
 #[cfg(test)]
 mod tests;

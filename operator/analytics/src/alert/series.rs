@@ -19,6 +19,8 @@ pub enum RuleState {
     Suppressed,
     /// `spec.silence` covers the whole rule, or every firing series.
     Silenced,
+    /// `spec.acknowledge` covers every firing series.
+    Acknowledged,
 }
 
 impl RuleState {
@@ -30,6 +32,7 @@ impl RuleState {
             RuleState::Firing => "Firing",
             RuleState::Suppressed => "Suppressed",
             RuleState::Silenced => "Silenced",
+            RuleState::Acknowledged => "Acknowledged",
         }
     }
 }

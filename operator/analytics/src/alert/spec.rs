@@ -86,6 +86,8 @@ pub struct RuleSpec {
     pub maintenance: Vec<MaintenanceWindow>,
     /// Ad-hoc silence (`spec.silence`).
     pub silence: Option<SilenceWindow>,
+    /// Acknowledgement of the current alerts (`spec.acknowledge`).
+    pub acknowledge: Option<Acknowledgement>,
     /// Annotation templates; `{{ node }}`, `{{ device }}`, `{{ port }}`, `{{ peer }}`,
     /// `{{ value }}`, `{{ threshold }}`, `{{ target }}`, `{{ metric }}` are replaced.
     pub annotations: BTreeMap<String, String>,
@@ -103,6 +105,28 @@ pub struct SilenceWindow {
     pub node: Option<String>,
     /// Who silenced and why (free text).
     pub by: Option<String>,
+}
+
+/// An acknowledgement: firing episodes that began at or before `at` send no further Firing
+/// notification while it holds (until `until`, when given).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acknowledgement {
+    /// When it was acknowledged.
+    pub at: DateTime<Utc>,
+    /// When it expires; `None`: when the acknowledged episodes resolve.
+    pub until: Option<DateTime<Utc>>,
+    /// Who acknowledged and why (free text).
+    pub by: Option<String>,
+    /// Whether the resolve of an acknowledged episode is notified.
+    pub notify_resolved: bool,
+}
+
+impl Acknowledgement {
+    /// Whether it covers a firing episode that began at `since`, at `now`. An episode that
+    /// began after `at` is new to whoever acknowledged, so it is never covered.
+    pub fn covers(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        since <= self.at && self.until.is_none_or(|u| now < u)
+    }
 }
 
 impl SilenceWindow {

@@ -34,6 +34,7 @@ fn spec() -> RuleSpec {
         repeat_interval: None,
         maintenance: vec![],
         silence: None,
+        acknowledge: None,
         annotations: BTreeMap::from([("summary".into(), "loss {{ value }}% on {{node}}".into())]),
         analysis_ref: None,
     }
@@ -401,4 +402,132 @@ fn target_scope_and_missing_data() {
 fn render_keeps_unknown_placeholders() {
     let v = BTreeMap::from([("a", "1".to_string())]);
     assert_eq!(render("x{{a}}y{{ b }}z{{", &v), "x1y{{ b }}z{{");
+}
+
+fn acknowledged(at: i64, until: Option<i64>, notify_resolved: bool) -> Option<Acknowledgement> {
+    Some(Acknowledgement {
+        at: t(at),
+        until: until.map(t),
+        by: Some("alice".into()),
+        notify_resolved,
+    })
+}
+
+fn firing_events(r: &Evaluation) -> Vec<DateTime<Utc>> {
+    r.events
+        .iter()
+        .filter_map(|ev| match ev {
+            AlertEvent::Firing { starts_at, .. } => Some(*starts_at),
+            AlertEvent::Resolved { .. } => None,
+        })
+        .collect()
+}
+
+#[test]
+fn acknowledgement_stops_repeats_until_resolved_and_a_new_episode_notifies() {
+    let repeating = RuleSpec {
+        repeat_interval: Some(Duration::seconds(60)),
+        ..fire_now()
+    };
+    let mut e = RuleEngine::new(repeating.clone());
+    let r = e.evaluate(&vals(&[("a", 9.0)]), t(0));
+    assert_eq!(firing_events(&r), vec![t(0)], "first notification");
+    e.update_spec(RuleSpec {
+        acknowledge: acknowledged(10, None, true),
+        ..repeating
+    });
+    let r = e.evaluate(&vals(&[("a", 9.0)]), t(20));
+    assert_eq!(r.state, RuleState::Acknowledged);
+    // Without the acknowledgement a repeat would leave at t(60) and t(120).
+    for at in [60, 120] {
+        let r = e.evaluate(&vals(&[("a", 9.0)]), t(at));
+        assert!(r.events.is_empty(), "no repeat at {at}: {:?}", r.events);
+        assert_eq!(r.state, RuleState::Acknowledged);
+    }
+    // The resolve is notified (notifyResolved defaults to true).
+    let r = e.evaluate(&vals(&[("a", 1.0)]), t(130));
+    assert!(matches!(r.events.as_slice(), [AlertEvent::Resolved { .. }]));
+    assert_eq!(r.state, RuleState::Inactive);
+    // A new episode began after the acknowledgement: notified, and shown Firing.
+    let r = e.evaluate(&vals(&[("a", 9.0)]), t(140));
+    assert_eq!(firing_events(&r), vec![t(140)]);
+    assert_eq!(r.state, RuleState::Firing);
+}
+
+#[test]
+fn an_expired_acknowledgement_notifies_again() {
+    let mut e = RuleEngine::new(RuleSpec {
+        acknowledge: acknowledged(5, Some(50), true),
+        ..fire_now()
+    });
+    // Fired at t(0), before the acknowledgement at t(5): covered from the start.
+    let r = e.evaluate(&vals(&[("a", 9.0)]), t(0));
+    assert!(r.events.is_empty());
+    assert_eq!(r.state, RuleState::Acknowledged);
+    let r = e.evaluate(&vals(&[("a", 9.0)]), t(49));
+    assert!(r.events.is_empty());
+    let r = e.evaluate(&vals(&[("a", 9.0)]), t(50));
+    assert_eq!(
+        firing_events(&r),
+        vec![t(0)],
+        "expired: notified, with its real start"
+    );
+    assert_eq!(r.state, RuleState::Firing);
+    let r = e.evaluate(&vals(&[("a", 9.0)]), t(60));
+    assert!(r.events.is_empty(), "once");
+}
+
+#[test]
+fn lifting_an_acknowledgement_of_a_notified_alert_notifies_it_again() {
+    let mut e = RuleEngine::new(fire_now());
+    assert_eq!(
+        firing_events(&e.evaluate(&vals(&[("a", 9.0)]), t(0))),
+        vec![t(0)]
+    );
+    e.update_spec(RuleSpec {
+        acknowledge: acknowledged(1, None, true),
+        ..fire_now()
+    });
+    assert!(e.evaluate(&vals(&[("a", 9.0)]), t(2)).events.is_empty());
+    e.update_spec(fire_now());
+    let r = e.evaluate(&vals(&[("a", 9.0)]), t(3));
+    assert_eq!(firing_events(&r), vec![t(0)]);
+}
+
+#[test]
+fn acknowledged_resolves_can_be_kept_quiet() {
+    let mut e = RuleEngine::new(fire_now());
+    e.evaluate(&vals(&[("a", 9.0), ("b", 9.0)]), t(0));
+    e.update_spec(RuleSpec {
+        acknowledge: acknowledged(1, None, false),
+        ..fire_now()
+    });
+    let r = e.evaluate(&vals(&[("a", 1.0), ("b", 9.0)]), t(2));
+    assert!(
+        r.events.is_empty(),
+        "a's resolve is not notified: {:?}",
+        r.events
+    );
+    assert_eq!(r.state, RuleState::Acknowledged, "b is acknowledged too");
+}
+
+#[test]
+fn an_acknowledgement_survives_a_restart() {
+    let spec = RuleSpec {
+        acknowledge: acknowledged(5, None, true),
+        ..fire_now()
+    };
+    let mut e = RuleEngine::new(spec);
+    e.restore(&[FiringSeries {
+        key: k("a"),
+        since: t(0),
+        value: Some(9.0),
+    }]);
+    let r = e.evaluate(&vals(&[("a", 9.0)]), t(30));
+    assert!(
+        r.events.is_empty(),
+        "nothing re-sent after the restart: {:?}",
+        r.events
+    );
+    assert_eq!(r.state, RuleState::Acknowledged);
 }

@@ -255,6 +255,7 @@ pub fn rule_status(r: &RuleReport, prev: &[Condition], now: DateTime<Utc>) -> Al
             RuleState::Firing => AlertState::Firing,
             RuleState::Suppressed => AlertState::Suppressed,
             RuleState::Silenced => AlertState::Silenced,
+            RuleState::Acknowledged => AlertState::Acknowledged,
         }),
         active_since: r.active_since.map(to_time),
         last_evaluation_time: Some(to_time(r.evaluated_at)),

@@ -1,5 +1,5 @@
 //! The alerts page (`GET /ui/alerts`): every readable AlertRule with its state, value,
-//! since, firing series, per-channel deliveries and silence.
+//! since, firing series, per-channel deliveries, silence and acknowledgement.
 
 use axum::{extract::State, http::StatusCode, response::Response};
 use chrono::Utc;
@@ -33,6 +33,10 @@ struct AlertRow {
     silenced_node: Option<String>,
     /// `spec.silence.by`.
     silenced_by: Option<String>,
+    /// `spec.acknowledge` is set.
+    acknowledged: bool,
+    /// `spec.acknowledge.by`.
+    acknowledged_by: Option<String>,
 }
 
 pub(super) async fn alerts(
@@ -78,6 +82,8 @@ pub fn alerts_html(api: &Api, scope: &Scope, caller: &Caller) -> Result<String, 
                 .map(|w| w.until.to_rfc3339()),
             silenced_node: s.silence.as_ref().and_then(|w| w.node.clone()),
             silenced_by: s.silence.as_ref().and_then(|w| w.by.clone()),
+            acknowledged: s.acknowledge.is_some(),
+            acknowledged_by: s.acknowledge.as_ref().and_then(|a| a.by.clone()),
             rule: s.rule.clone(),
             target: s.target.clone(),
             metric: serde_json::to_value(s.metric).unwrap_or_default(),
@@ -92,7 +98,9 @@ pub fn alerts_html(api: &Api, scope: &Scope, caller: &Caller) -> Result<String, 
         let rank = match r.report.state {
             Some(RuleState::Firing) => 0,
             Some(RuleState::Pending) => 1,
-            Some(RuleState::Suppressed) | Some(RuleState::Silenced) => 2,
+            Some(RuleState::Suppressed)
+            | Some(RuleState::Silenced)
+            | Some(RuleState::Acknowledged) => 2,
             _ => 3,
         };
         (rank, r.rule.clone())

@@ -9,6 +9,7 @@
 //! | `GET /ui/alerts` | AlertRules: state, value, since, firing series |
 //! | `GET /ui/analyses` | AIAnalyses: findings with severity, evidence, recommendation; cost today |
 //! | `POST /ui/alerts/{ns}/{name}/silence` | sets (`hours`, optional `node`) or lifts (`lift`) the AlertRule's `spec.silence`; needs `update` on it |
+//! | `POST /ui/alerts/{ns}/{name}/acknowledge` | acknowledges what fires now (`spec.acknowledge` with `at` = now, `by` = the caller) or lifts it (`lift`); needs `update` on it |
 //! | `GET/POST /ui/login`, `POST /ui/logout` | stores / clears the bearer token in an `HttpOnly; SameSite=Strict` cookie |
 //! | `GET /ui/style.css` | the one stylesheet |
 //!
@@ -23,7 +24,7 @@
 //! | `render` | templates, filters, [`render`], the page answers and [`Viewer`] (access refusals as pages) |
 //! | `overview`, `target`, `alerts`, `analyses` | one view each: its handler and its `*_html` page |
 //! | `login` | sign-in and sign-out (the token cookie) |
-//! | [`silence`] | the silence action and the AlertRule writer behind it |
+//! | [`silence`] | the silence and acknowledge actions and the AlertRule writer behind them |
 //! | [`chart`], [`heatmap`] | the SVG line charts and mesh heatmaps |
 
 mod alerts;
@@ -65,6 +66,10 @@ pub fn routes() -> Router<Api> {
         .route(
             "/ui/alerts/{ns}/{name}/silence",
             post(silence::silence_rule),
+        )
+        .route(
+            "/ui/alerts/{ns}/{name}/acknowledge",
+            post(silence::acknowledge_rule),
         )
         .route("/ui/analyses", get(analyses::analyses))
         .route("/ui/targets/{ns}/{name}", get(target::target))

@@ -1,6 +1,7 @@
-//! The fleet view's silence action: `POST /ui/alerts/{ns}/{name}/silence` sets or lifts an
-//! AlertRule's `spec.silence` on behalf of a caller who may `update` that AlertRule
-//! (SubjectAccessReview), recording the caller's name in `spec.silence.by`.
+//! The fleet view's alert actions, on behalf of a caller who may `update` the AlertRule
+//! (SubjectAccessReview), recording the caller's name in the spec (`by`):
+//! `POST /ui/alerts/{ns}/{name}/silence` sets or lifts `spec.silence`, and
+//! `POST /ui/alerts/{ns}/{name}/acknowledge` sets or lifts `spec.acknowledge`.
 
 use std::{future::Future, pin::Pin};
 
@@ -31,13 +32,26 @@ pub struct SilenceRequest {
     pub by: String,
 }
 
+/// An acknowledgement to write: who (the signed-in user); it covers what fires at `at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AckRequest {
+    /// When (now).
+    pub at: DateTime<Utc>,
+    /// Who (the signed-in user).
+    pub by: String,
+}
+
 /// A boxed future, so [`RuleSilencer`] is object-safe.
 pub type SilenceFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
-/// Writes `spec.silence` of an AlertRule (`None` removes it).
+/// Writes the fleet view's actions into an AlertRule's spec: `spec.silence` and
+/// `spec.acknowledge` (`None` removes them).
 pub trait RuleSilencer: Send + Sync {
     /// Sets (or with `None` lifts) the silence of `rule`.
     fn set<'a>(&'a self, rule: &'a ObjectRef, silence: Option<SilenceRequest>)
+        -> SilenceFuture<'a>;
+    /// Sets (or with `None` lifts) the acknowledgement of `rule`.
+    fn acknowledge<'a>(&'a self, rule: &'a ObjectRef, ack: Option<AckRequest>)
         -> SilenceFuture<'a>;
 }
 
@@ -61,6 +75,17 @@ pub fn patch(silence: Option<&SilenceRequest>) -> serde_json::Value {
     }
 }
 
+/// The merge patch of `spec.acknowledge` (`notifyResolved` keeps its default, true).
+pub fn ack_patch(ack: Option<&AckRequest>) -> serde_json::Value {
+    match ack {
+        None => serde_json::json!({"spec": {"acknowledge": null}}),
+        Some(a) => serde_json::json!({"spec": {"acknowledge": {
+            "at": a.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "by": a.by,
+        }}}),
+    }
+}
+
 /// [`RuleSilencer`] patching the AlertRule through the API server (analytics' ServiceAccount
 /// needs `patch` on `alertrules`; the caller's own `update` permission was checked first).
 pub struct KubeSilencer {
@@ -74,24 +99,38 @@ impl KubeSilencer {
     }
 }
 
-impl RuleSilencer for KubeSilencer {
-    fn set<'a>(
-        &'a self,
-        rule: &'a ObjectRef,
-        silence: Option<SilenceRequest>,
-    ) -> SilenceFuture<'a> {
+impl KubeSilencer {
+    fn merge<'a>(&'a self, rule: &'a ObjectRef, patch: serde_json::Value) -> SilenceFuture<'a> {
         Box::pin(async move {
             let api: kube::Api<fabricwatch_crds::AlertRule> =
                 kube::Api::namespaced(self.client.clone(), &rule.namespace);
             api.patch(
                 &rule.name,
                 &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(patch(silence.as_ref())),
+                &kube::api::Patch::Merge(patch),
             )
             .await
             .map(|_| ())
             .map_err(|e| format!("patching AlertRule {rule}: {e}"))
         })
+    }
+}
+
+impl RuleSilencer for KubeSilencer {
+    fn set<'a>(
+        &'a self,
+        rule: &'a ObjectRef,
+        silence: Option<SilenceRequest>,
+    ) -> SilenceFuture<'a> {
+        self.merge(rule, patch(silence.as_ref()))
+    }
+
+    fn acknowledge<'a>(
+        &'a self,
+        rule: &'a ObjectRef,
+        ack: Option<AckRequest>,
+    ) -> SilenceFuture<'a> {
+        self.merge(rule, ack_patch(ack.as_ref()))
     }
 }
 
@@ -104,13 +143,23 @@ pub(super) struct SilenceForm {
     lift: Option<String>,
 }
 
-pub(super) async fn silence_rule(
-    State(api): State<Api>,
+/// What an action on an AlertRule may proceed with: the caller, the writer and the rule.
+struct Permitted {
+    caller: Caller,
+    writer: std::sync::Arc<dyn RuleSilencer>,
+    rule: ObjectRef,
+}
+
+/// The checks every action form passes, in this order: sent from the fleet view itself, a
+/// signed-in caller, `update` on the AlertRule, and a Kubernetes API to write to. `action`
+/// names it in the refusals ("silence", "acknowledge").
+async fn permit(
+    api: &Api,
     caller: Result<Caller, Denied>,
-    headers: header::HeaderMap,
-    Path((ns, name)): Path<(String, String)>,
-    Form(f): Form<SilenceForm>,
-) -> Response {
+    headers: &header::HeaderMap,
+    (ns, name): (String, String),
+    action: &str,
+) -> Result<Permitted, Response> {
     // A form posted by another site (the loopback listener has no cookie to protect it).
     // Checked before the caller's refusal (hence no `Viewer` here): a cross-site post is
     // told so even without a token.
@@ -119,17 +168,14 @@ pub(super) async fn silence_rule(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v != "same-origin" && v != "none")
     {
-        return message(
+        return Err(message(
             StatusCode::FORBIDDEN,
             "Not allowed",
-            "The silence form must be sent from the fleet view itself.",
+            &format!("The {action} form must be sent from the fleet view itself."),
             false,
-        );
+        ));
     }
-    let caller = match caller {
-        Ok(c) => c,
-        Err(d) => return Refused(d).into_response(),
-    };
+    let caller = caller.map_err(|d| Refused(d).into_response())?;
     let what = crate::authz::Attributes {
         verb: "update".into(),
         resource: "alertrules".into(),
@@ -137,19 +183,67 @@ pub(super) async fn silence_rule(
         name: Some(name.clone()),
     };
     if let Err(d) = api.access.require(&caller, &what).await {
-        return Refused(d).into_response();
+        return Err(Refused(d).into_response());
     }
-    let Some(silencer) = &api.silencer else {
-        return message(
+    let Some(writer) = api.silencer.clone() else {
+        return Err(message(
             StatusCode::SERVICE_UNAVAILABLE,
-            "Cannot silence",
-            "Silencing writes the AlertRule: it needs the Kubernetes API (this analytics runs without one).",
+            &format!("Cannot {action}"),
+            "This action writes the AlertRule: it needs the Kubernetes API (this analytics runs without one).",
             false,
-        );
+        ));
     };
-    let rule = ObjectRef {
-        namespace: ns,
-        name,
+    Ok(Permitted {
+        caller,
+        writer,
+        rule: ObjectRef {
+            namespace: ns,
+            name,
+        },
+    })
+}
+
+/// The acknowledge form's body: empty to acknowledge what fires now, `lift` to remove it.
+#[derive(Debug, Deserialize)]
+pub(super) struct AckForm {
+    lift: Option<String>,
+}
+
+pub(super) async fn acknowledge_rule(
+    State(api): State<Api>,
+    caller: Result<Caller, Denied>,
+    headers: header::HeaderMap,
+    Path(rule): Path<(String, String)>,
+    Form(f): Form<AckForm>,
+) -> Response {
+    let p = match permit(&api, caller, &headers, rule, "acknowledge").await {
+        Ok(p) => p,
+        Err(refused) => return refused,
+    };
+    let request = f.lift.is_none().then(|| AckRequest {
+        at: Utc::now(),
+        by: p.caller.name().chars().take(256).collect(),
+    });
+    match p.writer.acknowledge(&p.rule, request).await {
+        Ok(()) => Redirect::to("/ui/alerts").into_response(),
+        Err(e) => message(StatusCode::BAD_GATEWAY, "Cannot acknowledge", &e, false),
+    }
+}
+
+pub(super) async fn silence_rule(
+    State(api): State<Api>,
+    caller: Result<Caller, Denied>,
+    headers: header::HeaderMap,
+    Path(rule): Path<(String, String)>,
+    Form(f): Form<SilenceForm>,
+) -> Response {
+    let Permitted {
+        caller,
+        writer: silencer,
+        rule,
+    } = match permit(&api, caller, &headers, rule, "silence").await {
+        Ok(p) => p,
+        Err(refused) => return refused,
     };
     let request = if f.lift.is_some() {
         None

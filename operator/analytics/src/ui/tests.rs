@@ -70,6 +70,7 @@ fn alerts_show_state_series_and_deliveries() {
         repeat_interval: None,
         maintenance: vec![],
         silence: None,
+        acknowledge: None,
         annotations: Default::default(),
         analysis_ref: None,
     };
@@ -153,6 +154,13 @@ fn alerts_show_state_series_and_deliveries() {
         ) -> silence::SilenceFuture<'a> {
             Box::pin(async { Ok(()) })
         }
+        fn acknowledge<'a>(
+            &'a self,
+            _: &'a ObjectRef,
+            _: Option<silence::AckRequest>,
+        ) -> silence::SilenceFuture<'a> {
+            Box::pin(async { Ok(()) })
+        }
     }
     let api = api.with_silencer(Some(Arc::new(Noop)));
     let html = alerts_html(&api, &Scope::All, &Caller::Trusted).expect("render");
@@ -160,6 +168,11 @@ fn alerts_show_state_series_and_deliveries() {
         html.contains(r#"action="/ui/alerts/ns/loss/silence""#)
             && html.contains(">Silence</button>"),
         "{html}"
+    );
+    assert!(
+        html.contains(r#"action="/ui/alerts/ns/loss/acknowledge""#)
+            && html.contains(">Acknowledge</button>"),
+        "a firing rule can be acknowledged: {html}"
     );
     // Outside the caller's scope, nothing.
     let none = alerts_html(
