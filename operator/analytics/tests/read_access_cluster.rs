@@ -290,6 +290,36 @@ async fn readers_need_rbac_on_the_namespace() -> Result<()> {
     );
     ensure!(w.node.as_deref() == Some("n1"), "node: {:?}", w.node);
 
+    // Acknowledging the same way: the API server stores spec.acknowledge (the CRD schema
+    // has it) with the editor's name and the time of the click.
+    let before = chrono::Utc::now() - chrono::Duration::seconds(2);
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?
+        .post(format!("{base}/ui/alerts/{}/loss/acknowledge", a.name()))
+        .header("cookie", format!("fabricwatch_token={editor}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await?;
+    ensure!(
+        r.status().as_u16() == 303,
+        "editor acknowledges: {}",
+        r.status()
+    );
+    let ack = rules
+        .get("loss")
+        .await?
+        .spec
+        .acknowledge
+        .context("spec.acknowledge written")?;
+    ensure!(
+        ack.by.as_deref() == Some(format!("system:serviceaccount:{}:editor", a.name()).as_str())
+            && ack.at.0.as_second() >= before.timestamp()
+            && ack.notify_resolved,
+        "acknowledge: {ack:?}"
+    );
+
     a.cleanup().await?;
     b.cleanup().await
 }
