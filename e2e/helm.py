@@ -9,6 +9,7 @@ Uses the `helm` CLI when it is on PATH, else the PyPI package `helm-python-sdk` 
                           [--crds-dir DIR]
     e2e/helm.py install   [CHART] [-f ...] [--set ...] [--release R] [-n NS] [--wait] [--timeout S]
                           [--crds-dir DIR]
+    e2e/helm.py upgrade   [CHART] [-f ...] [--set ...] [--release R] [-n NS] [--wait] [--timeout S]
     e2e/helm.py uninstall [--release R] [-n NS] [--wait] [--timeout S]
 
 CHART defaults to charts/fabricwatch. `template` prints the manifests (CRDs first, as Helm
@@ -17,7 +18,8 @@ installs them) to stdout; `--cluster` renders against the cluster of $KUBECONFIG
 warnings too (strict). `--crds-dir DIR` installs (or renders) the chart with the CRDs of DIR
 in place of its `crds/` (`crds/kubernetes-1.20-1.22` on API servers older than 1.23, which reject
 CRDs carrying `x-kubernetes-validations` when Helm 4 applies them server-side).
-`--helm-cli`/`--sdk` force one implementation. Exit status 0 on
+`upgrade` takes the values in full, like `install` (nothing is reused from the release), and,
+like Helm, leaves the CRDs alone. `--helm-cli`/`--sdk` force one implementation. Exit status 0 on
 success, 1 on a Helm error (message on stderr), 2 on bad usage.
 """
 
@@ -130,6 +132,11 @@ def run_cli(a: argparse.Namespace) -> int:
         cmd = [helm, "install", a.release, chart, "-n", a.namespace, "--create-namespace"] + cli_args(a)
         if a.wait:
             cmd += ["--wait", "--timeout", f"{a.timeout}s"]
+    elif a.cmd == "upgrade":
+        # Values are given in full, as for install (no --reuse-values).
+        cmd = [helm, "upgrade", a.release, chart, "-n", a.namespace] + cli_args(a)
+        if a.wait:
+            cmd += ["--wait", "--timeout", f"{a.timeout}s"]
     else:
         cmd = [helm, "uninstall", a.release, "-n", a.namespace, "--ignore-not-found"]
         if a.wait:
@@ -197,6 +204,16 @@ def run_sdk(a: argparse.Namespace) -> int:
             print(f"installed {a.release} in {a.namespace}: {rel.get('status', '?')}")
             if rel.get("notes"):
                 print(rel["notes"])
+        elif a.cmd == "upgrade":
+            rel = cfg.upgrade(
+                str(a.chart),
+                a.release,
+                values,
+                namespace=a.namespace,
+                wait="watcher" if a.wait else None,
+                timeout=a.timeout,
+            )
+            print(f"upgraded {a.release} in {a.namespace}: {rel.get('status', '?')}")
         else:
             cfg.uninstall(
                 a.release,
@@ -222,7 +239,7 @@ def with_crds(chart: Path, crds_dir: Path, tmp: str) -> Path:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="helm.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("cmd", choices=["lint", "template", "install", "uninstall"])
+    p.add_argument("cmd", choices=["lint", "template", "install", "upgrade", "uninstall"])
     p.add_argument("chart", nargs="?", type=Path, default=DEFAULT_CHART)
     p.add_argument("-f", "--values", action="append", default=[], help="values file (repeatable)")
     p.add_argument("--set", action="append", default=[], help="key=value (repeatable)")

@@ -180,3 +180,40 @@ impl TestRelease {
         })
     }
 }
+
+/// `helm.py upgrade` of the release `release` in `namespace` with [`local_values`] plus
+/// `sets` (`key=value`), the same watch namespace and Lease as [`install_local`], waiting up
+/// to 240 s.
+///
+/// # Errors
+/// As [`helm`].
+pub fn upgrade_local(
+    kubeconfig: &Path,
+    release: &str,
+    namespace: &str,
+    sets: &[&str],
+) -> Result<String> {
+    let values = local_values().to_string_lossy().into_owned();
+    let watch = format!("operator.watchNamespace={namespace}");
+    let lease = format!("operator.leaderElection.leaseName={release}");
+    let mut args = vec![
+        "upgrade",
+        "-f",
+        &values,
+        "--release",
+        release,
+        "-n",
+        namespace,
+        "--set",
+        &watch,
+        "--set",
+        &lease,
+        "--wait",
+        "--timeout",
+        "240",
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    helm(kubeconfig, &args)
+}
