@@ -451,6 +451,9 @@ fn endpoint_probes_against_real_servers() {
             "--user=root",
         ])
         .arg(format!("--host-record=www.probes.test,{ip}"))
+        // 40 A records: 670 bytes, more than the 512 of a UDP answer without EDNS, so
+        // dnsmasq answers UDP with TC set and the probe must ask again over TCP.
+        .args((1..=40).map(|i| format!("--host-record=many.probes.test,10.99.0.{i}")))
         .args([
             "--cname=api.probes.test,www.probes.test",
             "--txt-record=probes.test,hello",
@@ -707,6 +710,26 @@ fn endpoint_probes_against_real_servers() {
             },
             ..case(
                 dns("dns", "www.probes.test", DnsRecordType::A, &[], &resolver),
+                EndpointState::Up,
+                None,
+            )
+        },
+        Case {
+            check: |r| match r.phases.resolve {
+                Some(_) if r.answers.len() == 16 => Ok(()),
+                _ => Err(format!(
+                    "16 answers kept of 40 (asked again over TCP), got {}",
+                    r.answers.len()
+                )),
+            },
+            ..case(
+                dns(
+                    "dns-truncated",
+                    "many.probes.test",
+                    DnsRecordType::A,
+                    &["10.99.0.40"],
+                    &resolver,
+                ),
                 EndpointState::Up,
                 None,
             )

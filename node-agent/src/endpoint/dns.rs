@@ -1,6 +1,8 @@
 //! DNS probe: one query over UDP to one resolver (hickory-proto builds and parses the
 //! messages), so the resolver named in the spec is the one measured, not whatever the
-//! node's stub resolver or cache answers.
+//! node's stub resolver or cache answers. A truncated UDP answer (TC bit) is asked again over
+//! TCP, as RFC 7766 §5 requires of every resolver client, with the two-byte length prefix of
+//! RFC 1035 §4.2.2.
 
 use std::{net::SocketAddr, time::Instant};
 
@@ -9,15 +11,19 @@ use hickory_proto::{
     op::{Message, Query, ResponseCode},
     rr::{Name, RecordType},
 };
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 
 use super::Trace;
 
 /// Most answers kept in a report.
 pub const MAX_ANSWERS: usize = 16;
-/// Largest response accepted (EDNS-less UDP answers are at most 512 bytes; servers that
+/// Largest UDP response accepted (EDNS-less UDP answers are at most 512 bytes; servers that
 /// ignore that are still read up to here).
 const MAX_RESPONSE_BYTES: usize = 4096;
+/// Largest TCP response accepted: the two-byte length allows 65,535 bytes, all of which a
+/// legitimate answer may use.
+const MAX_TCP_RESPONSE_BYTES: usize = u16::MAX as usize;
 
 fn record_type(t: DnsRecordType) -> RecordType {
     match t {
@@ -92,6 +98,40 @@ pub async fn probe(cfg: &DnsProbe, resolv_conf: &str, trace: &mut Trace) -> Resu
     let wire = msg.to_vec().map_err(|e| format!("query: {e}"))?;
     trace.stage = "resolve";
     let t = Instant::now();
+    let mut resp = over_udp(server, &wire, id).await?;
+    if resp.metadata.truncation {
+        trace.stage = "resolve over TCP";
+        resp = over_tcp(server, &wire, id).await?;
+    }
+    trace.phases.resolve = Some(t.elapsed().as_secs_f64());
+    let rcode = resp.metadata.response_code;
+    if rcode != ResponseCode::NoError {
+        return Err(match rcode {
+            ResponseCode::NXDomain => format!("NXDOMAIN: {name} does not exist"),
+            other => format!("{}", other).to_uppercase(),
+        });
+    }
+    if resp.metadata.truncation {
+        return Err("answer truncated over TCP too (TC)".into());
+    }
+    // Expected answers are looked for in the whole answer; the report keeps the first
+    // MAX_ANSWERS.
+    let got: Vec<String> = resp
+        .answers
+        .iter()
+        .filter(|r| r.record_type() == qtype)
+        .map(answer_text)
+        .collect();
+    trace.answers = got.iter().take(MAX_ANSWERS).cloned().collect();
+    if got.is_empty() {
+        return Err(format!("no {} record for {name}", cfg.record_type.as_str()));
+    }
+    answers_match(&cfg.expected_answers, &got)
+}
+
+/// One query over UDP: the answer with the query's `id` (answers with another id, late
+/// answers to someone else's query, are skipped; the caller's timeout bounds the wait).
+async fn over_udp(server: SocketAddr, wire: &[u8], id: u16) -> Result<Message, String> {
     let bind: SocketAddr = if server.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
@@ -103,46 +143,45 @@ pub async fn probe(cfg: &DnsProbe, resolv_conf: &str, trace: &mut Trace) -> Resu
     sock.connect(server)
         .await
         .map_err(|e| format!("resolver {server}: {e}"))?;
-    sock.send(&wire)
+    sock.send(wire)
         .await
         .map_err(|e| format!("resolver {server}: {e}"))?;
     let mut buf = vec![0u8; MAX_RESPONSE_BYTES];
-    // Answers with another id (late answers to someone else's query) are skipped; the
-    // caller's timeout bounds the wait.
-    let resp = loop {
+    loop {
         let n = sock
             .recv(&mut buf)
             .await
             .map_err(|e| format!("resolver {server}: {e}"))?;
         match Message::from_vec(&buf[..n]) {
-            Ok(m) if m.metadata.id == id => break m,
+            Ok(m) if m.metadata.id == id => return Ok(m),
             Ok(_) => continue,
             Err(e) => return Err(format!("response does not parse: {e}")),
         }
-    };
-    trace.phases.resolve = Some(t.elapsed().as_secs_f64());
-    let rcode = resp.metadata.response_code;
-    if rcode != ResponseCode::NoError {
-        return Err(match rcode {
-            ResponseCode::NXDomain => format!("NXDOMAIN: {name} does not exist"),
-            other => format!("{}", other).to_uppercase(),
-        });
     }
-    if resp.metadata.truncation {
-        return Err("answer truncated (TC); TCP fallback is not done".into());
+}
+
+/// The same query over TCP, each message prefixed with its length (RFC 1035 §4.2.2).
+async fn over_tcp(server: SocketAddr, wire: &[u8], id: u16) -> Result<Message, String> {
+    let err = |e: std::io::Error| format!("resolver {server} over TCP: {e}");
+    let len = u16::try_from(wire.len()).map_err(|_| "query too long for TCP".to_string())?;
+    let mut conn = TcpStream::connect(server).await.map_err(err)?;
+    let mut out = Vec::with_capacity(wire.len() + 2);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(wire);
+    conn.write_all(&out).await.map_err(err)?;
+    let mut len = [0u8; 2];
+    conn.read_exact(&mut len).await.map_err(err)?;
+    let n = usize::from(u16::from_be_bytes(len)).min(MAX_TCP_RESPONSE_BYTES);
+    let mut buf = vec![0u8; n];
+    conn.read_exact(&mut buf).await.map_err(err)?;
+    match Message::from_vec(&buf) {
+        Ok(m) if m.metadata.id == id => Ok(m),
+        Ok(m) => Err(format!(
+            "answer over TCP has id {}, the query {id}",
+            m.metadata.id
+        )),
+        Err(e) => Err(format!("response over TCP does not parse: {e}")),
     }
-    let got: Vec<String> = resp
-        .answers
-        .iter()
-        .filter(|r| r.record_type() == qtype)
-        .map(answer_text)
-        .take(MAX_ANSWERS)
-        .collect();
-    trace.answers = got.clone();
-    if got.is_empty() {
-        return Err(format!("no {} record for {name}", cfg.record_type.as_str()));
-    }
-    answers_match(&cfg.expected_answers, &got)
 }
 
 #[cfg(test)]
