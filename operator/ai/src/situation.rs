@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use fabricwatch_proto::Severity;
 use serde::{Deserialize, Serialize};
 
 /// Everything the model may see about one analysis window.
@@ -235,9 +236,8 @@ pub struct Anomaly {
 pub struct FiringAlert {
     /// AlertRule name.
     pub rule: String,
-    /// `info`, `warning` or `critical`.
-    // A string, not proto's `Severity`: analytics writes `Severity::as_str()` into it.
-    pub severity: String,
+    /// The rule's severity (`info`, `warning` or `critical` in JSON).
+    pub severity: Severity,
     /// Metric name.
     pub metric: String,
     /// Last value.

@@ -65,8 +65,9 @@ pub(super) fn suspects(s: &Situation, an: &mut Anonymizer, l: &ContextLimits) ->
 pub(super) fn alerts(s: &Situation, an: &mut Anonymizer, l: &ContextLimits) -> Section {
     let mut items: Vec<_> = s.alerts.iter().collect();
     items.sort_by(|a, b| {
-        severity_rank(&a.severity)
-            .cmp(&severity_rank(&b.severity))
+        // Most severe first.
+        b.severity
+            .cmp(&a.severity)
             .then_with(|| a.since.cmp(&b.since))
             .then_with(|| a.rule.cmp(&b.rule))
     });
@@ -75,7 +76,7 @@ pub(super) fn alerts(s: &Situation, an: &mut Anonymizer, l: &ContextLimits) -> S
         .map(|a| {
             let mut line = format!(
                 "{} {} {}={} (threshold {})",
-                clean(an, &a.severity, 16),
+                clean(an, a.severity.as_str(), 16),
                 clean(an, &a.rule, 63),
                 clean(an, &a.metric, 63),
                 num(a.value),
@@ -359,15 +360,6 @@ fn push_since(line: &mut String, since: Option<DateTime<Utc>>) {
 /// Sort key putting the worst health first: Critical, Warning, Unknown, Healthy.
 fn worst_first(h: Health) -> std::cmp::Reverse<u8> {
     std::cmp::Reverse(h.rank())
-}
-
-fn severity_rank(s: &str) -> u8 {
-    match s.to_ascii_lowercase().as_str() {
-        "critical" => 0,
-        "warning" => 1,
-        "info" => 2,
-        _ => 3,
-    }
 }
 
 /// Ascending order with `None` last.

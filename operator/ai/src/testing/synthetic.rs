@@ -1,6 +1,6 @@
 //! A deterministic synthetic [`Situation`] for tests and measurements.
 
-use crate::Situation;
+use crate::{Severity, Situation};
 
 /// A deterministic synthetic situation of `nodes` nodes (`gpu-node-000`, ... with InternalIPs
 /// `10.42.x.y`), for tests and measurements: every node probes 3 peers, ~3 % of the nodes
@@ -138,7 +138,7 @@ pub fn synthetic_situation(nodes: usize, jitter: f64, round: u64) -> Situation {
     if !critical.is_empty() {
         s.alerts.push(FiringAlert {
             rule: "rdma-errors".into(),
-            severity: "critical".into(),
+            severity: Severity::Critical,
             metric: "rdma_symbol_errors_per_minute".into(),
             value: j(125.0, 0, 80),
             threshold: 10.0,

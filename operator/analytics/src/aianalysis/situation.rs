@@ -146,7 +146,7 @@ pub fn build(
             .collect();
         s.alerts.push(FiringAlert {
             rule: spec.rule.name.clone(),
-            severity: spec.severity.as_str().into(),
+            severity: spec.severity,
             metric: spec.metric.as_str().into(),
             value: finite(report.last_value.unwrap_or(0.0)),
             threshold: spec.threshold,
