@@ -59,3 +59,35 @@ pub fn healthy_and_reporting(mt: &MonitorTarget, reporting: i32) -> bool {
             .and_then(|n| n.reporting)
             == Some(reporting)
 }
+
+/// Waits up to `timeout` until the MonitorTarget `fabric` in `ns` is
+/// [`healthy_and_reporting`] with `reporting` agents.
+///
+/// # Errors
+/// On a timeout, with the wait's dump.
+pub async fn wait_healthy_and_reporting(
+    ns: &crate::TestNamespace,
+    reporting: i32,
+    timeout: std::time::Duration,
+) -> anyhow::Result<MonitorTarget> {
+    Ok(crate::wait_for(
+        &ns.api::<MonitorTarget>(),
+        "fabric",
+        |o: Option<&MonitorTarget>| o.is_some_and(|m| healthy_and_reporting(m, reporting)),
+        timeout,
+    )
+    .await?)
+}
+
+/// Creates [`PING_ONLY_TARGET`] in `ns` and waits up to 240 s until it is Healthy with
+/// `reporting` agents: the baseline of the fault tests.
+///
+/// # Errors
+/// When the apply fails or the wait times out.
+pub async fn start_ping_only_target(
+    ns: &crate::TestNamespace,
+    reporting: i32,
+) -> anyhow::Result<MonitorTarget> {
+    ns.apply_yaml(PING_ONLY_TARGET).await?;
+    wait_healthy_and_reporting(ns, reporting, std::time::Duration::from_secs(240)).await
+}

@@ -18,7 +18,7 @@ use fabricwatch_tests::helm::{
     upgrade_local, wait_release_ready, TestRelease, CENTRAL_DEPLOYMENTS,
 };
 use fabricwatch_tests::status::{self, health};
-use fabricwatch_tests::{require_cluster, wait_for, TestNamespace};
+use fabricwatch_tests::{require_cluster, TestNamespace};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
@@ -69,16 +69,9 @@ async fn a_live_upgrade_rolls_the_operator_only_and_keeps_status() -> Result<()>
     } = TestRelease::install(&cluster, "e2e-upgrade").await?;
     let release = ns.name().to_string();
 
-    ns.apply_yaml(status::PING_ONLY_TARGET).await?;
     let want = nodes.len() as i32;
     let mts = ns.api::<MonitorTarget>();
-    wait_for(
-        &mts,
-        "fabric",
-        |o: Option<&MonitorTarget>| o.is_some_and(|m| status::healthy_and_reporting(m, want)),
-        READY,
-    )
-    .await?;
+    status::start_ping_only_target(&ns, want).await?;
     let agents = agent_name("fabric");
     let agent_pods = pods_of(&ns, &agents).await?;
     let agent_generation = generation::<DaemonSet>(&ns, &agents).await?;
@@ -139,13 +132,7 @@ async fn a_live_upgrade_rolls_the_operator_only_and_keeps_status() -> Result<()>
         generation::<Deployment>(&ns, &operator).await? > operator_generation,
         "the operator Deployment did not change"
     );
-    wait_for(
-        &mts,
-        "fabric",
-        |o: Option<&MonitorTarget>| o.is_some_and(|m| status::healthy_and_reporting(m, want)),
-        READY,
-    )
-    .await?;
+    status::wait_healthy_and_reporting(&ns, want, READY).await?;
     let healthy = t0.elapsed();
 
     // Nothing else rolled: the agents keep their Pods, the central Deployments changed at

@@ -22,7 +22,6 @@ use fabricwatch_tests::host::{kubectl_on_path, NodeRule, DROP_40_PERCENT};
 use fabricwatch_tests::status::{self, health, suspects};
 use fabricwatch_tests::{require_cluster, wait_for, TestNamespace};
 
-const READY: Duration = Duration::from_secs(240);
 const LOCALIZE: Duration = Duration::from_secs(180);
 
 /// Waits until the suspects are exactly `want`, then checks they stay so for two more
@@ -81,15 +80,8 @@ async fn a_lossy_node_and_a_lossy_link_are_named() -> Result<()> {
         release: _release,
     } = TestRelease::install(&cluster, "e2e-localize").await?;
 
-    ns.apply_yaml(status::PING_ONLY_TARGET).await?;
     let want = nodes.len() as i32;
-    wait_for(
-        &ns.api::<MonitorTarget>(),
-        "fabric",
-        |o: Option<&MonitorTarget>| o.is_some_and(|m| status::healthy_and_reporting(m, want)),
-        READY,
-    )
-    .await?;
+    status::start_ping_only_target(&ns, want).await?;
     eprintln!("baseline: Healthy, {want} nodes reporting, no suspect: ok");
 
     let (n2, n3) = (&nodes[1], &nodes[2]);

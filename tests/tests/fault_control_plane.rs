@@ -32,7 +32,6 @@ use fabricwatch_tests::{
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
 
-const READY: Duration = Duration::from_secs(240);
 /// How long each daemon stays down: longer than the controller's Lease duration (15 s), so
 /// the leader's renewal fails, and long enough for analytics' writes to fail several times.
 const OUTAGE: u64 = 20;
@@ -122,16 +121,9 @@ async fn apiserver_and_etcd_restarts_lose_no_status() -> Result<()> {
         release: _release,
     } = TestRelease::install(&cluster, "e2e-fault").await?;
 
-    ns.apply_yaml(status::PING_ONLY_TARGET).await?;
     let want = nodes.len() as i32;
     let mts = ns.api::<MonitorTarget>();
-    wait_for(
-        &mts,
-        "fabric",
-        |o: Option<&MonitorTarget>| o.is_some_and(|m| status::healthy_and_reporting(m, want)),
-        READY,
-    )
-    .await?;
+    status::start_ping_only_target(&ns, want).await?;
     let before = restarts(&ns).await?;
     eprintln!("baseline: Healthy, {want} nodes reporting; restarts {before:?}");
 
