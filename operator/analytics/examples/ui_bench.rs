@@ -15,11 +15,9 @@ use std::{
 use chrono::Utc;
 use fabricwatch_analytics::{
     authz::{Access, Caller, Scope},
-    evaluator::Evaluator,
     fleet::{Fleet, Settings, TargetConfig},
     http::Api,
     metrics::Metrics,
-    policy::AgentPolicy,
     state::{EventLog, OpenCatalog, Shared},
     ui,
 };
@@ -82,14 +80,8 @@ fn main() -> anyhow::Result<()> {
     fleet.localize_all(Utc::now());
     let shared = Arc::new(Shared {
         fleet: Mutex::new(fleet),
-        evaluator: Mutex::new(Evaluator::default()),
         events: Mutex::new(EventLog::new(1000)),
-        metrics: Metrics::new()?,
-        auth: None,
-        policy: AgentPolicy::default(),
-        catalog: Arc::new(OpenCatalog),
-        max_body_bytes: 1 << 20,
-        triggers: None,
+        ..Shared::new(Metrics::new()?, Arc::new(OpenCatalog))
     });
     let api = Api::new(shared, Arc::new(Access::open()));
     let caller = Caller::Trusted;

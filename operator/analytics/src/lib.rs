@@ -39,7 +39,6 @@ use fabricwatch_common::{
 use tokio::sync::mpsc;
 
 use crate::{
-    evaluator::Evaluator,
     fleet::{Fleet, Settings},
     metrics::Metrics,
     notify::{Notifier, NotifierConfig},
@@ -116,7 +115,7 @@ pub struct Args {
     #[arg(long, env = "FABRICWATCH_ANALYTICS_TOKEN_CACHE_TTL", default_value = "2m", value_parser = humantime::parse_duration)]
     pub token_cache_ttl: Duration,
     /// Largest report body accepted, bytes.
-    #[arg(long, env = "FABRICWATCH_ANALYTICS_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    #[arg(long, env = "FABRICWATCH_ANALYTICS_MAX_BODY_BYTES", default_value_t = state::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// Base URL of the notifier; notifications are not sent when unset.
     #[arg(long, env = "FABRICWATCH_NOTIFIER_URL")]
@@ -245,17 +244,15 @@ async fn run_inner(args: Args, external: Option<mpsc::Sender<Trigger>>) -> anyho
     };
     let shared = Arc::new(Shared {
         fleet: std::sync::Mutex::new(Fleet::new(settings)),
-        evaluator: std::sync::Mutex::new(Evaluator::default()),
         events: std::sync::Mutex::new(EventLog::new(1000)),
-        metrics: metrics.clone(),
         auth,
         policy: AgentPolicy {
             service_accounts: args.agent_service_accounts.clone(),
             namespaces: args.agent_namespaces.clone(),
         },
-        catalog,
         max_body_bytes: args.max_body_bytes,
         triggers: Some(triggers),
+        ..Shared::new(metrics.clone(), catalog)
     });
     if let Some(c) = &client {
         match anomaly::store::load(c).await {

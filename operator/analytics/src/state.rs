@@ -126,7 +126,28 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Default largest report body, bytes (`--max-body-bytes`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
 impl Shared {
+    /// State for `catalog` with defaults for the rest: an empty fleet with default settings,
+    /// no rules, an event log of 100, no token check, the default agent policy, bodies up to
+    /// [`DEFAULT_MAX_BODY_BYTES`], no AI triggers. Callers override fields with
+    /// `Shared { auth, ..Shared::new(metrics, catalog) }`.
+    pub fn new(metrics: Metrics, catalog: Arc<dyn Catalog>) -> Shared {
+        Shared {
+            fleet: Mutex::new(Fleet::new(crate::fleet::Settings::default())),
+            evaluator: Mutex::new(Evaluator::default()),
+            events: Mutex::new(EventLog::new(100)),
+            metrics,
+            auth: None,
+            policy: AgentPolicy::default(),
+            catalog,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            triggers: None,
+        }
+    }
+
     /// Records an event.
     pub fn event(&self, kind: &str, object: &ObjectRef, node: Option<&str>, message: String) {
         lock(&self.events).push(Event {

@@ -17,12 +17,10 @@ use chrono::Utc;
 use fabricwatch_ai::testing::StandIn;
 use fabricwatch_analytics::{
     aianalysis::{self, RunnerConfig},
-    evaluator::Evaluator,
     fleet::{Fleet, Settings},
     k8s::Stores,
     metrics::Metrics,
-    policy::AgentPolicy,
-    state::{EventLog, Shared},
+    state::Shared,
 };
 use fabricwatch_crds::{ai_analysis::Phase, AIAnalysis};
 use fabricwatch_proto::{
@@ -77,14 +75,7 @@ async fn runner(client: kube::Client, ns: &TestNamespace) -> Result<aianalysis::
     fleet.ingest(&report(ns.name(), "gpu-b", "gpu-a", 0.0), None, Utc::now());
     let shared = Arc::new(Shared {
         fleet: Mutex::new(fleet),
-        evaluator: Mutex::new(Evaluator::default()),
-        events: Mutex::new(EventLog::new(100)),
-        metrics: Metrics::new()?,
-        auth: None,
-        policy: AgentPolicy::default(),
-        catalog: Arc::new(stores.clone()),
-        max_body_bytes: 1 << 20,
-        triggers: None,
+        ..Shared::new(Metrics::new()?, Arc::new(stores.clone()))
     });
     let (_tx, rx) = tokio::sync::mpsc::channel(16);
     // The sender is dropped: only run-now triggers in this test.

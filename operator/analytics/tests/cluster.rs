@@ -16,8 +16,7 @@ use fabricwatch_analytics::{
     http::router,
     k8s::{StatusWriter, Stores},
     metrics::Metrics,
-    policy::AgentPolicy,
-    state::{EventLog, Shared},
+    state::Shared,
 };
 use fabricwatch_common::auth::{AuthError, Authenticator, TokenReviewAuthenticator};
 use fabricwatch_crds::{AlertRule, MonitorTarget};
@@ -151,15 +150,8 @@ async fn real_tokens_are_reviewed_through_the_ingest_endpoint() -> Result<()> {
     let stores = Stores::start(client.clone()).await?;
     let metrics = Metrics::new()?;
     let shared = Arc::new(Shared {
-        fleet: Mutex::new(Fleet::new(Settings::default())),
-        evaluator: Mutex::new(Evaluator::default()),
-        events: Mutex::new(EventLog::new(100)),
-        metrics: metrics.clone(),
         auth: Some(auth),
-        policy: AgentPolicy::default(),
-        catalog: Arc::new(stores.clone()),
-        max_body_bytes: 1 << 20,
-        triggers: None,
+        ..Shared::new(metrics.clone(), Arc::new(stores.clone()))
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -545,14 +537,7 @@ async fn anomaly_baselines_live_in_owned_configmaps_and_onsets_become_events() -
     .await?;
     let shared = Arc::new(Shared {
         fleet: Mutex::new(fresh),
-        evaluator: Mutex::new(Evaluator::default()),
-        events: Mutex::new(EventLog::new(100)),
-        metrics: Metrics::new()?,
-        auth: None,
-        policy: AgentPolicy::default(),
-        catalog: Arc::new(stores.clone()),
-        max_body_bytes: 1 << 20,
-        triggers: None,
+        ..Shared::new(Metrics::new()?, Arc::new(stores.clone()))
     });
     let publisher = tokio::spawn(events::publish_loop(
         client.clone(),

@@ -1,19 +1,14 @@
 //! The real axum router on 127.0.0.1, fed real reports over HTTP, with a token table standing
 //! in for TokenReview (the cluster test in `tests/` uses the real API server).
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::Utc;
 use fabricwatch_analytics::{
-    evaluator::Evaluator,
-    fleet::{Fleet, Settings, TargetConfig},
+    fleet::TargetConfig,
     http::router,
     metrics::Metrics,
-    policy::AgentPolicy,
-    state::{Catalog, EventLog, Shared},
+    state::{Catalog, Shared},
 };
 use fabricwatch_common::{
     auth::{AuthError, AuthFuture, Authenticator, Identity},
@@ -70,15 +65,9 @@ async fn start_with(config: TargetConfig) -> (String, Arc<Shared>) {
         ("unknown-target".to_string(), agent("fw", "unknown-agent")),
     ]));
     let shared = Arc::new(Shared {
-        fleet: Mutex::new(Fleet::new(Settings::default())),
-        evaluator: Mutex::new(Evaluator::default()),
-        events: Mutex::new(EventLog::new(100)),
-        metrics: metrics.clone(),
         auth: Some(Arc::new(tokens)),
-        policy: AgentPolicy::default(),
-        catalog: Arc::new(OneTarget(config)),
         max_body_bytes: 64 * 1024,
-        triggers: None,
+        ..Shared::new(metrics.clone(), Arc::new(OneTarget(config)))
     });
     let app = router(
         shared.clone(),

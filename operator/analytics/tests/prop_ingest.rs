@@ -6,18 +6,16 @@
 //!
 //! Case counts: 256 per property by default; `PROPTEST_CASES` for a longer run.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Request;
 use chrono::Utc;
 use fabricwatch_analytics::{
-    evaluator::Evaluator,
-    fleet::{Fleet, Settings, TargetConfig},
+    fleet::TargetConfig,
     http::router,
     metrics::Metrics,
-    policy::AgentPolicy,
-    state::{Catalog, EventLog, Shared},
+    state::{Catalog, Shared},
 };
 use fabricwatch_proto::{
     report::{AgentReport, PeerReport, RdmaPortReport, REPORT_PATH},
@@ -50,15 +48,8 @@ impl Catalog for AnyTarget {
 
 fn shared() -> Arc<Shared> {
     Arc::new(Shared {
-        fleet: Mutex::new(Fleet::new(Settings::default())),
-        evaluator: Mutex::new(Evaluator::default()),
-        events: Mutex::new(EventLog::new(100)),
-        metrics: Metrics::new().expect("metrics"),
-        auth: None,
-        policy: AgentPolicy::default(),
-        catalog: Arc::new(AnyTarget),
         max_body_bytes: MAX_BODY_BYTES,
-        triggers: None,
+        ..Shared::new(Metrics::new().expect("metrics"), Arc::new(AnyTarget))
     })
 }
 

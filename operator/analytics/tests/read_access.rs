@@ -12,12 +12,9 @@ use std::{
 use chrono::Utc;
 use fabricwatch_analytics::{
     authz::{Access, AccessReviewer, Attributes, DecisionCache, ReviewFuture},
-    evaluator::Evaluator,
-    fleet::{Fleet, Settings},
     http::Api,
     metrics::Metrics,
-    policy::AgentPolicy,
-    state::{EventLog, OpenCatalog, Shared},
+    state::{OpenCatalog, Shared},
     ui::silence::{AckRequest, RuleSilencer, SilenceFuture, SilenceRequest},
 };
 use fabricwatch_common::{
@@ -125,15 +122,9 @@ async fn start_with(silencer: Option<Arc<Silences>>) -> String {
         ("editor-a", user("editor-a")),
     ])));
     let shared = Arc::new(Shared {
-        fleet: Mutex::new(Fleet::new(Settings::default())),
-        evaluator: Mutex::new(Evaluator::default()),
-        events: Mutex::new(EventLog::new(100)),
-        metrics: metrics.clone(),
         auth: Some(tokens.clone()),
-        policy: AgentPolicy::default(),
-        catalog: Arc::new(OpenCatalog),
         max_body_bytes: 64 * 1024,
-        triggers: None,
+        ..Shared::new(metrics.clone(), Arc::new(OpenCatalog))
     });
     let access = Arc::new(Access::checked(
         tokens,

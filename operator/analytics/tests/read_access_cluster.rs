@@ -5,22 +5,16 @@
 //! agents' ingest (audience-bound tokens) and `/metrics` unaffected. Skipped (passing)
 //! unless `FABRICWATCH_E2E=1`; see the `fabricwatch-tests` docs.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::{ensure, Context, Result};
 use chrono::Utc;
 use fabricwatch_analytics::{
     authz::{Access, DecisionCache, SubjectAccessReviewer},
-    evaluator::Evaluator,
-    fleet::{Fleet, Settings},
     http::Api as AnalyticsApi,
     k8s::Stores,
     metrics::Metrics,
-    policy::AgentPolicy,
-    state::{Catalog, EventLog, Shared},
+    state::{Catalog, Shared},
     ui::silence::KubeSilencer,
 };
 use fabricwatch_common::{
@@ -138,18 +132,11 @@ async fn readers_need_rbac_on_the_namespace() -> Result<()> {
     let stores = Stores::start(client.clone()).await?;
     let metrics = Metrics::new()?;
     let shared = Arc::new(Shared {
-        fleet: Mutex::new(Fleet::new(Settings::default())),
-        evaluator: Mutex::new(Evaluator::default()),
-        events: Mutex::new(EventLog::new(100)),
-        metrics: metrics.clone(),
         auth: Some(Arc::new(TokenReviewAuthenticator::new(
             client.clone(),
             vec![AUDIENCE.into()],
         ))),
-        policy: AgentPolicy::default(),
-        catalog: Arc::new(stores.clone()),
-        max_body_bytes: 1 << 20,
-        triggers: None,
+        ..Shared::new(metrics.clone(), Arc::new(stores.clone()))
     });
     let access = Arc::new(Access::checked(
         Arc::new(TokenReviewAuthenticator::new(client.clone(), vec![])),

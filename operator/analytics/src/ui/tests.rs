@@ -38,7 +38,6 @@ fn alerts_show_state_series_and_deliveries() {
         evaluator::{Evaluator, RuleInput},
         fleet::{Fleet, Settings},
         metrics::Metrics,
-        policy::AgentPolicy,
         state::{EventLog, OpenCatalog, Shared},
     };
     use chrono::Duration;
@@ -115,12 +114,8 @@ fn alerts_show_state_series_and_deliveries() {
         fleet: Mutex::new(fleet),
         evaluator: Mutex::new(ev),
         events: Mutex::new(EventLog::new(10)),
-        metrics: Metrics::new().expect("metrics"),
-        auth: None,
-        policy: AgentPolicy::default(),
-        catalog: Arc::new(OpenCatalog),
         max_body_bytes: 1024,
-        triggers: None,
+        ..Shared::new(Metrics::new().expect("metrics"), Arc::new(OpenCatalog))
     });
     let api = Api::new(shared, Arc::new(Access::open())).with_rules(Some(store));
     let html = alerts_html(&api, &Scope::All, &Caller::Trusted).expect("render");
@@ -190,10 +185,8 @@ fn alerts_show_state_series_and_deliveries() {
 fn analyses_show_findings_and_cost() {
     use crate::{
         authz::Access,
-        evaluator::Evaluator,
         fleet::{Fleet, Settings},
         metrics::Metrics,
-        policy::AgentPolicy,
         state::{EventLog, OpenCatalog, Shared},
     };
     use fabricwatch_proto::report::AgentReport;
@@ -235,14 +228,9 @@ fn analyses_show_findings_and_cost() {
     );
     let shared = Arc::new(Shared {
         fleet: Mutex::new(fleet),
-        evaluator: Mutex::new(Evaluator::default()),
         events: Mutex::new(EventLog::new(10)),
-        metrics: Metrics::new().expect("metrics"),
-        auth: None,
-        policy: AgentPolicy::default(),
-        catalog: Arc::new(OpenCatalog),
         max_body_bytes: 1024,
-        triggers: None,
+        ..Shared::new(Metrics::new().expect("metrics"), Arc::new(OpenCatalog))
     });
     let api = Api::new(shared, Arc::new(Access::open())).with_analyses(Some(store));
     let html = analyses_html(&api, &Scope::All, &Caller::Trusted).expect("render");
