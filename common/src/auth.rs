@@ -39,6 +39,16 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The identity of `username` with nothing else known; a ServiceAccount username also
+    /// fills [`Identity::service_account`].
+    pub fn named(username: &str) -> Identity {
+        Identity {
+            service_account: Identity::parse_service_account(username),
+            username: username.into(),
+            ..Default::default()
+        }
+    }
+
     /// Splits a ServiceAccount username `system:serviceaccount:<namespace>:<name>`.
     pub fn parse_service_account(username: &str) -> Option<(String, String)> {
         let rest = username.strip_prefix("system:serviceaccount:")?;
@@ -72,6 +82,45 @@ pub type AuthFuture<'a> = Pin<Box<dyn Future<Output = Result<Identity, AuthError
 pub trait Authenticator: Send + Sync {
     /// Authenticates `token` (without the `Bearer ` prefix).
     fn authenticate<'a>(&'a self, token: &'a str) -> AuthFuture<'a>;
+}
+
+/// A fixed table of tokens and who presents them, for running without Kubernetes (and for
+/// tests): a token in the table is that identity, a token marked unavailable answers as if
+/// TokenReview could not be asked, any other is rejected.
+#[derive(Clone, Debug, Default)]
+pub struct StaticTokens {
+    table: std::collections::HashMap<String, Identity>,
+    unavailable: std::collections::HashSet<String>,
+}
+
+impl StaticTokens {
+    /// The table of `(token, identity)` pairs.
+    pub fn new<T: Into<String>>(pairs: impl IntoIterator<Item = (T, Identity)>) -> StaticTokens {
+        StaticTokens {
+            table: pairs.into_iter().map(|(t, i)| (t.into(), i)).collect(),
+            unavailable: Default::default(),
+        }
+    }
+
+    /// Makes `token` answer [`AuthError::Unavailable`].
+    pub fn unavailable_for(mut self, token: &str) -> StaticTokens {
+        self.unavailable.insert(token.into());
+        self
+    }
+}
+
+impl Authenticator for StaticTokens {
+    fn authenticate<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
+        Box::pin(async move {
+            if self.unavailable.contains(token) {
+                return Err(AuthError::Unavailable("token review unavailable".into()));
+            }
+            self.table
+                .get(token)
+                .cloned()
+                .ok_or_else(|| AuthError::Rejected("unknown token".into()))
+        })
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive, as

@@ -1,7 +1,7 @@
 //! The real axum router on 127.0.0.1, fed real reports over HTTP, with a token table standing
 //! in for TokenReview (the cluster test in `tests/` uses the real API server).
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use chrono::Utc;
 use fabricwatch_analytics::{
@@ -11,7 +11,7 @@ use fabricwatch_analytics::{
     state::{Catalog, Shared},
 };
 use fabricwatch_common::{
-    auth::{AuthError, AuthFuture, Authenticator, Identity},
+    auth::{Identity, StaticTokens},
     serve::{ops_router, Readiness},
 };
 use fabricwatch_proto::{
@@ -19,19 +19,6 @@ use fabricwatch_proto::{
     ObjectRef,
 };
 use serde_json::Value;
-
-struct Tokens(HashMap<String, Identity>);
-
-impl Authenticator for Tokens {
-    fn authenticate<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
-        Box::pin(async move {
-            self.0
-                .get(token)
-                .cloned()
-                .ok_or_else(|| AuthError::Rejected("unknown token".into()))
-        })
-    }
-}
 
 struct OneTarget(TargetConfig);
 
@@ -45,12 +32,7 @@ impl Catalog for OneTarget {
 }
 
 fn agent(ns: &str, sa: &str) -> Identity {
-    let username = format!("system:serviceaccount:{ns}:{sa}");
-    Identity {
-        service_account: Identity::parse_service_account(&username),
-        username,
-        ..Default::default()
-    }
+    Identity::named(&format!("system:serviceaccount:{ns}:{sa}"))
 }
 
 async fn start() -> (String, Arc<Shared>) {
@@ -59,11 +41,11 @@ async fn start() -> (String, Arc<Shared>) {
 
 async fn start_with(config: TargetConfig) -> (String, Arc<Shared>) {
     let metrics = Metrics::new().expect("metrics");
-    let tokens = Tokens(HashMap::from([
-        ("good".to_string(), agent("fw", "fabric-agent")),
-        ("other-sa".to_string(), agent("fw", "default")),
-        ("unknown-target".to_string(), agent("fw", "unknown-agent")),
-    ]));
+    let tokens = StaticTokens::new([
+        ("good", agent("fw", "fabric-agent")),
+        ("other-sa", agent("fw", "default")),
+        ("unknown-target", agent("fw", "unknown-agent")),
+    ]);
     let shared = Arc::new(Shared {
         auth: Some(Arc::new(tokens)),
         max_body_bytes: 64 * 1024,

@@ -4,10 +4,7 @@
 //! permission 403, a reader of namespace `a` sees `a` and not `b`, ingest and `/metrics`
 //! unaffected.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use fabricwatch_analytics::{
@@ -18,7 +15,7 @@ use fabricwatch_analytics::{
     ui::silence::{AckRequest, RuleSilencer, SilenceFuture, SilenceRequest},
 };
 use fabricwatch_common::{
-    auth::{AuthError, AuthFuture, Authenticator, Identity},
+    auth::{Identity, StaticTokens},
     serve::{ops_router, Readiness},
 };
 use fabricwatch_proto::{
@@ -26,19 +23,6 @@ use fabricwatch_proto::{
     ObjectRef,
 };
 use serde_json::Value;
-
-struct Tokens(HashMap<&'static str, Identity>);
-
-impl Authenticator for Tokens {
-    fn authenticate<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
-        Box::pin(async move {
-            self.0
-                .get(token)
-                .cloned()
-                .ok_or_else(|| AuthError::Rejected("unknown token".into()))
-        })
-    }
-}
 
 /// `reader-a` may get monitortargets in `a`; `editor-a` too, and update alertrules there;
 /// nobody else may read anything.
@@ -100,27 +84,25 @@ impl RuleSilencer for Silences {
     }
 }
 
-fn user(name: &str) -> Identity {
-    Identity {
-        service_account: Identity::parse_service_account(name),
-        username: name.into(),
-        ..Default::default()
-    }
-}
-
 async fn start() -> String {
     start_with(None).await
 }
 
 async fn start_with(silencer: Option<Arc<Silences>>) -> String {
     let metrics = Metrics::new().expect("metrics");
-    let tokens = Arc::new(Tokens(HashMap::from([
-        ("agent-a", user("system:serviceaccount:a:fabric-agent")),
-        ("agent-b", user("system:serviceaccount:b:fabric-agent")),
-        ("reader-a", user("reader-a")),
-        ("nobody", user("nobody")),
-        ("editor-a", user("editor-a")),
-    ])));
+    let tokens = Arc::new(StaticTokens::new([
+        (
+            "agent-a",
+            Identity::named("system:serviceaccount:a:fabric-agent"),
+        ),
+        (
+            "agent-b",
+            Identity::named("system:serviceaccount:b:fabric-agent"),
+        ),
+        ("reader-a", Identity::named("reader-a")),
+        ("nobody", Identity::named("nobody")),
+        ("editor-a", Identity::named("editor-a")),
+    ]));
     let shared = Arc::new(Shared {
         auth: Some(tokens.clone()),
         max_body_bytes: 64 * 1024,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fabricwatch_common::auth::{AuthError, AuthFuture, Authenticator, Identity};
+use fabricwatch_common::auth::{Identity, StaticTokens};
 use fabricwatch_common::serve::{ops_router, Readiness};
 use fabricwatch_notifier::api::{router, Access};
 use fabricwatch_notifier::channel::{ChannelSpec, NamedChannel, NotifyConfig, SecretKey};
@@ -23,25 +23,15 @@ use support::{Receiver, Reply};
 const ANALYTICS: &str = "system:serviceaccount:fabricwatch:fabricwatch-analytics";
 
 /// Token table standing in for the API server's TokenReview.
-struct Tokens;
-
-impl Authenticator for Tokens {
-    fn authenticate<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
-        Box::pin(async move {
-            match token {
-                "analytics-token" => Ok(Identity {
-                    username: ANALYTICS.into(),
-                    ..Identity::default()
-                }),
-                "agent-token" => Ok(Identity {
-                    username: "system:serviceaccount:fabricwatch:fabricwatch-agent".into(),
-                    ..Identity::default()
-                }),
-                "review-down" => Err(AuthError::Unavailable("apiserver down".into())),
-                _ => Err(AuthError::Rejected("unknown token".into())),
-            }
-        })
-    }
+fn tokens() -> StaticTokens {
+    StaticTokens::new([
+        ("analytics-token", Identity::named(ANALYTICS)),
+        (
+            "agent-token",
+            Identity::named("system:serviceaccount:fabricwatch:fabricwatch-agent"),
+        ),
+    ])
+    .unavailable_for("review-down")
 }
 
 fn request(id: &str) -> NotificationRequest {
@@ -112,7 +102,7 @@ async fn api_end_to_end() {
         .expect("engine"),
     );
     let access = Access {
-        authenticator: Arc::new(Tokens),
+        authenticator: Arc::new(tokens()),
         allowed: Arc::new(vec![ANALYTICS.into()]),
     };
     let app = router(engine.clone(), access).merge(ops_router(registry, Readiness::default()));

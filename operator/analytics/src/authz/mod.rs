@@ -181,26 +181,14 @@ mod tests {
         time::{Duration, Instant},
     };
 
-    use fabricwatch_common::auth::{AuthFuture, Authenticator};
-
     use super::*;
 
     /// Token → identity table.
-    struct Tokens;
-
-    impl Authenticator for Tokens {
-        fn authenticate<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
-            Box::pin(async move {
-                match token {
-                    "down" => Err(AuthError::Unavailable("apiserver down".into())),
-                    "admin" | "alice" | "nobody" => Ok(Identity {
-                        username: token.into(),
-                        ..Default::default()
-                    }),
-                    _ => Err(AuthError::Rejected("unknown token".into())),
-                }
-            })
-        }
+    fn tokens() -> fabricwatch_common::auth::StaticTokens {
+        fabricwatch_common::auth::StaticTokens::new(
+            ["admin", "alice", "nobody"].map(|t| (t, Identity::named(t))),
+        )
+        .unavailable_for("down")
     }
 
     /// `admin` reads everything, `alice` reads namespace `a`, `nobody` nothing; counts asks.
@@ -228,7 +216,7 @@ mod tests {
 
     fn access(rbac: Arc<Rbac>) -> Access {
         Access::checked(
-            Arc::new(Tokens),
+            Arc::new(tokens()),
             rbac,
             DecisionCache::new(Duration::from_secs(60), 100),
         )
