@@ -51,6 +51,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let metrics = Metrics::new(&registry).context("registering metrics")?;
     let ready = Readiness::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
     let shutdown = {
         let mut rx = stop_rx.clone();
         async move {
@@ -62,9 +63,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ops_router(registry, ready.clone()),
         shutdown,
     ));
+    let on_signal = stop_tx.clone();
     tokio::spawn(async move {
         fabricwatch_common::shutdown::signal().await;
-        let _ = stop_tx.send(true);
+        let _ = on_signal.send(true);
     });
     ready.set(true);
 
@@ -94,6 +96,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         controllers.await
     };
     ready.set(false);
+    // Whatever ended the work (a signal, lost leadership, an error), the ops server stops
+    // too, so the process exits and the kubelet restarts it as a standby; a replica that
+    // lost its Lease must not linger unready.
+    let _ = stop_tx.send(true);
     match server.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "ops server failed"),
