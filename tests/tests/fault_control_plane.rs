@@ -76,8 +76,9 @@ fn outage(local: &LocalCluster, daemon: &str, during: impl FnOnce() -> Result<()
     let daemon2 = daemon.to_string();
     let restart =
         std::thread::spawn(move || local2.run_script(&["restart", &daemon2, &OUTAGE.to_string()]));
-    // `restart` stops the daemon within a second or two, then sleeps OUTAGE seconds.
-    std::thread::sleep(Duration::from_secs(5));
+    // `restart` stops the daemon within 10 s (SIGKILL after), then keeps it down OUTAGE
+    // seconds: 12 s in, the daemon is down whatever its shutdown took.
+    std::thread::sleep(Duration::from_secs(12));
     let done = during();
     let restarted = restart
         .join()
