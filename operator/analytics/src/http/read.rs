@@ -78,36 +78,36 @@ async fn targets(State(api): State<Api>, Reader { scope, .. }: Reader) -> Respon
     Json(views).into_response()
 }
 
-async fn target(
-    State(api): State<Api>,
-    caller: Caller,
-    Path((ns, name)): Path<(String, String)>,
+/// One target's data as JSON, once the caller may read its namespace; 404 when analytics
+/// does not know the target.
+async fn target_json<T: serde::Serialize>(
+    api: &Api,
+    caller: &Caller,
+    (namespace, name): (String, String),
+    read: impl FnOnce(&crate::fleet::Fleet, &ObjectRef) -> Option<T>,
 ) -> Result<Response, Denied> {
-    api.access.require_read(&caller, &ns).await?;
-    let t = ObjectRef {
-        namespace: ns,
-        name,
-    };
-    Ok(match lock(&api.shared.fleet).view(&t, Utc::now()) {
+    api.access.require_read(caller, &namespace).await?;
+    let t = ObjectRef { namespace, name };
+    Ok(match read(&lock(&api.shared.fleet), &t) {
         Some(v) => Json(v).into_response(),
         None => not_found(format!("target {t}")),
     })
 }
 
+async fn target(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(t): Path<(String, String)>,
+) -> Result<Response, Denied> {
+    target_json(&api, &caller, t, |f, t| f.view(t, Utc::now())).await
+}
+
 async fn nodes(
     State(api): State<Api>,
     caller: Caller,
-    Path((ns, name)): Path<(String, String)>,
+    Path(t): Path<(String, String)>,
 ) -> Result<Response, Denied> {
-    api.access.require_read(&caller, &ns).await?;
-    let t = ObjectRef {
-        namespace: ns,
-        name,
-    };
-    Ok(match lock(&api.shared.fleet).nodes(&t, Utc::now()) {
-        Some(v) => Json(v).into_response(),
-        None => not_found(format!("target {t}")),
-    })
+    target_json(&api, &caller, t, |f, t| f.nodes(t, Utc::now())).await
 }
 
 async fn history(
