@@ -58,10 +58,21 @@ def sdk():
     return importlib.import_module("helm_python")
 
 
-def parse_set(pairs: list[str]) -> dict[str, Any]:
-    """`a.b=c` pairs into nested dicts; values parsed as YAML scalars (true, 3, "x")."""
-    import yaml  # PyYAML; present wherever pip is
+def set_value(raw: str) -> Any:
+    """A `--set` value typed as Helm types it (strvals' typedVal): `true`, `false`, `null` and
+    integers without a leading zero; anything else, `yes` and `1.5` included, is a string.
+    (PyYAML's YAML 1.1 rules would make `yes` a boolean, which the chart's schema rejects.)"""
+    if raw in ("true", "false"):
+        return raw == "true"
+    if raw == "null":
+        return None
+    if raw == "0" or (raw.lstrip("-")[:1] in "123456789" and raw.lstrip("-").isdigit()):
+        return int(raw)
+    return raw
 
+
+def parse_set(pairs: list[str]) -> dict[str, Any]:
+    """`a.b=c` pairs into nested dicts; values typed like Helm's `--set` ([`set_value`])."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -74,7 +85,7 @@ def parse_set(pairs: list[str]) -> dict[str, Any]:
             if not isinstance(nxt, dict):
                 raise UsageError(f"--set {pair!r}: {p} is already a value")
             node = nxt
-        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        node[parts[-1]] = set_value(raw)
     return out
 
 
