@@ -376,36 +376,12 @@ mod tests {
         e.sync(vec![]);
         assert!(e.evaluate(&fleet(20.0, 0), t(2)).reports.is_empty());
     }
-}
 
-#[cfg(test)]
-mod handled_tests {
-    use super::*;
-    use crate::alert::{Acknowledgement, SilenceWindow};
-    use crate::derive::tests::t;
-    use chrono::Duration;
-    use fabricwatch_crds::alert_rule::{Metric, Operator, Scope};
-    use fabricwatch_proto::Severity;
-
-    fn spec() -> RuleSpec {
-        let r = ObjectRef {
-            namespace: "ns".into(),
-            name: "loss".into(),
-        };
-        RuleSpec {
-            rule: r.clone(),
-            target: r,
-            metric: Metric::PingLossPercent,
-            op: Operator::Gt,
-            threshold: 5.0,
-            for_: Duration::zero(),
-            scope: Scope::PerNode,
-            severity: Severity::Critical,
-            resolve_for: Duration::zero(),
-            flap: None,
-            cooldown: Duration::zero(),
-            repeat_interval: None,
-            maintenance: vec![],
+    #[test]
+    fn who_silenced_or_acknowledged_is_told_once() {
+        use crate::alert::{Acknowledgement, SilenceWindow};
+        use RuleState::*;
+        let s = RuleSpec {
             silence: Some(SilenceWindow {
                 until: t(100),
                 node: Some("n2".into()),
@@ -417,15 +393,8 @@ mod handled_tests {
                 by: Some("alice".into()),
                 notify_resolved: true,
             }),
-            annotations: Default::default(),
-            analysis_ref: None,
-        }
-    }
-
-    #[test]
-    fn who_silenced_or_acknowledged_is_told_once() {
-        use RuleState::*;
-        let s = spec();
+            ..spec(false)
+        };
         assert_eq!(
             handled(Some(Firing), Acknowledged, &s).as_deref(),
             Some("acknowledged by alice")
