@@ -8,7 +8,9 @@
 //! as `kube::Client::try_from(Config)` (TLS from the kubeconfig or in-cluster config,
 //! connect/read/write timeouts, base URI, auth, extra headers, kube's retry policy for
 //! 429/503/504) with [`PoolLimits`] applied and a tokio timer that closes idle
-//! connections.
+//! connections, plus dead-peer detection (TCP keepalive and `TCP_USER_TIMEOUT`, see
+//! [`TCP_USER_TIMEOUT`]): kube's client has none, so a watch or request on a connection
+//! whose server vanished without a FIN waits for the 295 s read timeout.
 //!
 //! Left out compared with kube's builder: the `tracing` span per HTTP request (kube logs
 //! them at debug level; our own logs name the object instead) and the expiry time of
@@ -73,6 +75,7 @@ pub fn from_config(config: Config, limits: PoolLimits) -> Result<Client, kube::E
     }
     let mut http = HttpConnector::new();
     http.enforce_http(false);
+    dead_peer_detection(&mut http);
     let https = config.rustls_https_connector_with_connector(http)?;
     let mut connector = TimeoutConnector::new(https);
     connector.set_connect_timeout(config.connect_timeout);
@@ -102,6 +105,32 @@ pub fn from_config(config: Config, limits: PoolLimits) -> Result<Client, kube::E
         .map_err(BoxError::from)
         .service(hyper);
     Ok(Client::new(service, config.default_namespace))
+}
+
+/// First TCP keepalive probe after this long idle: client-go's dialer default (30 s).
+pub const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// Interval between keepalive probes, and how many unanswered probes close the connection.
+pub const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// See [`TCP_KEEPALIVE_INTERVAL`].
+pub const TCP_KEEPALIVE_RETRIES: u32 = 3;
+/// `TCP_USER_TIMEOUT` (RFC 5482, `tcp(7)`): sent data unacknowledged this long closes the
+/// connection.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Makes a connection to an API server that vanished without a FIN or RST (a node or
+/// network gone, a NAT or conntrack entry dropped) fail within about a minute instead of
+/// hanging: an idle watch is probed by TCP keepalive (30 s idle, then 3 probes 10 s apart,
+/// so ≤ 60 s), and a request written into such a connection fails once its bytes stay
+/// unacknowledged for [`TCP_USER_TIMEOUT`]. Without these the kernel defaults (2 h idle,
+/// 9 × 75 s probes) and kube's 295 s read timeout apply, and a controller can sit on a dead
+/// watch for minutes seeing no change. Keepalive probes cost one empty segment per idle
+/// connection per 30 s.
+fn dead_peer_detection(http: &mut HttpConnector) {
+    http.set_keepalive(Some(TCP_KEEPALIVE_IDLE));
+    http.set_keepalive_interval(Some(TCP_KEEPALIVE_INTERVAL));
+    http.set_keepalive_retries(Some(TCP_KEEPALIVE_RETRIES));
+    #[cfg(target_os = "linux")]
+    http.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT));
 }
 
 #[cfg(test)]
