@@ -22,6 +22,10 @@ pub struct Metrics {
     pub child_applies: IntCounterVec,
     /// `fabricwatch_controller_leader`: 1 while this replica holds the lease.
     pub leader: prometheus::IntGauge,
+    /// `fabricwatch_controller_watch_errors_total{kind}`: failed lists and watches of the
+    /// streams that trigger a kind's reconciles (the API server unreachable, 403, 410 Gone).
+    /// While it rises, changes to that kind are not seen; nothing else says so.
+    pub watch_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -80,6 +84,13 @@ impl Metrics {
                 "fabricwatch_controller_leader",
                 "1 while this replica holds the leader lease.",
             )?,
+            watch_errors: IntCounterVec::new(
+                Opts::new(
+                    "fabricwatch_controller_watch_errors_total",
+                    "Failed lists and watches of the streams that trigger a kind's reconciles.",
+                ),
+                &["kind"],
+            )?,
         };
         registry.register(Box::new(m.reconciles.clone()))?;
         registry.register(Box::new(m.duration.clone()))?;
@@ -88,6 +99,7 @@ impl Metrics {
         registry.register(Box::new(m.status_writes.clone()))?;
         registry.register(Box::new(m.child_applies.clone()))?;
         registry.register(Box::new(m.leader.clone()))?;
+        registry.register(Box::new(m.watch_errors.clone()))?;
         Ok(m)
     }
 }

@@ -14,7 +14,7 @@ use futures::channel::mpsc;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{Action, Controller, Error as ControllerError};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -292,7 +292,8 @@ impl Reconciled for AIAnalysis {
 }
 
 /// Runs `controller` until its graceful shutdown: each reconcile is [`instrumented`],
-/// failures retry after the object's backoff ([`error_policy`]).
+/// failures retry after the object's backoff ([`error_policy`]), failed watches are
+/// [`reported`](report).
 async fn drive<K: Reconciled>(controller: Controller<K>, ctx: Arc<Context>) {
     controller
         .run(
@@ -300,9 +301,12 @@ async fn drive<K: Reconciled>(controller: Controller<K>, ctx: Arc<Context>) {
                 instrumented(K::KIND, obj.as_ref(), &ctx, K::reconcile(&obj, &ctx)).await
             },
             error_policy(K::KIND),
-            ctx,
+            ctx.clone(),
         )
-        .for_each(|r| async move { log_result(r) })
+        .for_each(|r| {
+            report(K::KIND, &ctx.metrics, r);
+            futures::future::ready(())
+        })
         .await
 }
 
@@ -368,14 +372,31 @@ fn error_policy<K: Resource<DynamicType = ()>>(
     move |obj, _e, ctx| Action::requeue(ctx.backoff.fail(&key(kind, obj.as_ref())))
 }
 
-/// Logs a Controller's errors at debug: failed reconciles were already logged at warn by
-/// [`instrumented`]; the rest (e.g. an object gone from the cache before its turn) are
-/// routine.
-fn log_result<K: Resource, E: std::fmt::Display>(r: Result<(ObjectRef<K>, Action), E>)
-where
+/// Reports what a Controller's stream yields besides successful reconciles.
+///
+/// A failed list or watch of a trigger stream (`QueueError`) is logged at warn with its
+/// whole cause chain and counted in `fabricwatch_controller_watch_errors_total`: while the
+/// API server cannot be reached, no reconcile runs and nothing else would say why. kube
+/// backs the streams off (0.8 s doubling to 30 s), which bounds the rate of these lines.
+/// Failed reconciles were already logged by [`instrumented`]; the rest (e.g. an object gone
+/// from the cache before its turn) are routine and logged at debug.
+fn report<K: Resource>(
+    kind: &'static str,
+    metrics: &Metrics,
+    r: Result<(ObjectRef<K>, Action), ControllerError<Error, watcher::Error>>,
+) where
     K::DynamicType: Clone + std::fmt::Debug + Eq + std::hash::Hash,
 {
-    if let Err(e) = r {
-        tracing::debug!(error = %e, "controller event");
+    match r {
+        Ok(_) => {}
+        Err(ControllerError::QueueError(e)) => {
+            metrics.watch_errors.with_label_values(&[kind]).inc();
+            tracing::warn!(
+                kind,
+                error = %fabricwatch_common::error_chain(&e),
+                "list or watch of the API server failed; changes are not seen until it succeeds (retrying with backoff)"
+            );
+        }
+        Err(e) => tracing::debug!(kind, error = %e, "controller event"),
     }
 }
