@@ -339,6 +339,8 @@ mod tests {
                     since: t(-30),
                     value: Some(20.0),
                 }],
+                silenced: None,
+                acknowledged: None,
                 evaluated_at: t(0),
                 error: None,
             },
