@@ -114,7 +114,13 @@ struct StandIns {
 
 impl StandIns {
     fn received(&self) -> Vec<(&'static str, Vec<&'static str>)> {
-        let kind = |k: &str, body: &str| if resolved(k, body) { "resolved" } else { "firing" };
+        let kind = |k: &str, body: &str| {
+            if resolved(k, body) {
+                "resolved"
+            } else {
+                "firing"
+            }
+        };
         let mut out: Vec<_> = self
             .http
             .iter()
@@ -136,7 +142,10 @@ impl StandIns {
                 .iter()
                 .map(|f| {
                     let text = std::fs::read_to_string(f).unwrap_or_default();
-                    let subject = text.lines().find(|l| l.starts_with("Subject:")).unwrap_or("");
+                    let subject = text
+                        .lines()
+                        .find(|l| l.starts_with("Subject:"))
+                        .unwrap_or("");
                     kind("email", subject)
                 })
                 .collect();
@@ -275,7 +284,9 @@ async fn channels() -> (StandIns, Engine<MemoryStore, StaticResolver, MemoryStat
 /// Fires at t0, is acknowledged at t0 + 5 s, keeps firing until t0 + 300 s (a repeat would
 /// leave every 60 s), then resolves; every request analytics makes is delivered at once.
 /// Returns what each stand-in received, and how many requests analytics made.
-async fn acknowledged_episode(notify_resolved: bool) -> (Vec<(&'static str, Vec<&'static str>)>, usize) {
+async fn acknowledged_episode(
+    notify_resolved: bool,
+) -> (Vec<(&'static str, Vec<&'static str>)>, usize) {
     let (stand_ins, notifier) = channels().await;
     let t0 = (Utc::now() - chrono::Duration::minutes(10)).trunc_subsecs(0);
     let at = |s: i64| t0 + chrono::Duration::seconds(s);
@@ -314,7 +325,10 @@ async fn acknowledged_episode(notify_resolved: bool) -> (Vec<(&'static str, Vec<
 #[tokio::test]
 async fn an_acknowledged_alert_sends_nothing_more_until_it_resolves() {
     let (received, requests) = acknowledged_episode(true).await;
-    assert_eq!(requests, 2, "analytics asked for the firing and the resolve only");
+    assert_eq!(
+        requests, 2,
+        "analytics asked for the firing and the resolve only"
+    );
     assert!(received.len() >= 4, "{received:?}");
     for (kind, msgs) in &received {
         assert_eq!(
@@ -330,6 +344,10 @@ async fn an_acknowledged_alert_can_resolve_quietly() {
     let (received, requests) = acknowledged_episode(false).await;
     assert_eq!(requests, 1, "only the firing before the acknowledgement");
     for (kind, msgs) in &received {
-        assert_eq!(msgs, &vec!["firing"], "{kind}: nothing after the acknowledgement");
+        assert_eq!(
+            msgs,
+            &vec!["firing"],
+            "{kind}: nothing after the acknowledgement"
+        );
     }
 }

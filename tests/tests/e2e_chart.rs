@@ -285,7 +285,9 @@ fn chart_passes_the_analytics_ui_listener_to_the_controller() -> Result<()> {
     };
     let default = controller_args(&render_chart(&[])?)?;
     ensure!(
-        !default.iter().any(|a| a.starts_with("--analytics-ui-listen")),
+        !default
+            .iter()
+            .any(|a| a.starts_with("--analytics-ui-listen")),
         "no listener by default: {default:?}"
     );
     let set = controller_args(&render_chart(&[
@@ -293,7 +295,8 @@ fn chart_passes_the_analytics_ui_listener_to_the_controller() -> Result<()> {
         "analytics.uiListen=127.0.0.1:8081",
     ])?)?;
     ensure!(
-        set.iter().any(|a| a == "--analytics-ui-listen=127.0.0.1:8081"),
+        set.iter()
+            .any(|a| a == "--analytics-ui-listen=127.0.0.1:8081"),
         "args: {set:?}"
     );
     ensure!(

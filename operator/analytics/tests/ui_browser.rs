@@ -308,7 +308,11 @@ async fn every_page_renders_in_a_real_browser() {
     assert!(node.contains(">\nms\n</text>"), "RTT axis in ms");
     assert!(node.contains(">\n%\n</text>"), "loss/CPU axis in %");
     // 100 MB/s received, 50 MB/s sent: both byte-rate axes in MB/s.
-    assert_eq!(node.matches(">\nMB/s\n</text>").count(), 2, "RDMA rate axes");
+    assert_eq!(
+        node.matches(">\nMB/s\n</text>").count(),
+        2,
+        "RDMA rate axes"
+    );
     // Loss, RTT p50 and p99, jitter, score, CPU, memory and the two RDMA byte rates have
     // samples; RDMA error and RoCE rates need error and congestion counters.
     assert!(node.matches("<polyline").count() >= 9, "lines drawn");

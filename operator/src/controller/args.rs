@@ -183,9 +183,12 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "--agent-image-pull-policy", "Sometimes"]).is_err());
         let cli = Cli::try_parse_from(["x", "--manage-central-workloads=false"]).expect("parse");
         assert!(!cli.args.manage_central_workloads);
-        assert_eq!(s.analytics_ui_listen, None, "no token-free listener by default");
-        let cli = Cli::try_parse_from(["x", "--analytics-ui-listen", "127.0.0.1:8081"])
-            .expect("parse");
+        assert_eq!(
+            s.analytics_ui_listen, None,
+            "no token-free listener by default"
+        );
+        let cli =
+            Cli::try_parse_from(["x", "--analytics-ui-listen", "127.0.0.1:8081"]).expect("parse");
         assert_eq!(
             cli.args.settings().analytics_ui_listen,
             Some(SocketAddr::from(([127, 0, 0, 1], 8081)))

@@ -551,7 +551,11 @@ fn who_handled_the_rule_is_reported_while_it_is_in_effect() {
     });
     let r = e.evaluate(&vals(&[("a", 1.0)]), t(0));
     assert_eq!(r.acknowledged, None, "nothing fires: nothing acknowledged");
-    assert_eq!(r.silenced, handled("bob", Some(30)), "a silence is in effect");
+    assert_eq!(
+        r.silenced,
+        handled("bob", Some(30)),
+        "a silence is in effect"
+    );
     let r = e.evaluate(&vals(&[("a", 9.0)]), t(1));
     assert_eq!(r.state, RuleState::Acknowledged);
     assert_eq!(r.acknowledged, handled("alice", Some(50)));
@@ -559,7 +563,11 @@ fn who_handled_the_rule_is_reported_while_it_is_in_effect() {
     assert_eq!(r.silenced, None, "the silence ended at t(30)");
     assert_eq!(r.acknowledged, handled("alice", Some(50)));
     let r = e.evaluate(&vals(&[("a", 9.0)]), t(50));
-    assert_eq!((r.state, r.acknowledged), (RuleState::Firing, None), "expired");
+    assert_eq!(
+        (r.state, r.acknowledged),
+        (RuleState::Firing, None),
+        "expired"
+    );
 
     // An episode that began after `at` is not covered, so the acknowledgement is not shown.
     let mut e = RuleEngine::new(RuleSpec {

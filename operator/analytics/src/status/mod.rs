@@ -268,7 +268,10 @@ pub fn rule_status(r: &RuleReport, prev: &[Condition], now: DateTime<Utc>) -> Al
             .collect(),
         silenced_by: r.silenced.as_ref().and_then(|h| by_text(h.by.as_deref())),
         silenced_until: r.silenced.as_ref().and_then(|h| h.until).map(to_time),
-        acknowledged_by: r.acknowledged.as_ref().and_then(|h| by_text(h.by.as_deref())),
+        acknowledged_by: r
+            .acknowledged
+            .as_ref()
+            .and_then(|h| by_text(h.by.as_deref())),
         acknowledged_until: r.acknowledged.as_ref().and_then(|h| h.until).map(to_time),
         ..Default::default()
     }

@@ -44,7 +44,12 @@ pub const UNITS: [SeriesUnit; 12] = [
     unit("ping_loss_percent", "Ping loss (worst peer)", "%", 1.0),
     unit("ping_rtt_p50_seconds", "RTT p50 (worst peer)", "ms", 1000.0),
     unit("ping_rtt_p99_seconds", "RTT p99 (worst peer)", "ms", 1000.0),
-    unit("ping_jitter_seconds", "Jitter (mean over peers)", "ms", 1000.0),
+    unit(
+        "ping_jitter_seconds",
+        "Jitter (mean over peers)",
+        "ms",
+        1000.0,
+    ),
     unit(
         "network_score",
         "Network score (worst path)",
@@ -71,7 +76,12 @@ pub const UNITS: [SeriesUnit; 12] = [
             1.0,
         )
     },
-    unit("rdma_errors_per_minute", "RDMA port errors", "errors/min", 1.0),
+    unit(
+        "rdma_errors_per_minute",
+        "RDMA port errors",
+        "errors/min",
+        1.0,
+    ),
     unit(
         "rdma_pause_percent",
         "RoCE pause time (busiest port)",
@@ -208,7 +218,10 @@ mod tests {
             .iter()
             .find(|u| u.series == "rdma_receive_bytes_per_second")
             .expect("rx unit");
-        assert_eq!(axis_unit(rx, &[at(3.0e7), at(1.25e8)]), ("MB/s".into(), 1e-6));
+        assert_eq!(
+            axis_unit(rx, &[at(3.0e7), at(1.25e8)]),
+            ("MB/s".into(), 1e-6)
+        );
         assert_eq!(axis_unit(rx, &[at(999.0)]), ("B/s".into(), 1.0));
         assert_eq!(axis_unit(rx, &[at(1000.0)]), ("kB/s".into(), 1e-3));
         assert_eq!(axis_unit(rx, &[at(2.0e15)]), ("TB/s".into(), 1e-12));

@@ -167,10 +167,7 @@ pub fn node_html(
     let now = Utc::now();
     let (view, histories) = {
         let fleet = lock(&api.shared.fleet);
-        let view = fleet
-            .nodes(t, now)?
-            .into_iter()
-            .find(|n| n.node == node)?;
+        let view = fleet.nodes(t, now)?.into_iter().find(|n| n.node == node)?;
         let histories: Vec<_> = chart::UNITS
             .iter()
             .map(|u| (u, fleet.history(t, node, u.series).unwrap_or_default()))

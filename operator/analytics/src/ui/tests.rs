@@ -336,15 +336,24 @@ fn node_page_charts_rtt_p50_and_rdma_traffic() {
             .to_string()
     };
     let p50 = figure("ping_rtt_p50_seconds");
-    assert!(p50.contains("RTT p50 (worst peer) (ms)") && p50.contains("<polyline"), "{p50}");
+    assert!(
+        p50.contains("RTT p50 (worst peer) (ms)") && p50.contains("<polyline"),
+        "{p50}"
+    );
     assert!(
         html.find(r#"id="chart-ping_rtt_p50_seconds""#)
             < html.find(r#"id="chart-ping_rtt_p99_seconds""#),
         "p50 next to p99"
     );
     for (series, title) in [
-        ("rdma_receive_bytes_per_second", "RDMA received (all ports) (MB"),
-        ("rdma_transmit_bytes_per_second", "RDMA transmitted (all ports) (MB"),
+        (
+            "rdma_receive_bytes_per_second",
+            "RDMA received (all ports) (MB",
+        ),
+        (
+            "rdma_transmit_bytes_per_second",
+            "RDMA transmitted (all ports) (MB",
+        ),
     ] {
         let f = figure(series);
         assert!(f.contains(title), "{series}: {f}");

@@ -161,7 +161,10 @@ pub fn build(
             // Analytics' `--ui-listen`. No containerPort: the listener is on the pod's
             // loopback, which `kubectl port-forward` reaches and a Service never does.
             if let Some(addr) = settings.analytics_ui_listen {
-                env.push(env_value("FABRICWATCH_ANALYTICS_UI_LISTEN", addr.to_string()));
+                env.push(env_value(
+                    "FABRICWATCH_ANALYTICS_UI_LISTEN",
+                    addr.to_string(),
+                ));
             }
             (&settings.analytics_service_account, "512Mi")
         }
