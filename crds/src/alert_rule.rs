@@ -470,6 +470,22 @@ pub struct AlertRuleStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]
     pub firing: Vec<FiringInstance>,
+    /// Who silenced the rule (`spec.silence.by`), while the silence is in effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub silenced_by: Option<String>,
+    /// When the silence in effect ends (`spec.silence.until`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silenced_until: Option<Time>,
+    /// Who acknowledged the firing alerts (`spec.acknowledge.by`), while the acknowledgement
+    /// covers at least one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub acknowledged_by: Option<String>,
+    /// When that acknowledgement expires (`spec.acknowledge.until`); absent while it lasts
+    /// until the acknowledged alerts resolve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_until: Option<Time>,
     /// Last delivery per channel.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]

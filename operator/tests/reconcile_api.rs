@@ -367,6 +367,7 @@ fn settings() -> Settings {
         analytics_service_account: "fabricwatch-analytics".into(),
         notifier_service_account: "fabricwatch-notifier".into(),
         log_format: "text".into(),
+        analytics_ui_listen: None,
         resync: RESYNC,
     }
 }

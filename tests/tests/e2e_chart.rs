@@ -269,6 +269,43 @@ fn chart_operator_runs_restricted_with_probes_and_real_flags() -> Result<()> {
     Ok(())
 }
 
+/// `analytics.uiListen` becomes the controller's `--analytics-ui-listen` (which the
+/// controller passes to the analytics Deployment it builds); unset, no flag; a non-loopback
+/// address is refused by the values schema before anything is rendered.
+#[test]
+fn chart_passes_the_analytics_ui_listener_to_the_controller() -> Result<()> {
+    let controller_args = |docs: &[Value]| -> Result<Vec<String>> {
+        let d = find(docs, "Deployment", "fw-fabricwatch")?;
+        Ok(d["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(String::from))
+            .collect())
+    };
+    let default = controller_args(&render_chart(&[])?)?;
+    ensure!(
+        !default
+            .iter()
+            .any(|a| a.starts_with("--analytics-ui-listen")),
+        "no listener by default: {default:?}"
+    );
+    let set = controller_args(&render_chart(&[
+        "--set",
+        "analytics.uiListen=127.0.0.1:8081",
+    ])?)?;
+    ensure!(
+        set.iter()
+            .any(|a| a == "--analytics-ui-listen=127.0.0.1:8081"),
+        "args: {set:?}"
+    );
+    ensure!(
+        render_chart(&["--set", "analytics.uiListen=0.0.0.0:8081"]).is_err(),
+        "a non-loopback uiListen must be refused"
+    );
+    Ok(())
+}
+
 /// Every `fabricwatch_*` name in the dashboards is one a component exports.
 #[test]
 fn dashboards_use_exported_metric_names() -> Result<()> {

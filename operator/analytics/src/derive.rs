@@ -33,6 +33,14 @@ pub const RDMA_ERROR_COUNTERS: &[&str] = &[
     "VL15_dropped",
 ];
 
+/// RDMA data counters, received and transmitted, in units of [`RDMA_DATA_OCTETS`] octets
+/// (kernel `Documentation/ABI/stable/sysfs-class-infiniband`: `port_rcv_data`,
+/// `port_xmit_data` "divided by 4"; IBTA PortCounters `PortRcvData`/`PortXmitData`).
+pub const RDMA_DATA_COUNTERS: [&str; 2] = ["port_rcv_data", "port_xmit_data"];
+/// Octets per unit of the [`RDMA_DATA_COUNTERS`] (same source: the counters count 4-octet
+/// words).
+pub const RDMA_DATA_OCTETS: f64 = 4.0;
+
 /// Identifies one RDMA port of a node: device name and 1-based port number.
 pub type PortKey = (String, u32);
 
@@ -154,6 +162,8 @@ pub struct PeerSample {
     /// windows at the fleet's corrected confidence ([`crate::loss`]). Health grades this, not
     /// the point estimate; `None` for a sample outside a fleet.
     pub loss_lower_percent: Option<f64>,
+    /// RTT p50 (median) in seconds.
+    pub rtt_p50_seconds: Option<f64>,
     /// RTT p99 in seconds.
     pub rtt_p99_seconds: Option<f64>,
     /// Jitter in seconds.
@@ -181,6 +191,9 @@ pub struct NodeSample {
     pub disk_free_percent: Option<(String, f64)>,
     /// Worst loss over mesh and external peers, percent.
     pub loss_percent: Option<f64>,
+    /// Worst RTT p50 (median) over peers, seconds: the typical round trip of the slowest
+    /// path, next to its tail ([`Self::rtt_p99_seconds`]).
+    pub rtt_p50_seconds: Option<f64>,
     /// Worst RTT p99 over peers, seconds.
     pub rtt_p99_seconds: Option<f64>,
     /// Mean jitter over peers, seconds.
@@ -191,6 +204,11 @@ pub struct NodeSample {
     pub peers: Vec<PeerSample>,
     /// Per-port view.
     pub ports: Vec<PortSample>,
+    /// RDMA bytes received per second over all ports: [`RDMA_DATA_OCTETS`] × Σ rate of
+    /// `port_rcv_data`; `None` when no port has that rate.
+    pub rdma_receive_bytes_per_second: Option<f64>,
+    /// RDMA bytes transmitted per second over all ports, from `port_xmit_data` likewise.
+    pub rdma_transmit_bytes_per_second: Option<f64>,
     /// Sum of port error rates, increments per minute.
     pub rdma_errors_per_minute: Option<f64>,
     /// Sum of `symbol_error` rates, increments per minute.
@@ -292,6 +310,7 @@ pub fn derive(report: &AgentReport, prev: Option<&CounterSnapshot>) -> NodeSampl
                 probes_sent: 0,
                 probes_lost: 0,
                 loss_lower_percent: None,
+                rtt_p50_seconds: p.rtt_p50_seconds.filter(|x| x.is_finite()),
                 rtt_p99_seconds: p.rtt_p99_seconds.filter(|x| x.is_finite()),
                 jitter_seconds: p.jitter_seconds.filter(|x| x.is_finite()),
                 score: network_score(loss, rtt, jitter),
@@ -305,6 +324,16 @@ pub fn derive(report: &AgentReport, prev: Option<&CounterSnapshot>) -> NodeSampl
         .map(|p| port_sample(p, prev, at))
         .collect();
     let host = report.host.as_ref();
+    // Bytes per second of one data counter over all ports (rates the agent sent, else from
+    // the previous report's counters).
+    let data_rate = |counter: &str| {
+        sum_opt(
+            report
+                .rdma
+                .iter()
+                .map(|p| port_rate(p, counter, prev, at).map(|r| RDMA_DATA_OCTETS * r)),
+        )
+    };
     NodeSample {
         at,
         agent_state: report.agent_state,
@@ -321,10 +350,13 @@ pub fn derive(report: &AgentReport, prev: Option<&CounterSnapshot>) -> NodeSampl
                 .map(|f| (f.mountpoint.clone(), f.free_percent))
         }),
         loss_percent: max_opt(peers.iter().map(|p| p.loss_percent)),
+        rtt_p50_seconds: max_opt(peers.iter().filter_map(|p| p.rtt_p50_seconds)),
         rtt_p99_seconds: max_opt(peers.iter().filter_map(|p| p.rtt_p99_seconds)),
         jitter_seconds: (!jitters.is_empty())
             .then(|| jitters.iter().sum::<f64>() / jitters.len() as f64),
         network_score: peers.iter().map(|p| p.score).reduce(f64::min),
+        rdma_receive_bytes_per_second: data_rate(RDMA_DATA_COUNTERS[0]),
+        rdma_transmit_bytes_per_second: data_rate(RDMA_DATA_COUNTERS[1]),
         rdma_errors_per_minute: sum_opt(ports.iter().map(|p| p.errors_per_minute)),
         rdma_symbol_errors_per_minute: sum_opt(ports.iter().map(|p| p.symbol_errors_per_minute)),
         rdma_ports_active: ports.iter().filter(|p| p.is_active()).count() as u32,

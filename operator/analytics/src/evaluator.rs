@@ -7,7 +7,7 @@ use fabricwatch_proto::{notify::NotificationRequest, ObjectRef};
 use serde::Serialize;
 
 use crate::{
-    alert::{AlertEvent, Evaluation, FiringSeries, RuleEngine, RuleSpec, RuleState},
+    alert::{AlertEvent, Evaluation, FiringSeries, Handling, RuleEngine, RuleSpec, RuleState},
     fleet::Fleet,
     trigger::Trigger,
 };
@@ -45,6 +45,12 @@ pub struct RuleReport {
     pub last_value: Option<f64>,
     /// Firing series.
     pub firing: Vec<FiringSeries>,
+    /// Who silenced the rule and until when, while the silence is in effect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silenced: Option<Handling>,
+    /// Who acknowledged and until when, while the acknowledgement covers a firing series.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Handling>,
     /// When evaluated.
     pub evaluated_at: DateTime<Utc>,
     /// Why the rule cannot be evaluated.
@@ -221,6 +227,8 @@ impl Evaluator {
                         active_since: ev.active_since,
                         last_value: ev.last_value,
                         firing: ev.firing,
+                        silenced: ev.silenced,
+                        acknowledged: ev.acknowledged,
                         evaluated_at: now,
                         error: None,
                     }
@@ -232,6 +240,8 @@ impl Evaluator {
                     active_since: None,
                     last_value: None,
                     firing: Vec::new(),
+                    silenced: None,
+                    acknowledged: None,
                     evaluated_at: now,
                     error: error.clone(),
                 },

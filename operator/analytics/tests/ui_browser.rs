@@ -297,18 +297,29 @@ async fn every_page_renders_in_a_real_browser() {
     assert!(target.contains(r#"id="node-table""#));
 
     // Node: a chart per windowed series, axes with units, the lossy peer.
-    for s in fabricwatch_analytics::fleet::SERIES.map(|s| s.0) {
+    let windowed = fabricwatch_analytics::fleet::SERIES
+        .map(|s| s.0)
+        .into_iter()
+        .chain(fabricwatch_analytics::fleet::HISTORY_SERIES);
+    for s in windowed {
         assert!(node.contains(&format!(r#"id="chart-{s}""#)), "chart {s}");
     }
     assert!(node.contains("minutes before now"));
     assert!(node.contains(">\nms\n</text>"), "RTT axis in ms");
     assert!(node.contains(">\n%\n</text>"), "loss/CPU axis in %");
-    // Loss, RTT, jitter, score, CPU and memory have samples; RDMA rates need counters.
-    assert!(node.matches("<polyline").count() >= 6, "lines drawn");
-    // Six reports of 100 probes, 30 lost in each.
+    // 100 MB/s received, 50 MB/s sent: both byte-rate axes in MB/s.
+    assert_eq!(
+        node.matches(">\nMB/s\n</text>").count(),
+        2,
+        "RDMA rate axes"
+    );
+    // Loss, RTT p50 and p99, jitter, score, CPU, memory and the two RDMA byte rates have
+    // samples; RDMA error and RoCE rates need error and congestion counters.
+    assert!(node.matches("<polyline").count() >= 9, "lines drawn");
+    // Six reports of 100 probes, 30 lost in each; RTT p50 beside p99.
     assert!(
         node.contains(
-            r#"<th scope="row">n5</th><td class="num">30.00 %</td><td class="num">180 / 600</td>"#
+            r#"<th scope="row">n5</th><td class="num">30.00 %</td><td class="num">180 / 600</td><td class="num">0.200 ms</td><td class="num">4.000 ms</td>"#
         ),
         "n2→n5 probes: {node}"
     );

@@ -1,6 +1,7 @@
 //! The controller's command-line flags (shared by `fabricwatch-controller` and
 //! `fabricwatch-operator controller`) and the builders' [`Settings`] derived from them.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::build;
@@ -70,6 +71,12 @@ pub struct Args {
         default_value = "fabricwatch-notifier"
     )]
     pub notifier_service_account: String,
+    /// Loopback address (e.g. `127.0.0.1:8081`) on which analytics also serves the fleet
+    /// view and read API without tokens, for `kubectl port-forward` (analytics'
+    /// `--ui-listen`); unset: no such listener. A non-loopback address is refused here, as
+    /// analytics would refuse it.
+    #[arg(long, env = "FABRICWATCH_ANALYTICS_UI_LISTEN", value_parser = loopback_address)]
+    pub analytics_ui_listen: Option<SocketAddr>,
     /// Log format passed on to the central workloads: text or json.
     #[arg(long, env = "FABRICWATCH_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub workload_log_format: String,
@@ -116,6 +123,24 @@ pub struct Args {
     pub resync_seconds: u64,
 }
 
+/// Parses `--analytics-ui-listen`: a socket address on a loopback IP. That listener answers
+/// without a token, so only `kubectl port-forward` may reach it.
+///
+/// # Errors
+/// Text naming the value when it is no socket address or not a loopback one.
+fn loopback_address(s: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not an address like 127.0.0.1:8081: {e}"))?;
+    if addr.ip().is_loopback() {
+        Ok(addr)
+    } else {
+        Err(format!(
+            "{addr} is not a loopback address: the listener answers without a token, so only kubectl port-forward may reach it"
+        ))
+    }
+}
+
 impl Args {
     /// The builders' settings.
     pub fn settings(&self) -> Settings {
@@ -133,6 +158,7 @@ impl Args {
             analytics_service_account: self.analytics_service_account.clone(),
             notifier_service_account: self.notifier_service_account.clone(),
             log_format: self.workload_log_format.clone(),
+            analytics_ui_listen: self.analytics_ui_listen,
             resync: Duration::from_secs(self.resync_seconds),
         }
     }
@@ -157,5 +183,22 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "--agent-image-pull-policy", "Sometimes"]).is_err());
         let cli = Cli::try_parse_from(["x", "--manage-central-workloads=false"]).expect("parse");
         assert!(!cli.args.manage_central_workloads);
+        assert_eq!(
+            s.analytics_ui_listen, None,
+            "no token-free listener by default"
+        );
+        let cli =
+            Cli::try_parse_from(["x", "--analytics-ui-listen", "127.0.0.1:8081"]).expect("parse");
+        assert_eq!(
+            cli.args.settings().analytics_ui_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 8081)))
+        );
+        assert!(Cli::try_parse_from(["x", "--analytics-ui-listen", "[::1]:8081"]).is_ok());
+        for bad in ["0.0.0.0:8081", "10.0.0.1:8081", "localhost:8081"] {
+            assert!(
+                Cli::try_parse_from(["x", "--analytics-ui-listen", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! What the builders and reconcilers need from the controller's flags, as plain data.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Container path of the agent config file.
@@ -45,6 +46,9 @@ pub struct Settings {
     pub notifier_service_account: String,
     /// Log format passed to the central workloads (`text` or `json`).
     pub log_format: String,
+    /// Loopback address of analytics' token-free fleet-view listener (analytics'
+    /// `--ui-listen`, passed as `FABRICWATCH_ANALYTICS_UI_LISTEN`); `None`: no such listener.
+    pub analytics_ui_listen: Option<SocketAddr>,
     /// How long a converged object waits for its next reconcile without a trigger
     /// (`--resync-seconds`).
     pub resync: Duration,
@@ -66,6 +70,7 @@ impl Settings {
             analytics_service_account: "fabricwatch-analytics".into(),
             notifier_service_account: "fabricwatch-notifier".into(),
             log_format: "text".into(),
+            analytics_ui_listen: None,
             resync: Duration::from_secs(300),
         }
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use fabricwatch_crds::alert_rule::Operator;
 
-use super::{AlertEvent, Evaluation, FiringSeries, RuleSpec, RuleState, SeriesKey};
+use super::{AlertEvent, Evaluation, FiringSeries, Handling, RuleSpec, RuleState, SeriesKey};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
@@ -263,6 +263,22 @@ impl RuleEngine {
                     a.covers(f.since, now) || silence.is_some_and(|w| w.covers(&f.key, now))
                 })
             });
+        // Who handled the rule, for status: a silence until it ends (a whole-rule silence
+        // shows Silenced with nothing firing too), an acknowledgement while it holds
+        // something back.
+        let silenced = silence.filter(|w| now < w.until).map(|w| Handling {
+            by: w.by.clone(),
+            until: Some(w.until),
+        });
+        let acknowledged = self
+            .spec
+            .acknowledge
+            .as_ref()
+            .filter(|a| firing.iter().any(|f| a.covers(f.since, now)))
+            .map(|a| Handling {
+                by: a.by.clone(),
+                until: a.until,
+            });
         let state = if suppressed {
             RuleState::Suppressed
         } else if silence.is_some_and(|w| w.whole_rule(now)) || all_firing_silenced {
@@ -289,6 +305,8 @@ impl RuleEngine {
             last_value,
             firing,
             events,
+            silenced,
+            acknowledged,
         }
     }
 }

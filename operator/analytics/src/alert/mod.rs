@@ -16,7 +16,7 @@
 //! | module | holds |
 //! | --- | --- |
 //! | `spec` | what a rule asks for: [`RuleSpec`], [`MaintenanceWindow`], [`SilenceWindow`] |
-//! | `series` | what evaluation says: [`RuleState`], [`SeriesKey`], [`FiringSeries`], [`AlertEvent`], [`Evaluation`] |
+//! | `series` | what evaluation says: [`RuleState`], [`SeriesKey`], [`FiringSeries`], [`AlertEvent`], [`Evaluation`], [`Handling`] |
 //! | `engine` | [`RuleEngine`]: the state machine and its evaluation |
 //! | `notification` | [`RuleEngine::request`], [`fingerprint`], [`notification_id`], annotation [`render`]ing |
 
@@ -27,7 +27,7 @@ mod spec;
 
 pub use engine::RuleEngine;
 pub use notification::{fingerprint, notification_id, render};
-pub use series::{AlertEvent, Evaluation, FiringSeries, RuleState, SeriesKey};
+pub use series::{AlertEvent, Evaluation, FiringSeries, Handling, RuleState, SeriesKey};
 pub use spec::{Acknowledgement, MaintenanceWindow, RuleSpec, SilenceWindow};
 
 #[cfg(test)]

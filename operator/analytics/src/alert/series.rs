@@ -129,6 +129,20 @@ pub enum AlertEvent {
     },
 }
 
+/// Who set a silence or an acknowledgement that is in effect, and until when: what AlertRule
+/// status shows as `silencedBy`/`silencedUntil` and `acknowledgedBy`/`acknowledgedUntil`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handling {
+    /// `spec.silence.by` / `spec.acknowledge.by` (free text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// `spec.silence.until` / `spec.acknowledge.until`; `None`: an acknowledgement that lasts
+    /// until its episodes resolve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+}
+
 /// Result of one evaluation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
@@ -143,4 +157,8 @@ pub struct Evaluation {
     pub firing: Vec<FiringSeries>,
     /// Notifications to send.
     pub events: Vec<AlertEvent>,
+    /// The silence, while in effect (`until` not yet passed), whatever it covers.
+    pub silenced: Option<Handling>,
+    /// The acknowledgement, while it covers at least one firing series.
+    pub acknowledged: Option<Handling>,
 }

@@ -531,3 +531,49 @@ fn an_acknowledgement_survives_a_restart() {
     );
     assert_eq!(r.state, RuleState::Acknowledged);
 }
+
+#[test]
+fn who_handled_the_rule_is_reported_while_it_is_in_effect() {
+    let handled = |by: &str, until: Option<i64>| {
+        Some(Handling {
+            by: Some(by.into()),
+            until: until.map(t),
+        })
+    };
+    let mut e = RuleEngine::new(RuleSpec {
+        acknowledge: acknowledged(5, Some(50), true),
+        silence: Some(SilenceWindow {
+            until: t(30),
+            node: Some("b".into()),
+            by: Some("bob".into()),
+        }),
+        ..fire_now()
+    });
+    let r = e.evaluate(&vals(&[("a", 1.0)]), t(0));
+    assert_eq!(r.acknowledged, None, "nothing fires: nothing acknowledged");
+    assert_eq!(
+        r.silenced,
+        handled("bob", Some(30)),
+        "a silence is in effect"
+    );
+    let r = e.evaluate(&vals(&[("a", 9.0)]), t(1));
+    assert_eq!(r.state, RuleState::Acknowledged);
+    assert_eq!(r.acknowledged, handled("alice", Some(50)));
+    let r = e.evaluate(&vals(&[("a", 9.0)]), t(30));
+    assert_eq!(r.silenced, None, "the silence ended at t(30)");
+    assert_eq!(r.acknowledged, handled("alice", Some(50)));
+    let r = e.evaluate(&vals(&[("a", 9.0)]), t(50));
+    assert_eq!(
+        (r.state, r.acknowledged),
+        (RuleState::Firing, None),
+        "expired"
+    );
+
+    // An episode that began after `at` is not covered, so the acknowledgement is not shown.
+    let mut e = RuleEngine::new(RuleSpec {
+        acknowledge: acknowledged(5, None, true),
+        ..fire_now()
+    });
+    let r = e.evaluate(&vals(&[("a", 9.0)]), t(6));
+    assert_eq!((r.state, r.acknowledged), (RuleState::Firing, None));
+}

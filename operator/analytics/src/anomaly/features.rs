@@ -6,10 +6,6 @@ use fabricwatch_proto::report::AgentReport;
 
 use crate::derive::{port_rate, CounterSnapshot, NodeSample};
 
-/// RDMA data counters, in units of 4 octets (kernel
-/// `Documentation/ABI/stable/sysfs-class-infiniband`: `port_xmit_data`, `port_rcv_data`
-/// "divided by 4"; IBTA PortCounters).
-pub const RDMA_DATA_COUNTERS: [&str; 2] = ["port_xmit_data", "port_rcv_data"];
 /// Congestion notification packets sent (notification point) and handled (reaction point),
 /// mlx5 `hw_counters` (kernel `Documentation/networking/device_drivers/ethernet/mellanox/mlx5`
 /// counters: `np_cnp_sent`, `rp_cnp_handled`).
@@ -21,7 +17,8 @@ pub const RDMA_OUT_OF_BUFFER_COUNTERS: [&str; 1] = ["out_of_buffer"];
 
 /// The extra series of one report: `(name, value)` for
 /// `disk_used_percent` (100 − free % of the fullest filesystem), `network_bytes_per_second`
-/// (Σ rx + tx over the netdevs), `rdma_bytes_per_second` (4 × Σ data counter rates),
+/// (Σ rx + tx over the netdevs), `rdma_bytes_per_second` (the sample's RDMA receive +
+/// transmit bytes per second, see [`crate::derive::RDMA_DATA_COUNTERS`]),
 /// `rdma_cnp_per_second`, `rdma_ecn_marked_per_second`, `rdma_out_of_buffer_per_second`
 /// (Σ over ports). `prev` are the counters of the node's previous report (rates are the
 /// agent's own when it sent them).
@@ -53,18 +50,26 @@ pub fn extra_series(
             .collect();
         (!rates.is_empty()).then(|| rates.iter().sum())
     };
-    for (name, counters, factor) in [
-        ("rdma_bytes_per_second", &RDMA_DATA_COUNTERS[..], 4.0),
-        ("rdma_cnp_per_second", &RDMA_CNP_COUNTERS[..], 1.0),
-        ("rdma_ecn_marked_per_second", &RDMA_ECN_COUNTERS[..], 1.0),
+    let rdma_bytes = match (
+        sample.rdma_receive_bytes_per_second,
+        sample.rdma_transmit_bytes_per_second,
+    ) {
+        (None, None) => None,
+        (rx, tx) => Some(rx.unwrap_or(0.0) + tx.unwrap_or(0.0)),
+    };
+    if let Some(v) = rdma_bytes {
+        out.push(("rdma_bytes_per_second", v));
+    }
+    for (name, counters) in [
+        ("rdma_cnp_per_second", &RDMA_CNP_COUNTERS[..]),
+        ("rdma_ecn_marked_per_second", &RDMA_ECN_COUNTERS[..]),
         (
             "rdma_out_of_buffer_per_second",
             &RDMA_OUT_OF_BUFFER_COUNTERS[..],
-            1.0,
         ),
     ] {
         if let Some(v) = sum_rates(counters) {
-            out.push((name, factor * v));
+            out.push((name, v));
         }
     }
     out

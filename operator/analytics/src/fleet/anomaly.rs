@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use fabricwatch_proto::ObjectRef;
 use serde::Serialize;
 
-use super::{state::NodeState, Fleet, ANOMALY_THRESHOLD, SERIES};
+use super::{state::NodeState, Fleet, ANOMALY_THRESHOLD, HISTORY_SERIES, SERIES};
 use crate::{
     anomaly::{
         log::{AnomalyLog, AnomalyRecord},
@@ -38,10 +38,13 @@ fn epoch_seconds(at: DateTime<Utc>) -> f64 {
     at.timestamp_millis() as f64 / 1000.0
 }
 
-/// The value of the [`SERIES`] entry `name` in a sample.
+/// The value of the [`SERIES`] or [`HISTORY_SERIES`] entry `name` in a sample.
 fn series_value(s: &NodeSample, name: &str) -> Option<f64> {
     match name {
         "ping_loss_percent" => s.loss_percent,
+        "ping_rtt_p50_seconds" => s.rtt_p50_seconds,
+        "rdma_receive_bytes_per_second" => s.rdma_receive_bytes_per_second,
+        "rdma_transmit_bytes_per_second" => s.rdma_transmit_bytes_per_second,
         "ping_rtt_p99_seconds" => s.rtt_p99_seconds,
         "ping_jitter_seconds" => s.jitter_seconds,
         "network_score" => s.network_score,
@@ -63,9 +66,10 @@ fn series_value(s: &NodeSample, name: &str) -> Option<f64> {
 }
 
 impl NodeState {
-    /// Pushes the sample's [`SERIES`] into their windows and each port's link flaps into
-    /// its window (`window` samples), and scores the series, the `extra` ones and the
-    /// feature vector; returns the scores of the detectors past their warm-up.
+    /// Pushes the sample's [`SERIES`] and [`HISTORY_SERIES`] into their windows and each
+    /// port's link flaps into its window (`window` samples), and scores the [`SERIES`], the
+    /// `extra` ones and the feature vector; returns the scores of the detectors past their
+    /// warm-up.
     pub(super) fn observe(
         &mut self,
         sample: &NodeSample,
@@ -88,6 +92,11 @@ impl NodeState {
             // Absent sections are a constant 0 for the multivariate detector: no spurious
             // correlation, and the ridge keeps the covariance invertible.
             features.push(v.unwrap_or(0.0));
+        }
+        for name in HISTORY_SERIES {
+            if let (Some(v), Some(w)) = (series_value(sample, name), self.windows.get_mut(name)) {
+                w.push(at, v);
+            }
         }
         for (name, v) in extra {
             if let Some(o) = self.detectors.observe(name, epoch_seconds(at), v) {

@@ -13,7 +13,7 @@ use fabricwatch_proto::{
 
 use super::{
     state::{NodeState, TargetState},
-    AnomalyState, Fleet, Settings, TargetConfig, SERIES,
+    AnomalyState, Fleet, Settings, TargetConfig, HISTORY_SERIES, SERIES,
 };
 use crate::{
     anomaly::{features::extra_series, series::SeriesDetectors, Mahalanobis},
@@ -102,7 +102,9 @@ impl NodeState {
             counters: CounterSnapshot::default(),
             windows: SERIES
                 .iter()
-                .map(|(n, _)| (*n, Window::new(settings.window)))
+                .map(|(n, _)| *n)
+                .chain(HISTORY_SERIES)
+                .map(|n| (n, Window::new(settings.window)))
                 .collect(),
             port_flaps: BTreeMap::new(),
             detectors,

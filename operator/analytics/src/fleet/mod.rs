@@ -54,6 +54,17 @@ pub const SERIES: [(&str, f64); 9] = [
     ("rdma_discards_per_minute", 1.0),
 ];
 
+/// Series kept in rolling windows for their history only (the fleet view's node charts and
+/// `/api/v1/.../history/{series}`), outside the anomaly detectors and the multivariate
+/// feature vector: RTT p50 of the worst peer (its p99 is in [`SERIES`]), and RDMA bytes
+/// received and transmitted per second over all ports (their sum is already the
+/// `rdma_bytes_per_second` anomaly series, see [`crate::anomaly::features`]).
+pub const HISTORY_SERIES: [&str; 3] = [
+    "ping_rtt_p50_seconds",
+    "rdma_receive_bytes_per_second",
+    "rdma_transmit_bytes_per_second",
+];
+
 /// Per-target settings, from the MonitorTarget spec.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetConfig {

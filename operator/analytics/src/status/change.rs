@@ -203,6 +203,10 @@ pub struct RuleKey {
     state: Option<AlertState>,
     active_since: Option<Time>,
     firing: Vec<FiringKey>,
+    silenced_by: Option<String>,
+    silenced_until: Option<Time>,
+    acknowledged_by: Option<String>,
+    acknowledged_until: Option<Time>,
 }
 
 impl ChangeKey for AlertRuleStatus {
@@ -214,6 +218,10 @@ impl ChangeKey for AlertRuleStatus {
             state: self.state,
             active_since: self.active_since.clone(),
             firing: self.firing.iter().map(FiringKey::from).collect(),
+            silenced_by: self.silenced_by.clone(),
+            silenced_until: self.silenced_until.clone(),
+            acknowledged_by: self.acknowledged_by.clone(),
+            acknowledged_until: self.acknowledged_until.clone(),
         }
     }
 }
@@ -354,6 +362,8 @@ mod tests {
             active_since: Some(t(0)),
             last_value: Some(v),
             firing: vec![],
+            silenced: None,
+            acknowledged: None,
             evaluated_at: t(at),
             error: None,
         };
@@ -369,6 +379,22 @@ mod tests {
             t(30),
         );
         assert_ne!(a.change_key(), invalid.change_key());
+        let acknowledged = rule_status(
+            &RuleReport {
+                acknowledged: Some(crate::alert::Handling {
+                    by: Some("alice".into()),
+                    until: None,
+                }),
+                ..report(40, 2.0)
+            },
+            &a.conditions,
+            t(40),
+        );
+        assert_ne!(
+            a.change_key(),
+            acknowledged.change_key(),
+            "who acknowledged counts"
+        );
     }
 
     fn obj() -> ObjectRef {

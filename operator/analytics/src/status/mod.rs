@@ -266,8 +266,21 @@ pub fn rule_status(r: &RuleReport, prev: &[Condition], now: DateTime<Utc>) -> Al
             .take(fabricwatch_crds::alert_rule::MAX_FIRING)
             .map(firing_instance)
             .collect(),
+        silenced_by: r.silenced.as_ref().and_then(|h| by_text(h.by.as_deref())),
+        silenced_until: r.silenced.as_ref().and_then(|h| h.until).map(to_time),
+        acknowledged_by: r
+            .acknowledged
+            .as_ref()
+            .and_then(|h| by_text(h.by.as_deref())),
+        acknowledged_until: r.acknowledged.as_ref().and_then(|h| h.until).map(to_time),
         ..Default::default()
     }
+}
+
+/// `by` as status holds it: at most 256 characters, like the spec field it is copied from
+/// (which the API server already bounds; this keeps status valid if that bound ever grows).
+fn by_text(by: Option<&str>) -> Option<String> {
+    by.map(|b| b.chars().take(256).collect())
 }
 
 #[cfg(test)]
@@ -363,6 +376,57 @@ pub(crate) mod tests {
             later.conditions[0].last_transition_time,
             s.conditions[0].last_transition_time
         );
+    }
+
+    #[test]
+    fn rule_status_shows_who_silenced_and_acknowledged_until_when() {
+        use crate::alert::Handling;
+        let report = RuleReport {
+            rule: ObjectRef {
+                namespace: "ns".into(),
+                name: "loss".into(),
+            },
+            generation: Some(1),
+            state: Some(RuleState::Acknowledged),
+            active_since: Some(t(0)),
+            last_value: Some(9.0),
+            firing: vec![],
+            silenced: Some(Handling {
+                by: Some("bob: cable swap".into()),
+                until: Some(t(3600)),
+            }),
+            acknowledged: Some(Handling {
+                by: Some("alice".into()),
+                until: Some(t(7200)),
+            }),
+            evaluated_at: t(10),
+            error: None,
+        };
+        let v = serde_json::to_value(rule_status(&report, &[], t(10))).expect("json");
+        assert_eq!(v["state"], "Acknowledged");
+        assert_eq!(v["silencedBy"], "bob: cable swap");
+        assert_eq!(v["silencedUntil"], "2023-11-14T23:13:20Z");
+        assert_eq!(v["acknowledgedBy"], "alice");
+        assert_eq!(v["acknowledgedUntil"], "2023-11-15T00:13:20Z");
+        // An acknowledgement without expiry, and nothing handled: the fields are absent
+        // (server-side apply then removes what analytics wrote before).
+        let open = RuleReport {
+            silenced: None,
+            acknowledged: Some(Handling {
+                by: None,
+                until: None,
+            }),
+            ..report
+        };
+        let v = serde_json::to_value(rule_status(&open, &[], t(10))).expect("json");
+        for f in [
+            "silencedBy",
+            "silencedUntil",
+            "acknowledgedBy",
+            "acknowledgedUntil",
+        ] {
+            assert!(v.get(f).is_none(), "{f}: {v}");
+        }
     }
 
     #[test]

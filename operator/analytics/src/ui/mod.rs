@@ -50,7 +50,7 @@ pub use overview::overview_html;
 pub use render::{
     ago, embedded_asset_bytes, render, Refused, Viewer, REFRESH_SECONDS, STYLE_CSS, TEMPLATES,
 };
-pub use target::target_html;
+pub use target::{node_html, target_html};
 
 use crate::http::Api;
 

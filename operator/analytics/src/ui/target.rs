@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::{
     chart, heatmap,
-    render::{message, page, render, respond, ser, Refused, Viewer, REFRESH_SECONDS},
+    render::{message, render, respond, ser, Refused, Viewer, REFRESH_SECONDS},
 };
 use crate::{
     authz::{Caller, Scope},
@@ -133,7 +133,8 @@ pub fn target_html(api: &Api, t: &ObjectRef, caller: &Caller) -> Option<Result<S
 struct ChartBox {
     series: &'static str,
     title: &'static str,
-    unit: &'static str,
+    /// The y axis's unit, prefix included.
+    unit: String,
     svg: Option<String>,
 }
 
@@ -143,44 +144,53 @@ pub(super) async fn node(
     Path((ns, name, node)): Path<(String, String, String)>,
 ) -> Result<Response, Refused> {
     let t = readable_target(&api, &caller, ns, name).await?;
-    let now = Utc::now();
-    let (view, histories) = {
-        let fleet = lock(&api.shared.fleet);
-        let view = fleet
-            .nodes(&t, now)
-            .and_then(|ns| ns.into_iter().find(|n| n.node == node));
-        let histories: Vec<_> = chart::UNITS
-            .iter()
-            .map(|u| (u, fleet.history(&t, &node, u.series).unwrap_or_default()))
-            .collect();
-        (view, histories)
-    };
-    let Some(view) = view else {
-        return Ok(message(
+    Ok(match node_html(&api, &t, &node, &caller) {
+        Some(rendered) => respond(StatusCode::OK, "node.html", rendered),
+        None => message(
             StatusCode::NOT_FOUND,
             "Not found",
             &format!("analytics holds no data of node {node} in MonitorTarget {t}"),
             false,
-        ));
+        ),
+    })
+}
+
+/// The page of node `node` of target `t`: a history chart per windowed series
+/// ([`chart::UNITS`]), findings and peers (`None` when analytics holds no data of the node);
+/// access is the caller's business.
+pub fn node_html(
+    api: &Api,
+    t: &ObjectRef,
+    node: &str,
+    caller: &Caller,
+) -> Option<Result<String, String>> {
+    let now = Utc::now();
+    let (view, histories) = {
+        let fleet = lock(&api.shared.fleet);
+        let view = fleet.nodes(t, now)?.into_iter().find(|n| n.node == node)?;
+        let histories: Vec<_> = chart::UNITS
+            .iter()
+            .map(|u| (u, fleet.history(t, node, u.series).unwrap_or_default()))
+            .collect();
+        (view, histories)
     };
     let charts: Vec<ChartBox> = histories
         .iter()
         .map(|(u, samples)| ChartBox {
             series: u.series,
             title: u.title,
-            unit: u.unit,
+            unit: chart::axis_unit(u, samples).0,
             svg: chart::line_chart(u, samples, now),
         })
         .collect();
-    Ok(page(
-        StatusCode::OK,
+    Some(render(
         "node.html",
         context! {
             title => format!("{} in {}/{}", node, t.namespace, t.name),
             refresh => REFRESH_SECONDS,
             user => caller.name(),
             signed_in => matches!(caller, Caller::User(_)),
-            target => ser(&t),
+            target => ser(t),
             node => ser(&view),
             charts => ser(&charts),
         },

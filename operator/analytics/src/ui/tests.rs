@@ -259,3 +259,110 @@ fn only_cookie_safe_tokens_are_stored() {
     assert!(!cookie_safe("a b"));
     assert!(!cookie_safe(""));
 }
+
+/// The node page charts RTT p50 next to p99 and the RDMA receive and transmit rates in
+/// bytes per second (SI-prefixed on the axis), and lists each peer's p50 beside its p99.
+#[test]
+fn node_page_charts_rtt_p50_and_rdma_traffic() {
+    use crate::{
+        authz::Access,
+        derive::tests::peer,
+        fleet::{Fleet, Settings},
+        metrics::Metrics,
+        state::{OpenCatalog, Shared},
+    };
+    use fabricwatch_proto::report::{AgentReport, PeerReport, RdmaPortReport};
+    use std::sync::{Arc, Mutex};
+
+    let target = ObjectRef {
+        namespace: "ns".into(),
+        name: "fabric".into(),
+    };
+    let now = Utc::now();
+    let mut fleet = Fleet::new(Settings::default());
+    for seq in 1..=3u64 {
+        let at = now - chrono::Duration::seconds(10 * (3 - seq as i64));
+        fleet.ingest(
+            &AgentReport {
+                schema_version: 1,
+                target: target.clone(),
+                node: "n1".into(),
+                seq,
+                collected_at: at,
+                interval_seconds: 10.0,
+                ping: vec![PeerReport {
+                    rtt_p50_seconds: Some(0.000_25),
+                    ..peer("n2", 0.0, 0.004)
+                }],
+                rdma: vec![RdmaPortReport {
+                    device: "mlx5_0".into(),
+                    port: 1,
+                    state: "ACTIVE".into(),
+                    // 4-octet words: 1 GB received and 0.5 GB sent every 10 s.
+                    counters: [
+                        ("port_rcv_data".to_string(), seq * 250_000_000),
+                        ("port_xmit_data".to_string(), seq * 125_000_000),
+                    ]
+                    .into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            None,
+            at,
+        );
+    }
+    let rx = fleet
+        .history(&target, "n1", "rdma_receive_bytes_per_second")
+        .expect("rx history");
+    assert_eq!(
+        rx.iter().map(|s| s.value).collect::<Vec<_>>(),
+        vec![1.0e8, 1.0e8],
+        "two rates from three reports"
+    );
+    let shared = Arc::new(Shared {
+        fleet: Mutex::new(fleet),
+        ..Shared::new(Metrics::new().expect("metrics"), Arc::new(OpenCatalog))
+    });
+    let api = Api::new(shared, Arc::new(Access::open()));
+    let html = node_html(&api, &target, "n1", &Caller::Trusted)
+        .expect("node known")
+        .expect("render");
+    let figure = |series: &str| {
+        html.split(&format!(r#"id="chart-{series}""#))
+            .nth(1)
+            .and_then(|f| f.split("</figure>").next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let p50 = figure("ping_rtt_p50_seconds");
+    assert!(
+        p50.contains("RTT p50 (worst peer) (ms)") && p50.contains("<polyline"),
+        "{p50}"
+    );
+    assert!(
+        html.find(r#"id="chart-ping_rtt_p50_seconds""#)
+            < html.find(r#"id="chart-ping_rtt_p99_seconds""#),
+        "p50 next to p99"
+    );
+    for (series, title) in [
+        (
+            "rdma_receive_bytes_per_second",
+            "RDMA received (all ports) (MB",
+        ),
+        (
+            "rdma_transmit_bytes_per_second",
+            "RDMA transmitted (all ports) (MB",
+        ),
+    ] {
+        let f = figure(series);
+        assert!(f.contains(title), "{series}: {f}");
+        assert!(f.contains(">\nMB/s\n</text>"), "{series} axis: {f}");
+        assert!(f.contains("<polyline"), "{series} line: {f}");
+    }
+    assert!(
+        html.contains(r#"<td class="num">0.250 ms</td><td class="num">4.000 ms</td>"#),
+        "peer p50 beside p99: {html}"
+    );
+    assert!(node_html(&api, &target, "n9", &Caller::Trusted).is_none());
+}

@@ -158,6 +158,14 @@ pub fn build(
                 "FABRICWATCH_TOKEN_AUDIENCE",
                 settings.token_audience.clone(),
             ));
+            // Analytics' `--ui-listen`. No containerPort: the listener is on the pod's
+            // loopback, which `kubectl port-forward` reaches and a Service never does.
+            if let Some(addr) = settings.analytics_ui_listen {
+                env.push(env_value(
+                    "FABRICWATCH_ANALYTICS_UI_LISTEN",
+                    addr.to_string(),
+                ));
+            }
             (&settings.analytics_service_account, "512Mi")
         }
         Component::Notifier => (&settings.notifier_service_account, "128Mi"),
@@ -427,6 +435,54 @@ mod tests {
             d.spec
                 .as_ref()
                 .and_then(|s| s.selector.match_labels.clone())
+        );
+    }
+
+    /// The container's `name=value` environment (values only; fieldRefs left out).
+    fn env_of(o: &CentralObjects) -> BTreeMap<String, String> {
+        o.deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers[0].env.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| Some((e.name, e.value?)))
+            .collect()
+    }
+
+    #[test]
+    fn analytics_ui_listener_is_set_only_when_asked() {
+        let plain = build(Component::Analytics, &Settings::example(), None);
+        assert!(!env_of(&plain).contains_key("FABRICWATCH_ANALYTICS_UI_LISTEN"));
+        let settings = Settings {
+            analytics_ui_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8081))),
+            ..Settings::example()
+        };
+        let a = build(Component::Analytics, &settings, None);
+        assert_eq!(
+            env_of(&a)
+                .get("FABRICWATCH_ANALYTICS_UI_LISTEN")
+                .map(String::as_str),
+            Some("127.0.0.1:8081")
+        );
+        let c = &a
+            .deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .expect("pod")
+            .containers[0];
+        assert_eq!(c.args.as_deref(), Some(&["analytics".to_string()][..]));
+        assert_eq!(
+            c.ports.as_ref().map(Vec::len),
+            Some(1),
+            "no port for a loopback listener"
+        );
+        let n = build(Component::Notifier, &settings, None);
+        assert!(
+            !env_of(&n).contains_key("FABRICWATCH_ANALYTICS_UI_LISTEN"),
+            "analytics only"
         );
     }
 
