@@ -508,7 +508,9 @@ fn many_records(rtype: u16, n: usize) -> Vec<(u16, Vec<u8>)> {
             let data = match rtype {
                 1 => (i as u32).to_be_bytes().to_vec(),
                 28 => (i as u128).to_be_bytes().to_vec(),
-                _ => (0..4).flat_map(|_| std::iter::once(255u8).chain([b'x'; 255])).collect(),
+                _ => (0..4)
+                    .flat_map(|_| std::iter::once(255u8).chain([b'x'; 255]))
+                    .collect(),
             };
             (rtype, data)
         })
