@@ -2,6 +2,8 @@
 
 pub mod auth;
 pub mod error;
+#[cfg(feature = "http-body")]
+pub mod http_body;
 #[cfg(feature = "kube-client")]
 pub mod kube_client;
 pub mod serve;

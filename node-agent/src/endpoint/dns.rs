@@ -18,6 +18,10 @@ use super::Trace;
 
 /// Most answers kept in a report.
 pub const MAX_ANSWERS: usize = 16;
+/// Longest answer text kept, in characters (a cut one ends in `…`). A domain name is at most
+/// 253 characters (RFC 1035 §2.3.4), so no name or address is cut; a TXT record can carry
+/// up to 64 KiB of strings (RFC 1035 §3.3.14), which a report must not.
+pub const MAX_ANSWER_CHARS: usize = 256;
 /// Largest UDP response accepted (EDNS-less UDP answers are at most 512 bytes; servers that
 /// ignore that are still read up to here).
 const MAX_RESPONSE_BYTES: usize = 4096;
@@ -61,13 +65,24 @@ pub fn resolver_addr(setting: Option<&str>, resolv_conf: &str) -> Result<SocketA
         .ok_or_else(|| format!("{resolv_conf} names no nameserver"))
 }
 
-/// Record data as `dig +short` prints it; TXT strings without quotes.
+/// Record data as `dig +short` prints it; TXT strings without quotes; cut to
+/// [`MAX_ANSWER_CHARS`]. An expected answer (at most 253 characters) is never equal to a
+/// cut one, so matching on the cut text loses nothing.
 fn answer_text(r: &hickory_proto::rr::Record) -> String {
-    r.data.to_string().trim_matches('"').to_string()
+    let text = r.data.to_string();
+    let text = text.trim_matches('"');
+    match text.char_indices().nth(MAX_ANSWER_CHARS) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
 }
 
 /// Whether every expected answer is among `got` (names compared case-insensitively and
 /// with or without the trailing dot).
+///
+/// # Errors
+/// `answer [<the first MAX_ANSWERS of got>] lacks [<missing>]`, with `(and N more)` when
+/// `got` is longer: a resolver may answer thousands of records, the message stays bounded.
 pub fn answers_match(expected: &[String], got: &[String]) -> Result<(), String> {
     let norm = |s: &str| s.trim().trim_end_matches('.').to_ascii_lowercase();
     let missing: Vec<&String> = expected
@@ -75,10 +90,13 @@ pub fn answers_match(expected: &[String], got: &[String]) -> Result<(), String> 
         .filter(|e| !got.iter().any(|g| norm(g) == norm(e)))
         .collect();
     if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("answer {got:?} lacks {missing:?}"))
+        return Ok(());
     }
+    let shown = &got[..got.len().min(MAX_ANSWERS)];
+    Err(match got.len() - shown.len() {
+        0 => format!("answer {shown:?} lacks {missing:?}"),
+        more => format!("answer {shown:?} (and {more} more) lacks {missing:?}"),
+    })
 }
 
 /// Runs the query. The whole exchange is the `resolve` phase.
@@ -224,5 +242,13 @@ mod tests {
             answers_match(&["10.0.0.2".into()], &got),
             Err("answer [\"10.0.0.1\", \"Host.Example.\"] lacks [\"10.0.0.2\"]".into())
         );
+        // Thousands of records (one TCP answer holds ~4,000 A records): the message names
+        // the first MAX_ANSWERS and counts the rest.
+        let many: Vec<String> = (0..4000)
+            .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+            .collect();
+        let e = answers_match(&["10.9.9.9".into()], &many).expect_err("missing");
+        assert!(e.contains("(and 3984 more) lacks [\"10.9.9.9\"]"), "{e}");
+        assert!(e.len() < 400, "{} bytes", e.len());
     }
 }

@@ -21,6 +21,8 @@ use super::{connect, resolve, tls::TlsClient, Trace};
 /// Most header files read from `headersDir`, and most bytes of each.
 pub const MAX_HEADER_FILES: usize = 32;
 const MAX_HEADER_FILE_BYTES: u64 = 8 * 1024;
+/// Most characters of a `Location` quoted in an error.
+const MAX_LOCATION_CHARS: usize = 200;
 
 /// Request headers from the files of `dir` (file name = header name, content = value,
 /// surrounding whitespace trimmed). Kubernetes' `..data`-style entries are skipped.
@@ -101,11 +103,12 @@ pub async fn probe(
                 if hop == MAX_REDIRECTS {
                     return Err(format!("more than {MAX_REDIRECTS} redirects"));
                 }
+                // The Location may be as long as the head (64 KiB); the message quotes its start.
                 url = url
                     .join(&loc)
-                    .map_err(|e| format!("redirect to {loc:?}: {e}"))?;
+                    .map_err(|e| format!("redirect to {}: {e}", quote_start(&loc)))?;
                 if !matches!(url.scheme(), "http" | "https") {
-                    return Err(format!("redirect to a {} URL", url.scheme()));
+                    return Err(format!("redirect to a {} URL", quote_start(url.scheme())));
                 }
                 continue;
             }
@@ -128,6 +131,15 @@ pub async fn probe(
         return Ok(());
     }
     Err(format!("more than {MAX_REDIRECTS} redirects"))
+}
+
+/// `s` quoted, cut to [`MAX_LOCATION_CHARS`] (marked `…`): a `Location` may be as long as
+/// the head (64 KiB), an error quotes its start.
+fn quote_start(s: &str) -> String {
+    match s.char_indices().nth(MAX_LOCATION_CHARS) {
+        Some((i, _)) => format!("{:?}…", &s[..i]),
+        None => format!("{s:?}"),
+    }
 }
 
 fn add(slot: &mut Option<f64>, since: Instant) {

@@ -4,6 +4,10 @@
 //! analytics must answer 2xx or 4xx, never panic or 5xx, and keep memory bounded (tracked
 //! nodes by the reports it accepted, never by their content).
 //!
+//! The same holds for the user-written strings of AlertRule and AIAnalysis specs that
+//! analytics parses itself (durations, cron schedules): a rule is accepted or refused with a
+//! message, never a panic, and what `validate()` accepts the engine accepts too.
+//!
 //! Case counts: 256 per property by default; `PROPTEST_CASES` for a longer run.
 
 use std::sync::Arc;
@@ -227,5 +231,141 @@ proptest! {
         }
         let fleet = s.fleet.lock().expect("fleet lock");
         prop_assert!(fleet.node_count() <= accepted, "{} nodes from {accepted} reports", fleet.node_count());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// AlertRule / AIAnalysis specs: durations and cron schedules as users write them.
+// ---------------------------------------------------------------------------------------
+
+use chrono::TimeZone;
+use fabricwatch_analytics::{aianalysis::debounce::next_run, rules::rule_spec};
+use fabricwatch_crds::{alert_rule::AlertRule, AlertRuleSpec, CronSchedule};
+
+/// Duration text: valid forms, near misses, overflow.
+fn duration_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "([0-9]{1,4}(\\.[0-9]{1,3})?(ms|s|m|h)){1,3}",
+        1 => "[0-9.]{0,25}(ms|s|m|h|d|us|)",
+        1 => Just("99999999999999999999h".to_string()),
+        1 => Just("1e400s".to_string()),
+        1 => "\\PC{0,16}",
+    ]
+}
+
+/// Cron text: five or six fields of numbers, ranges, steps, names, `L`, `W`, `#`, `?`.
+fn cron_text() -> impl Strategy<Value = String> {
+    let field = prop_oneof![
+        3 => "[0-9]{1,2}",
+        2 => Just("*".to_string()),
+        1 => "[0-9]{1,2}-[0-9]{1,2}(/[0-9]{1,3})?",
+        1 => "\\*/[0-9]{1,3}",
+        1 => "[0-9]{1,2}(,[0-9]{1,2}){1,4}",
+        1 => "(MON|SAT|JAN|FEB|L|[0-9]L|[0-9]W|LW|[0-7]#[0-9]|\\?)",
+        1 => "[0-9*/,#LW?-]{1,8}",
+    ];
+    prop_oneof![
+        6 => proptest::collection::vec(field, 5..=6).prop_map(|f| f.join(" ")),
+        1 => Just("0 0 30 2 *".to_string()),
+        1 => Just("0 0 31 4,6,9,11 *".to_string()),
+        1 => Just("0 0 29 2 *".to_string()),
+        1 => "\\PC{0,40}",
+    ]
+}
+
+fn yaml_string(s: &str) -> String {
+    serde_json::to_string(s).expect("string")
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// An AlertRule with any durations and maintenance windows: `rule_spec` accepts it
+    /// exactly when `validate()` does, its message is bounded, and every parsed window
+    /// answers `active` at any time without panicking.
+    #[test]
+    fn alert_rule_specs_with_any_durations_and_crons(
+        for_ in duration_text(),
+        cooldown in duration_text(),
+        windows in proptest::collection::vec((cron_text(), duration_text()), 0..3),
+        flap in proptest::option::of((duration_text(), duration_text())),
+        now_secs in -62_000_000_000i64..250_000_000_000,
+    ) {
+        let mut yaml = format!(
+            "targetRef: {{name: fabric}}\nmetric: ping_loss_percent\noperator: gt\nthreshold: 5\nfor: {}\ncooldown: {}\n",
+            yaml_string(&for_), yaml_string(&cooldown)
+        );
+        if !windows.is_empty() {
+            yaml.push_str("maintenanceWindows:\n");
+            for (cron, d) in &windows {
+                yaml.push_str(&format!("- {{schedule: {}, duration: {}}}\n", yaml_string(cron), yaml_string(d)));
+            }
+        }
+        if let Some((resolve_for, window)) = &flap {
+            yaml.push_str(&format!("flapDamping: {{resolveFor: {}, window: {}, maxTransitions: 4}}\n",
+                                   yaml_string(resolve_for), yaml_string(window)));
+        }
+        let spec: AlertRuleSpec = serde_yaml::from_str(&yaml).expect("the YAML is well-formed");
+        let valid = spec.validate().is_ok();
+        let mut rule = AlertRule::new("r", spec);
+        rule.metadata.namespace = Some("ns".into());
+        match rule_spec(&rule) {
+            Ok(r) => {
+                prop_assert!(valid, "rule_spec accepted what validate() refused");
+                let now = Utc.timestamp_opt(now_secs, 0).single().unwrap_or_else(Utc::now);
+                for w in &r.maintenance {
+                    let _ = w.active(now);
+                }
+            }
+            Err(e) => {
+                prop_assert!(!valid, "validate() accepted what rule_spec refused: {e}");
+                prop_assert!(e.len() <= 4096, "message of {} bytes", e.len());
+            }
+        }
+    }
+
+    /// An AIAnalysis schedule: the next run, when there is one, lies after the given time.
+    #[test]
+    fn ai_schedules_never_panic(cron in cron_text(), after_secs in -62_000_000_000i64..250_000_000_000) {
+        let after = Utc.timestamp_opt(after_secs, 0).single().unwrap_or_else(Utc::now);
+        let schedule = CronSchedule::new(cron);
+        if let Some(next) = next_run(&schedule, after) {
+            prop_assert!(next > after, "{next} is not after {after}");
+            prop_assert!(schedule.parse().is_ok());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The `Authorization` header of every request to analytics (agents, the fleet view):
+    /// a token is a non-empty run without whitespace taken from the header, and an error
+    /// never echoes the header; a ServiceAccount username splits into its two parts or none.
+    #[test]
+    fn authorization_headers_and_usernames(
+        header in proptest::option::of(prop_oneof![
+            "(Bearer|bearer|BEARER|Basic|) {0,3}[A-Za-z0-9._~+/=-]{0,40}( [a-z]{0,4})?",
+            "\\PC{0,60}",
+        ]),
+        username in prop_oneof!["system:serviceaccount:[a-z0-9:-]{0,20}", "\\PC{0,40}"],
+    ) {
+        use fabricwatch_common::auth::{bearer_token, Identity};
+        match bearer_token(header.as_deref()) {
+            Ok(token) => {
+                prop_assert!(!token.is_empty() && !token.contains(char::is_whitespace));
+                prop_assert!(header.as_deref().is_some_and(|h| h.contains(token)));
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                prop_assert!(msg.len() <= 200);
+                if let Some(h) = header.as_deref().map(str::trim).filter(|h| h.len() >= 12) {
+                    prop_assert!(!msg.contains(h), "the header echoed in {msg:?}");
+                }
+            }
+        }
+        if let Some((ns, name)) = Identity::parse_service_account(&username) {
+            prop_assert_eq!(format!("system:serviceaccount:{ns}:{name}"), username);
+        }
     }
 }

@@ -4,6 +4,11 @@
 //! must not panic, must keep bounded error text with secrets scrubbed, and must classify the
 //! answer.
 //!
+//! The same through the real senders (Slack, Telegram, webhook, Alertmanager) against a
+//! server in this process that answers generated statuses, headers and bodies of any size:
+//! one attempt ends in `Ok` or a bounded, scrubbed, classified error, and at most
+//! 16 KiB of a body is read.
+//!
 //! Case counts: 256 per property by default; `PROPTEST_CASES` for a longer run.
 
 use std::time::Duration;
@@ -78,5 +83,206 @@ proptest! {
         if let Some(d) = retry_after_body(&body) {
             prop_assert!(body.contains(&d.as_secs().to_string()));
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Real senders against a generated receiver.
+// ---------------------------------------------------------------------------------------
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use fabricwatch_notifier::batch::Batch;
+use fabricwatch_notifier::channel::Target;
+use fabricwatch_notifier::channels::{send_once, SendContext};
+use fabricwatch_proto::notify::{AlertStatus, NotificationRequest, SourceKind};
+use fabricwatch_proto::{ObjectRef, Severity};
+
+fn batch() -> Batch {
+    let alert = NotificationRequest {
+        schema_version: 1,
+        id: "id-1".into(),
+        source_kind: SourceKind::AlertRule,
+        source: ObjectRef {
+            namespace: "fabric".into(),
+            name: "high-loss".into(),
+        },
+        fingerprint: "fp-1".into(),
+        status: AlertStatus::Firing,
+        severity: Severity::Critical,
+        labels: BTreeMap::from([("alertname".to_owned(), "HighLoss".to_owned())]),
+        annotations: BTreeMap::new(),
+        value: Some(12.5),
+        starts_at: Utc
+            .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+            .single()
+            .expect("date"),
+        ends_at: None,
+    };
+    Batch {
+        receiver: "oncall".into(),
+        source_kind: SourceKind::AlertRule,
+        source: alert.source.clone(),
+        group_labels: BTreeMap::from([("alertname".to_owned(), "HighLoss".to_owned())]),
+        alerts: vec![alert],
+    }
+}
+
+/// Serves `head` + `body` to every request on 127.0.0.1 until the runtime ends; counts the
+/// body bytes the receiver managed to hand to the kernel.
+async fn receiver(head: String, body: Arc<Vec<u8>>, written: Arc<AtomicUsize>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let (head, body, written) = (head.clone(), body.clone(), written.clone());
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    if let Some(end) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let h = String::from_utf8_lossy(&req[..end]).to_ascii_lowercase();
+                        let len = h
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if req.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if s.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for chunk in body.chunks(64 * 1024) {
+                    if s.write_all(chunk).await.is_err() {
+                        return;
+                    }
+                    written.fetch_add(chunk.len(), Ordering::Relaxed);
+                }
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn target(kind: usize, base: &str) -> Target {
+    let url = SecretValue::new(format!("{base}/hooks/{SECRET}"));
+    match kind {
+        0 => Target::Slack { webhook_url: url },
+        1 => Target::Telegram {
+            bot_token: SecretValue::new(format!("123:{SECRET}")),
+            chat_id: "-100200300".into(),
+        },
+        2 => Target::Webhook {
+            url,
+            hmac_key: Some(SecretValue::new("k")),
+        },
+        _ => Target::Alertmanager {
+            url: SecretValue::new(base.to_string()),
+        },
+    }
+}
+
+/// One attempt against a receiver answering `head` + `body`; the result and the body bytes
+/// the receiver could write.
+fn attempt(
+    kind: usize,
+    head: String,
+    body: Vec<u8>,
+) -> (Result<(), fabricwatch_notifier::deliver::SendError>, usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let written = Arc::new(AtomicUsize::new(0));
+        let base = receiver(head, Arc::new(body), written.clone()).await;
+        let ctx = SendContext::new(
+            base.clone(),
+            "http://fabricwatch.example",
+            Duration::from_secs(3),
+        )
+        .expect("client");
+        let r = send_once(&ctx, &target(kind, &base), &batch()).await;
+        // Let the receiver's task notice the closed connection.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        (r, written.load(Ordering::Relaxed))
+    })
+}
+
+fn head(status: u16, headers: &[String], len: Option<usize>) -> String {
+    let mut h = format!("HTTP/1.1 {status} X\r\n");
+    for x in headers {
+        h.push_str(x);
+        h.push_str("\r\n");
+    }
+    if let Some(n) = len {
+        h.push_str(&format!("Content-Length: {n}\r\n"));
+    }
+    h.push_str("Connection: close\r\n\r\n");
+    h
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn senders_classify_any_answer_with_bounded_scrubbed_errors(
+        kind in 0usize..4,
+        status in prop_oneof![4 => Just(200u16), 1 => Just(204u16), 2 => Just(429u16), 2 => Just(400u16), 2 => Just(503u16), 2 => 100u16..1000],
+        headers in proptest::collection::vec(prop_oneof![
+            "Retry-After: [0-9]{0,12}",
+            "Retry-After: \\PC{0,30}",
+            "Content-Type: (application/json|text/plain)",
+            "[A-Za-z-]{1,12}: [ -~]{0,30}",
+        ], 0..3),
+        body in prop_oneof![
+            3 => body(),
+            // A receiver echoing the secret: the webhook path, the bot token.
+            1 => ("\\PC{0,100}", prop_oneof![Just(format!("/hooks/{SECRET}")), Just(format!("123:{SECRET}"))])
+                .prop_map(|(a, s)| format!("{a}{s}")),
+        ],
+        declared in prop_oneof![3 => Just(None), 1 => proptest::option::of(0usize..200_000)],
+    ) {
+        let len = declared.unwrap_or(body.len());
+        let (r, _) = attempt(kind, head(status, &headers, Some(len)), body.into_bytes());
+        if let Err(e) = r {
+            prop_assert!(e.message.chars().count() <= 300, "{} chars: {:?}", e.message.chars().count(), e.message);
+            // The scrubbed forms of this target's secret (the value, a URL's path), not any part.
+            let secret = match kind {
+                0 | 2 => format!("/hooks/{SECRET}"),
+                1 => format!("123:{SECRET}"),
+                _ => String::from("\u{0}never"),
+            };
+            prop_assert!(!e.message.contains(&secret), "secret in {:?}", e.message);
+        }
+    }
+}
+
+/// A receiver answering 32 MiB: the sender reads 16 KiB of it and drops the connection, so
+/// the receiver cannot write the rest (before, the whole body was read into memory and cut
+/// afterwards).
+#[test]
+fn a_huge_answer_is_not_read_to_the_end() {
+    const BODY: usize = 32 << 20;
+    for (status, kind) in [(500u16, 0usize), (200, 2)] {
+        let (r, written) = attempt(kind, head(status, &[], Some(BODY)), vec![b'e'; BODY]);
+        assert_eq!(r.is_ok(), status == 200, "{r:?}");
+        assert!(
+            written < BODY / 2,
+            "the receiver wrote {written} of {BODY} bytes"
+        );
     }
 }

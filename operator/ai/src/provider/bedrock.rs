@@ -22,7 +22,7 @@ use aws_sdk_bedrockruntime::Client;
 
 use super::{
     AttemptError, ChatProvider, ChatRequest, ChatResponse, FailureReason, ProviderConfig,
-    ProviderCredentials, ProviderFailure,
+    ProviderCredentials, ProviderFailure, MAX_RESPONSE_BYTES,
 };
 
 /// A Bedrock Converse client for one model.
@@ -121,6 +121,15 @@ impl ChatProvider for BedrockProvider {
                 .join(""),
             _ => String::new(),
         };
+        // The SDK has read the whole body already (it offers no size limit); what is kept is
+        // bounded as the OpenAI client bounds the body.
+        if text.len() > MAX_RESPONSE_BYTES {
+            return Err(AttemptError {
+                reason: FailureReason::InvalidResponse,
+                message: format!("answer longer than {MAX_RESPONSE_BYTES} bytes"),
+                status: None,
+            });
+        }
         let usage = out.usage();
         Ok(ChatResponse {
             text,

@@ -20,6 +20,11 @@ pub use openai::OpenAiProvider;
 
 /// Hard upper bound on attempts per call.
 pub const MAX_ATTEMPTS: u32 = 3;
+/// Largest provider answer accepted, in bytes (`InvalidResponse` beyond). An answer is at
+/// most `spec.provider.maxTokens` tokens (at most 32,768 by the CRD schema), a few bytes each,
+/// and JSON escaping at most sextuples a character (`\u0000`): 32,768 × 4 × 6 ≈ 768 KiB of
+/// text plus the envelope; 4 MiB leaves room for providers that add metadata.
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
 /// `spec.provider.type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use fabricwatch_common::http_body::read_limited;
+
 use super::{
     AttemptError, ChatProvider, ChatRequest, ChatResponse, FailureReason, ProviderConfig,
-    ProviderCredentials, ProviderFailure, ProviderKind, SecretString,
+    ProviderCredentials, ProviderFailure, ProviderKind, SecretString, MAX_RESPONSE_BYTES,
 };
 
 /// Default base URL for `openai`.
@@ -116,7 +118,8 @@ impl OpenAiProvider {
     /// Sends `request` with the API key as `Authorization: Bearer` (when one is set) and
     /// returns the status and body of a 2xx answer. Any other status is an error with the
     /// status's reason and the message `{context}HTTP {status}: ` followed by the first 300
-    /// characters of the body.
+    /// characters of the body; a body over [`MAX_RESPONSE_BYTES`] is `InvalidResponse` (the
+    /// rest is not read).
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
@@ -129,7 +132,11 @@ impl OpenAiProvider {
         let resp = request.send().await.map_err(transport)?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
-            let detail = resp.text().await.unwrap_or_default();
+            // 300 characters are quoted: 4 bytes each at most.
+            let detail = read_limited(resp, 1200)
+                .await
+                .map(|(b, _)| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
             return Err(AttemptError {
                 reason: FailureReason::from_status(status),
                 message: format!(
@@ -139,8 +146,17 @@ impl OpenAiProvider {
                 status: Some(status),
             });
         }
-        let bytes = resp.bytes().await.map_err(transport)?;
-        Ok((status, bytes.into()))
+        let (bytes, longer) = read_limited(resp, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(transport)?;
+        if longer {
+            return Err(AttemptError {
+                reason: FailureReason::InvalidResponse,
+                message: format!("{context}answer longer than {MAX_RESPONSE_BYTES} bytes"),
+                status: Some(status),
+            });
+        }
+        Ok((status, bytes))
     }
 }
 
@@ -207,15 +223,11 @@ impl OpenAiProvider {
         let (status, bytes) = self
             .send(self.http.get(&self.models_url), "GET /models: ")
             .await?;
-        // A model list is small; a reply that is not one is cut at 1 MiB.
-        let wire: WireModels =
-            serde_json::from_slice(&bytes[..bytes.len().min(1 << 20)]).map_err(|e| {
-                AttemptError {
-                    reason: FailureReason::InvalidResponse,
-                    message: format!("GET /models: not a model list: {e}"),
-                    status: Some(status),
-                }
-            })?;
+        let wire: WireModels = serde_json::from_slice(&bytes).map_err(|e| AttemptError {
+            reason: FailureReason::InvalidResponse,
+            message: format!("GET /models: not a model list: {e}"),
+            status: Some(status),
+        })?;
         let n = wire.data.len();
         if n > 0 && !wire.data.iter().any(|m| m.id == self.model) {
             return Err(AttemptError {

@@ -124,11 +124,11 @@ pub(crate) async fn post_json(
         .map_err(|e| SendError::from_reqwest(e, scrub))?;
     let status = resp.status();
     let retry_after = retry_after_header(resp.headers());
-    let bytes = resp
-        .bytes()
+    // A receiver may answer with a body of any size; the rest is never read.
+    let (bytes, _) = fabricwatch_common::http_body::read_limited(resp, MAX_ANSWER_BYTES)
         .await
         .map_err(|e| SendError::from_reqwest(e, scrub))?;
-    let body = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_ANSWER_BYTES)]).into_owned();
+    let body = String::from_utf8_lossy(&bytes).into_owned();
     if status.is_success() || accept(status) {
         Ok(Answer {
             status,
