@@ -106,11 +106,6 @@ async fn spec_change_reconciled(ns: &TestNamespace, timeout: &str) -> Result<Dur
     Ok(t0.elapsed())
 }
 
-// Not yet in `e2e/test-all`: when the kube-apiserver had to be SIGKILLed (it did not drain
-// within 10 s), the leading controller did not reconcile a spec change for over 180 s after it
-// came back (both such runs); a drained restart passed. Run it by hand until that is fixed:
-// `FABRICWATCH_E2E=1 cargo test -p fabricwatch-tests --test fault_control_plane -- --ignored --nocapture`
-#[ignore = "the controller can stall after a kube-apiserver restart; see the comment above"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apiserver_and_etcd_restarts_lose_no_status() -> Result<()> {
     let cluster = require_cluster!();
