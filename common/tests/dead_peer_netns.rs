@@ -75,6 +75,12 @@ fn in_netns<T: Send + 'static>(
     })
 }
 
+/// The client under test, for the server at `url`.
+fn client(url: &str) -> Result<kube::Client, String> {
+    let uri = url.parse().map_err(|e| format!("url: {e}"))?;
+    from_config(Config::new(uri), PoolLimits::default()).map_err(|e| format!("client: {e}"))
+}
+
 /// The namespaces, the server running in `b`, and a client in `a` whose first request has
 /// succeeded (its connection is now pooled); then `b` drops everything sent to the server.
 struct Setup {
@@ -137,10 +143,7 @@ fn a_request_on_a_silently_dead_connection_fails_within_the_user_timeout() {
     // opened it.
     let (outcome, took) = in_netns(setup.pair.a.clone(), move || {
         Box::pin(async move {
-            let client = match url.parse().map_err(|e| format!("url: {e}")).and_then(|u| {
-                from_config(Config::new(u), PoolLimits::default())
-                    .map_err(|e| format!("client: {e}"))
-            }) {
+            let client = match client(&url) {
                 Ok(c) => c,
                 Err(e) => return (Err(e), Duration::ZERO),
             };
@@ -181,10 +184,7 @@ fn an_idle_watch_on_a_silently_dead_connection_fails_by_keepalive() {
     let silence = setup.silencer();
     let (outcome, took) = in_netns(setup.pair.a.clone(), move || {
         Box::pin(async move {
-            let client = match url.parse().map_err(|e| format!("url: {e}")).and_then(|u| {
-                from_config(Config::new(u), PoolLimits::default())
-                    .map_err(|e| format!("client: {e}"))
-            }) {
+            let client = match client(&url) {
                 Ok(c) => c,
                 Err(e) => return (Err(e), Duration::ZERO),
             };
