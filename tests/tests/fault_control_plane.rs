@@ -107,7 +107,7 @@ async fn spec_change_reconciled(ns: &TestNamespace, timeout: &str) -> Result<Dur
 }
 
 // Not in `e2e/test-all` yet: after a long kube-apiserver outage the controller can take
-// minutes to see a change (3 of 4 SIGKILL runs passed, the one in the full suite did not).
+// minutes to see a change (2 of 5 SIGKILL runs passed; the last, in the full suite, did not).
 // Its logs show why: every trigger watch gets a 410 Gone once the API is back, and kube's
 // Controller backs off the whole merged trigger stream after each error, at the 30 s maximum
 // the outage's connection errors drove it to, so the watches' 410s are taken one per 30 s.
